@@ -1,0 +1,63 @@
+"""artfs: versioned, immutable ML artifacts you can mount.
+
+::
+
+    import artfs
+
+    artifact = artfs.Artifact("mnist", type="dataset", aliases=["production"])
+    artifact.add("data/")                       # a directory, recursively
+    logged = artfs.log_artifact(artifact)       # -> LoggedArtifact, e.g. v3
+    artfs.get_artifact("mnist:production").download("input/")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from artfs.errors import (
+    ArtfsError,
+    Conflict,
+    Corrupt,
+    DigestMismatch,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Transient,
+    Unauthorized,
+)
+from artfs.sdk.artifact import Artifact
+from artfs.sdk.client import Client
+from artfs.sdk.logged import LoggedArtifact, LoggedAsset
+
+__all__ = [
+    "ArtfsError",
+    "Artifact",
+    "Client",
+    "Conflict",
+    "Corrupt",
+    "DigestMismatch",
+    "Forbidden",
+    "InvalidInput",
+    "LoggedArtifact",
+    "LoggedAsset",
+    "NotFound",
+    "TooLarge",
+    "Transient",
+    "Unauthorized",
+    "get_artifact",
+    "log_artifact",
+]
+
+
+def log_artifact(artifact: Artifact, force: bool = False, **client_options: Any) -> LoggedArtifact:
+    """Log ``artifact`` with a client configured from the environment (``ARTFS_URL`` …)."""
+    with Client(**client_options) as client:
+        return client.log_artifact(artifact, force=force)
+
+
+def get_artifact(name: str, version: str | None = None, **client_options: Any) -> LoggedArtifact:
+    """``get_artifact("model:production")`` or ``get_artifact("model", "v3")``."""
+    return Client(**client_options).get_artifact(name, version)

@@ -1,0 +1,3 @@
+from artfs.cli.main import main
+
+main()

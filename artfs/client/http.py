@@ -1,0 +1,264 @@
+"""``RegistryClient``: one method per registry API call, over a pooled ``requests`` session.
+
+Errors are translated where they enter: a JSON error body becomes the domain
+exception of its ``code``; connection failures, timeouts and 5xx answers become
+``Transient``. Connection failures and 502/503/504 are retried with backoff by
+urllib3 for the calls that are safe to repeat (every GET/HEAD/PUT/DELETE here is;
+blob PUTs are content-addressed). This module is blocking: the mount calls it
+from worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from artfs.config import ClientConfig
+from artfs.errors import ArtfsError, Transient, error_for_code
+
+__all__ = ["RegistryClient"]
+
+JSON = dict[str, Any]
+#: Entries per manifest request: large enough to make 100,000 files ~10 requests.
+MANIFEST_BATCH = 10_000
+PAGE = 10_000
+
+
+class _BigBlockAdapter(HTTPAdapter):
+    """Sends request bodies in 1 MiB writes instead of http.client's 16 KiB."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = 1 << 20
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        pool_size: int = 32,
+        retries: int = 5,
+        timeout: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.session = requests.Session()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=2,
+            status=retries,
+            backoff_factor=0.2,
+            backoff_max=5,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
+            raise_on_status=False,
+        )
+        adapter = _BigBlockAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        if config.token:
+            self.session.headers["Authorization"] = f"Bearer {config.token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    def _url(self, path: str) -> str:
+        return f"{self.config.url}/api/v1/projects/{_q(self.project)}{path}"
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise Transient(f"cannot reach the registry at {self.config.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
+        result: JSON = self._request(method, self._url(path), **kwargs).json()
+        return result
+
+    # -- artifacts ----------------------------------------------------------
+
+    def health(self) -> None:
+        self._request("GET", f"{self.config.url}/healthz", timeout=5)
+
+    def list_artifacts(self) -> Iterator[JSON]:
+        yield from self._pages("/artifacts", "artifacts")
+
+    def get_artifact(self, name: str) -> JSON:
+        return self._json("GET", f"/artifacts/{_q(name)}")
+
+    def create_artifact(
+        self, name: str, type_: str, description: str = "", metadata: JSON | None = None
+    ) -> JSON:
+        body = {"name": name, "type": type_, "description": description, "metadata": metadata or {}}
+        return self._json("POST", "/artifacts", json=body)
+
+    def update_artifact(
+        self, name: str, description: str | None = None, metadata: JSON | None = None
+    ) -> JSON:
+        return self._json(
+            "PATCH",
+            f"/artifacts/{_q(name)}",
+            json={"description": description, "metadata": metadata},
+        )
+
+    # -- versions -----------------------------------------------------------
+
+    def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[JSON]:
+        params = {"include_deleted": "true"} if include_deleted else {}
+        yield from self._pages(f"/artifacts/{_q(name)}/versions", "versions", params)
+
+    def get_version(self, name: str, ref: str) -> JSON:
+        return self._json("GET", f"/artifacts/{_q(name)}/versions/{_q(ref)}")
+
+    def update_version(
+        self, name: str, ref: str, description: str | None = None, metadata: JSON | None = None
+    ) -> JSON:
+        return self._json(
+            "PATCH",
+            f"/artifacts/{_q(name)}/versions/{_q(ref)}",
+            json={"description": description, "metadata": metadata},
+        )
+
+    def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> JSON:
+        return self._json(
+            "DELETE",
+            f"/artifacts/{_q(name)}/versions/{_q(ref)}",
+            params={"delete_aliases": str(delete_aliases).lower()},
+        )
+
+    def list_files(self, name: str, ref: str, prefix: str | None = None) -> Iterator[JSON]:
+        """Every file entry of a version, in path order, a page of 10,000 per request."""
+        params = {"prefix": prefix} if prefix else {}
+        yield from self._pages(f"/artifacts/{_q(name)}/versions/{_q(ref)}/files", "files", params)
+
+    def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> Iterator[JSON]:
+        query: dict[str, Any] = {**(params or {}), "limit": PAGE}
+        while True:
+            page = self._json("GET", path, params=query)
+            yield from page[key]
+            if not page.get("next_cursor"):
+                return
+            query["cursor"] = page["next_cursor"]
+
+    # -- uploads ------------------------------------------------------------
+
+    def start_upload(self, name: str, body: JSON, entries: list[JSON]) -> tuple[str, set[str]]:
+        """Create a PENDING version with its manifest; returns its id and the missing blobs."""
+        first, rest = entries[:MANIFEST_BATCH], entries[MANIFEST_BATCH:]
+        answer = self._json("POST", f"/artifacts/{_q(name)}/uploads", json={**body, "files": first})
+        upload_id: str = answer["upload_id"]
+        missing = set(answer["missing"])
+        for start in range(0, len(rest), MANIFEST_BATCH):
+            more = self._json(
+                "POST",
+                f"/uploads/{upload_id}/files",
+                json={"files": rest[start : start + MANIFEST_BATCH]},
+            )
+            missing.update(more["missing"])
+        return upload_id, missing
+
+    def commit_upload(
+        self,
+        upload_id: str,
+        aliases: list[str],
+        tags: list[str],
+        alias_expect: dict[str, str | None] | None = None,
+        force: bool = False,
+    ) -> JSON:
+        body = {
+            "aliases": aliases,
+            "tags": tags,
+            "alias_expect": alias_expect or {},
+            "force": force,
+        }
+        return self._json("POST", f"/uploads/{upload_id}/commit", json=body)
+
+    def abort_upload(self, upload_id: str) -> None:
+        self._request("DELETE", self._url(f"/uploads/{upload_id}"))
+
+    def missing_blobs(self, digests: list[str]) -> set[str]:
+        missing: set[str] = set()
+        for start in range(0, len(digests), MANIFEST_BATCH):
+            answer = self._json(
+                "POST", "/blobs/missing", json={"digests": digests[start : start + MANIFEST_BATCH]}
+            )
+            missing.update(answer["missing"])
+        return missing
+
+    # -- aliases and tags ---------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> JSON:
+        return self._json(
+            "PUT",
+            f"/artifacts/{_q(name)}/aliases/{_q(alias)}",
+            json={"version": ref, "expect": expect, "check_expect": check_expect},
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", self._url(f"/artifacts/{_q(name)}/aliases/{_q(alias)}"))
+
+    def add_tag(self, name: str, ref: str, tag: str) -> JSON:
+        return self._json("PUT", f"/artifacts/{_q(name)}/versions/{_q(ref)}/tags/{_q(tag)}")
+
+    def remove_tag(self, name: str, ref: str, tag: str) -> JSON:
+        return self._json("DELETE", f"/artifacts/{_q(name)}/versions/{_q(ref)}/tags/{_q(tag)}")
+
+    # -- blobs --------------------------------------------------------------
+
+    def upload_blob(self, digest: str, body: BinaryIO | bytes, size: int) -> None:
+        self._request(
+            "PUT",
+            self._url(f"/blobs/{digest}"),
+            data=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+
+    def open_blob(self, digest: str, start: int = 0, end: int | None = None) -> requests.Response:
+        """A streaming response for bytes ``[start, end)`` of a blob (the whole rest if no end)."""
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        return self._request("GET", self._url(f"/blobs/{digest}"), headers=headers, stream=True)
+
+    def blob_chunks(self, digest: str) -> JSON:
+        return self._json("GET", f"/blobs/{digest}/chunks")
+
+    # -- admin --------------------------------------------------------------
+
+    def gc(self, dry_run: bool = False) -> JSON:
+        result: JSON = self._request(
+            "POST", f"{self.config.url}/api/v1/admin/gc", params={"dry_run": str(dry_run).lower()}
+        ).json()
+        return result
+
+
+def _error_from(response: requests.Response) -> ArtfsError:
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "error", f"HTTP {response.status_code} from {response.url}"
+    if response.status_code >= 500 and code in ("error", "internal", "http_error"):
+        return Transient(f"registry error ({response.status_code}): {message}")
+    return error_for_code(code, message)

@@ -1,0 +1,183 @@
+"""Moving bytes: hashing local files, uploading blobs and downloading them, in parallel.
+
+Every transfer streams in blocks (never a whole file in memory), is retried on
+``Transient`` errors with backoff, and is verified: an upload is checked by the
+server against its digest; a download is hashed on arrival and renamed into
+place only when it matches. An interrupted download leaves a ``.artfs-part``
+file that the next attempt continues from, with a ``Range`` request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from tqdm import tqdm
+
+from artfs.client.http import RegistryClient
+from artfs.digests import hash_file
+from artfs.errors import Corrupt, Transient
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "BlobSource",
+    "Progress",
+    "fetch_blob",
+    "hash_paths",
+    "parallel",
+    "upload_blobs",
+]
+
+DEFAULT_WORKERS = 8
+ATTEMPTS = 5
+READ_BLOCK = 1 << 20
+#: Below this many bytes a transfer is over too soon for a progress bar to help.
+PROGRESS_THRESHOLD = 4 << 20
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Progress:
+    """A byte counter that draws a bar only on a terminal and only for big transfers."""
+
+    def __init__(self, total: int, description: str, enabled: bool | None = None) -> None:
+        show = sys.stderr.isatty() if enabled is None else enabled
+        self._bar = (
+            tqdm(total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024)
+            if show and total >= PROGRESS_THRESHOLD
+            else None
+        )
+
+    def update(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def parallel(
+    function: Callable[[T], R], items: Iterable[T], workers: int = DEFAULT_WORKERS
+) -> list[R]:
+    """``map`` on a thread pool; the first failure is raised once the others are done."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))
+
+
+def _retrying(action: Callable[[], R], what: str) -> R:
+    delay = 0.2
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return action()
+        except Transient:
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError(f"unreachable: {what}")
+
+
+def hash_paths(paths: Sequence[Path], workers: int = DEFAULT_WORKERS) -> list[tuple[str, int]]:
+    """sha256 and size of each file; hashlib releases the GIL, so threads run in parallel."""
+
+    def one(path: Path) -> tuple[str, int]:
+        with open(path, "rb") as stream:
+            return hash_file(stream)
+
+    return parallel(one, paths, workers)
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    digest: str
+    size: int
+    path: Path
+
+
+def upload_blobs(
+    client: RegistryClient,
+    sources: Sequence[BlobSource],
+    progress: Progress | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> int:
+    """Upload each blob from its local file; returns the bytes sent."""
+
+    def one(source: BlobSource) -> int:
+        def attempt() -> int:
+            with open(source.path, "rb") as stream:
+                client.upload_blob(source.digest, stream, source.size)
+            return source.size
+
+        sent = _retrying(attempt, f"upload of {source.path}")
+        if progress is not None:
+            progress.update(sent)
+        return sent
+
+    # Big blobs first: the pool stays busy to the end instead of waiting on one straggler.
+    ordered = sorted(sources, key=lambda source: source.size, reverse=True)
+    return sum(parallel(one, ordered, workers))
+
+
+def part_path(target: Path, digest: str) -> Path:
+    return target.with_name(f".{target.name}.{digest[:16]}.artfs-part")
+
+
+def fetch_blob(
+    client: RegistryClient,
+    digest: str,
+    size: int,
+    target: Path,
+    progress: Progress | None = None,
+) -> None:
+    """Download a blob to ``target``, resuming a previous partial download, verified."""
+    part = part_path(target, digest)
+
+    def attempt() -> None:
+        hasher = hashlib.sha256()
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:
+            part.unlink()
+            have = 0
+        if have:
+            with open(part, "rb") as existing:
+                for block in iter(lambda: existing.read(READ_BLOCK), b""):
+                    hasher.update(block)
+        with open(part, "ab") as out:
+            if have < size:
+                try:
+                    with client.open_blob(digest, have) as response:
+                        for block in response.iter_content(READ_BLOCK):
+                            hasher.update(block)
+                            out.write(block)
+                            if progress is not None:
+                                progress.update(len(block))
+                except requests.RequestException as exc:
+                    raise Transient(f"download of {digest} was cut off: {exc}") from exc
+            out.flush()
+            os.fsync(out.fileno())
+        if hasher.hexdigest() != digest or part.stat().st_size != size:
+            part.unlink()
+            raise Corrupt(f"downloaded bytes of {target.name} do not match digest {digest}")
+        os.replace(part, target)
+
+    try:
+        _retrying(attempt, f"download of {target}")
+    except Corrupt:
+        # A stale or damaged part file: one clean attempt from the first byte.
+        _retrying(attempt, f"download of {target}")

@@ -1,0 +1,69 @@
+"""Where the CLI, SDK and mount find the registry: flags, then environment, then a file.
+
+The file is ``$XDG_CONFIG_HOME/artfs/config.toml`` (``url``, ``project``,
+``token``). Tokens are read, never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from artfs.errors import InvalidInput
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_URL",
+    "ClientConfig",
+    "config_file",
+    "resolve_config",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+def config_file() -> Path:
+    return Path(platformdirs.user_config_dir("artfs")) / "config.toml"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    url: str
+    project: str
+    token: str | None
+
+    def __repr__(self) -> str:  # never show the token
+        shown = "***" if self.token else None
+        return f"ClientConfig(url={self.url!r}, project={self.project!r}, token={shown})"
+
+
+def _file_settings() -> dict[str, Any]:
+    path = config_file()
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
+
+
+def resolve_config(
+    url: str | None = None, project: str | None = None, token: str | None = None
+) -> ClientConfig:
+    from_file = _file_settings()
+    resolved_url = url or os.environ.get("ARTFS_URL") or from_file.get("url") or DEFAULT_URL
+    if not str(resolved_url).startswith(("http://", "https://")):
+        raise InvalidInput(f"registry URL {resolved_url!r} must start with http:// or https://")
+    return ClientConfig(
+        url=str(resolved_url).rstrip("/"),
+        project=project or os.environ.get("ARTFS_PROJECT") or from_file.get("project") or "default",
+        token=token or os.environ.get("ARTFS_TOKEN") or from_file.get("token"),
+    )

@@ -1,0 +1,93 @@
+"""Content digests: whole-blob sha256, per-chunk sha256, and version digests.
+
+A blob is identified by the sha256 of its bytes. When a blob is stored, the
+sha256 of every ``CHUNK_SIZE`` slice is recorded too, so that a reader that
+fetched only some ranges can still verify every byte it hands out. A version's
+digest is the sha256 over its sorted manifest, so identical content gives an
+identical digest whatever order the files were added in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from artfs.errors import InvalidInput
+
+__all__ = [
+    "CHUNK_SIZE",
+    "BlobHasher",
+    "check_digest",
+    "hash_file",
+    "version_digest",
+]
+
+#: Granularity of per-chunk digests, and so of verified partial reads.
+CHUNK_SIZE = 1 << 20
+
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def check_digest(value: object) -> str:
+    if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
+        raise InvalidInput(f"invalid sha256 digest {value!r}: expected 64 lowercase hex digits")
+    return value
+
+
+@dataclass
+class BlobHasher:
+    """Hashes a stream fed in arbitrary pieces, whole and per chunk, in one pass."""
+
+    chunk_size: int = CHUNK_SIZE
+    size: int = 0
+    chunk_digests: list[bytes] = field(default_factory=list)
+    _whole: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _chunk: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _chunk_fill: int = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self._whole.update(view)
+        self.size += len(view)
+        while view:
+            take = min(len(view), self.chunk_size - self._chunk_fill)
+            self._chunk.update(view[:take])
+            self._chunk_fill += take
+            view = view[take:]
+            if self._chunk_fill == self.chunk_size:
+                self.chunk_digests.append(self._chunk.digest())
+                self._chunk = hashlib.sha256()
+                self._chunk_fill = 0
+
+    def finish(self) -> str:
+        """Close the last partial chunk and return the whole digest (hex)."""
+        if self._chunk_fill:
+            self.chunk_digests.append(self._chunk.digest())
+            self._chunk = hashlib.sha256()
+            self._chunk_fill = 0
+        return self._whole.hexdigest()
+
+
+def hash_file(stream: BinaryIO, block_size: int = 4 << 20) -> tuple[str, int]:
+    """sha256 (hex) and size of a stream, read in blocks: never whole in memory."""
+    hasher = hashlib.sha256()
+    size = 0
+    buffer = bytearray(block_size)
+    view = memoryview(buffer)
+    while True:
+        got = stream.readinto(view)  # type: ignore[attr-defined]
+        if not got:
+            return hasher.hexdigest(), size
+        hasher.update(view[:got])
+        size += got
+
+
+def version_digest(entries: Iterable[tuple[str, str, int]]) -> str:
+    """Digest of a manifest given as (path, digest-or-uri, size), in any order."""
+    hasher = hashlib.sha256()
+    for path, digest, size in sorted(entries):
+        hasher.update(f"{path}\x00{digest}\x00{size}\n".encode())
+    return hasher.hexdigest()

@@ -1,0 +1,109 @@
+"""The domain exception tree, shared by the server, the client, the SDK and the mount.
+
+::
+
+    ArtfsError
+     ├── InvalidInput          bad name, path, metadata, JSON, range …      (400)
+     │    └── DigestMismatch   uploaded bytes do not hash to the claimed digest
+     ├── Unauthorized          no or invalid token                          (401)
+     ├── Forbidden             token lacks the scope                        (403)
+     ├── NotFound              no such project, artifact, version, blob …   (404)
+     ├── Conflict              alias CAS lost, label taken, state wrong …   (409)
+     ├── TooLarge              metadata or a request body over its limit    (413)
+     ├── Corrupt               bytes received or cached fail verification
+     ├── ReadOnly              a write where only reading is allowed
+     ├── NoSpace               local disk full
+     └── Transient             server unreachable, 5xx, timeout: worth a retry
+
+Each class carries a stable ``code`` string; the server sends it in its JSON
+errors and the client turns it back into the same class, so a caller catches
+``NotFound`` whether the lookup was local or remote. HTTP statuses are mapped in
+``artfs.server.errors``, errnos in ``artfs.fs.errors``: one table each.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtfsError",
+    "Conflict",
+    "Corrupt",
+    "DigestMismatch",
+    "Forbidden",
+    "InvalidInput",
+    "NoSpace",
+    "NotFound",
+    "ReadOnly",
+    "TooLarge",
+    "Transient",
+    "Unauthorized",
+    "error_for_code",
+]
+
+
+class ArtfsError(Exception):
+    """Base of every error artfs raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ArtfsError):
+    code = "invalid_input"
+
+
+class DigestMismatch(InvalidInput):
+    code = "digest_mismatch"
+
+
+class Unauthorized(ArtfsError):
+    code = "unauthorized"
+
+
+class Forbidden(ArtfsError):
+    code = "forbidden"
+
+
+class NotFound(ArtfsError):
+    code = "not_found"
+
+
+class Conflict(ArtfsError):
+    code = "conflict"
+
+
+class TooLarge(ArtfsError):
+    code = "too_large"
+
+
+class Corrupt(ArtfsError):
+    code = "corrupt"
+
+
+class ReadOnly(ArtfsError):
+    code = "read_only"
+
+
+class NoSpace(ArtfsError):
+    code = "no_space"
+
+
+class Transient(ArtfsError):
+    code = "transient"
+
+
+def _all_subclasses(cls: type[ArtfsError]) -> list[type[ArtfsError]]:
+    found: list[type[ArtfsError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+_BY_CODE: dict[str, type[ArtfsError]] = {c.code: c for c in _all_subclasses(ArtfsError)}
+
+
+def error_for_code(code: str, message: str) -> ArtfsError:
+    """Rebuild the exception a peer reported by its ``code``; unknown codes stay generic."""
+    return _BY_CODE.get(code, ArtfsError)(message)

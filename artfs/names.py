@@ -1,0 +1,154 @@
+"""Validation of every name, label, path and metadata value a user can give.
+
+The same rules run in the SDK (to fail before any network call), on the server
+(the authority) and on download (so that a hostile manifest cannot make a
+client write outside its target). Each check raises ``InvalidInput`` or
+``TooLarge`` with a message that names the offending value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import semver
+
+from artfs.errors import InvalidInput, TooLarge
+
+__all__ = [
+    "MAX_LOGICAL_PATH_BYTES",
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_KEYS",
+    "VersionRef",
+    "check_alias",
+    "check_logical_path",
+    "check_metadata",
+    "check_name",
+    "check_semver",
+    "check_tag",
+    "check_type",
+    "is_semver",
+    "parse_version_ref",
+]
+
+MAX_NAME_CHARS = 100
+MAX_LOGICAL_PATH_BYTES = 4096
+MAX_METADATA_KEYS = 100
+MAX_METADATA_BYTES = 1 << 20
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+_VERSION_ID_RE = re.compile(r"v(\d+)")
+
+
+def _check_charset(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
+    if not _NAME_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid {what} {value!r}: use 1-{MAX_NAME_CHARS} letters, digits, '_', '-' or '.'"
+        )
+    if value.startswith("."):
+        raise InvalidInput(f"invalid {what} {value!r}: may not start with '.'")
+    return value
+
+
+def check_name(value: object) -> str:
+    """An artifact or project name."""
+    return _check_charset(value, "name")
+
+
+def check_type(value: object) -> str:
+    return _check_charset(value, "type")
+
+
+def check_tag(value: object) -> str:
+    return _check_charset(value, "tag")
+
+
+def is_semver(value: str) -> bool:
+    return bool(semver.Version.is_valid(value))
+
+
+def check_semver(value: object) -> str:
+    if not isinstance(value, str) or not is_semver(value):
+        raise InvalidInput(f"invalid semantic version {value!r}: expected e.g. 1.2.0")
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidInput(f"semantic version {value!r} is longer than {MAX_NAME_CHARS} chars")
+    return value
+
+
+def check_alias(value: object) -> str:
+    alias = _check_charset(value, "alias")
+    if _VERSION_ID_RE.fullmatch(alias):
+        raise InvalidInput(f"invalid alias {alias!r}: looks like a version id")
+    if is_semver(alias):
+        raise InvalidInput(f"invalid alias {alias!r}: looks like a semantic version")
+    return alias
+
+
+def check_logical_path(value: object) -> str:
+    """A relative, '/'-separated path that cannot escape the directory it lands in."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"logical path must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidInput("logical path is empty")
+    if "\x00" in value:
+        raise InvalidInput(f"logical path {value!r} contains NUL")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"logical path {value!r} is not valid UTF-8") from exc
+    if len(encoded) > MAX_LOGICAL_PATH_BYTES:
+        raise InvalidInput(f"logical path is longer than {MAX_LOGICAL_PATH_BYTES} bytes")
+    if value.startswith("/"):
+        raise InvalidInput(f"logical path {value!r} is absolute")
+    for segment in value.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidInput(f"logical path {value!r} has an empty, '.' or '..' segment")
+        if len(segment.encode("utf-8")) > 255:
+            raise InvalidInput(f"logical path {value!r} has a segment over 255 bytes")
+    return value
+
+
+def check_metadata(value: object, what: str = "metadata") -> dict[str, Any]:
+    """A JSON object of at most 100 top-level keys and 1 MiB encoded."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
+    if len(value) > MAX_METADATA_KEYS:
+        raise TooLarge(f"{what} has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed")
+    try:
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} is not JSON-encodable: {exc}") from exc
+    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
+        raise TooLarge(f"{what} is larger than {MAX_METADATA_BYTES} bytes encoded")
+    return value
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """How a user named a version: ``v3``, a semver label ``1.2.0`` or an alias."""
+
+    kind: Literal["number", "semver", "alias"]
+    value: str
+
+    @property
+    def number(self) -> int:
+        return int(self.value[1:])
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_version_ref(value: object) -> VersionRef:
+    if not isinstance(value, str):
+        raise InvalidInput(f"version must be a string, got {type(value).__name__}")
+    if _VERSION_ID_RE.fullmatch(value):
+        if int(value[1:]) < 1:
+            raise InvalidInput(f"invalid version id {value!r}: versions start at v1")
+        return VersionRef("number", value)
+    if is_semver(value):
+        return VersionRef("semver", value)
+    return VersionRef("alias", check_alias(value))

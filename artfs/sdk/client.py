@@ -1,0 +1,142 @@
+"""``Client``: log artifacts and get them back (``log_artifact`` / ``get_artifact``).
+
+Logging is the two-step create of the registry: hash the files (in parallel),
+create a PENDING version with the whole manifest (in batches, not a request per
+file), upload only the blobs the server lacks (in parallel, streamed), then
+commit. If anything fails after the PENDING version exists it is aborted, so
+nothing half-made lingers; logging again re-uploads only what is still missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from artfs import __version__, names
+from artfs.client.http import RegistryClient
+from artfs.client.transfer import BlobSource, Progress, hash_paths, upload_blobs
+from artfs.config import resolve_config
+from artfs.errors import ArtfsError, InvalidInput
+from artfs.sdk.artifact import Artifact
+from artfs.sdk.logged import LoggedArtifact
+
+__all__ = ["Client", "split_ref"]
+
+
+def split_ref(ref: str, version: str | None = None) -> tuple[str, str]:
+    """``"name:v3"`` → (``name``, ``v3``); no version means ``latest``."""
+    name, sep, tail = ref.partition(":")
+    if sep and version is not None:
+        raise InvalidInput(f"give the version either in {ref!r} or separately, not both")
+    chosen = tail if sep else (version or "latest")
+    names.check_name(name)
+    names.parse_version_ref(chosen)
+    return name, chosen
+
+
+def default_source() -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "client": f"artfs-sdk/{__version__}",
+    }
+    if run := os.environ.get("ARTFS_RUN"):
+        source["run"] = run
+    return source
+
+
+class Client:
+    def __init__(
+        self,
+        url: str | None = None,
+        project: str | None = None,
+        token: str | None = None,
+        workers: int = 8,
+    ) -> None:
+        config = resolve_config(url, project, token)
+        names.check_name(config.project)
+        self.registry = RegistryClient(config, pool_size=max(workers * 2, 8))
+        self.workers = workers
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- reading ------------------------------------------------------------
+
+    def get_artifact(self, name: str, version: str | None = None) -> LoggedArtifact:
+        """``get_artifact("model", "v3")``, ``("model", "production")``, ``("model:1.2.0")``."""
+        artifact_name, ref = split_ref(name, version)
+        return LoggedArtifact(self, self.registry.get_version(artifact_name, ref))
+
+    def list_artifacts(self) -> list[dict[str, Any]]:
+        return list(self.registry.list_artifacts())
+
+    def list_versions(self, name: str) -> list[LoggedArtifact]:
+        names.check_name(name)
+        return [LoggedArtifact(self, data) for data in self.registry.list_versions(name)]
+
+    # -- writing ------------------------------------------------------------
+
+    def log_artifact(
+        self, artifact: Artifact, force: bool = False, show_progress: bool | None = None
+    ) -> LoggedArtifact:
+        assets = artifact.assets
+        local = [asset for asset in assets if asset.uri is None and asset.digest is None]
+        for asset, (digest, size) in zip(
+            local,
+            hash_paths([asset.local_path for asset in local if asset.local_path], self.workers),
+            strict=True,
+        ):
+            asset.digest, asset.size = digest, size
+        entries = []
+        for asset in assets:
+            entry: dict[str, Any] = {"path": asset.logical_path, "size": asset.size or 0}
+            if asset.digest is not None:
+                entry["digest"] = asset.digest
+            if asset.uri is not None:
+                entry["uri"] = asset.uri
+            if asset.metadata:
+                entry["metadata"] = asset.metadata
+            entries.append(entry)
+        body = {
+            "type": artifact.type,
+            "description": artifact.description,
+            "metadata": artifact.metadata,
+            "semver": artifact.version,
+            "source": default_source(),
+            "ttl_seconds": artifact.ttl_seconds,
+        }
+        upload_id, missing = self.registry.start_upload(artifact.name, body, entries)
+        try:
+            sources: dict[str, BlobSource] = {}
+            for asset in assets:
+                if asset.digest in missing and asset.local_path is not None and asset.uri is None:
+                    sources.setdefault(
+                        asset.digest, BlobSource(asset.digest, asset.size or 0, asset.local_path)
+                    )
+            total = sum(source.size for source in sources.values())
+            with Progress(total, f"push {artifact.name}", show_progress) as progress:
+                upload_blobs(self.registry, list(sources.values()), progress, self.workers)
+            result = self.registry.commit_upload(
+                upload_id, list(artifact.aliases), list(artifact.version_tags), force=force
+            )
+        except (ArtfsError, OSError, KeyboardInterrupt):
+            # If the server is gone, its gc drops the abandoned upload later.
+            with contextlib.suppress(ArtfsError):
+                self.registry.abort_upload(upload_id)
+            raise
+        finally:
+            for asset in assets:
+                if asset.temporary and asset.local_path is not None:
+                    Path(asset.local_path).unlink(missing_ok=True)
+        return LoggedArtifact(self, result, noop=bool(result.get("noop")))

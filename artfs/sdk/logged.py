@@ -1,0 +1,234 @@
+"""``LoggedArtifact``: a committed version as the registry knows it.
+
+Its attributes follow the seed APIs (W&B ``Artifact``, Comet ``LoggedArtifact``):
+``name``, ``type``, ``version``, ``aliases``, ``version_tags``/``tags``,
+``metadata``, ``description``, ``digest``, ``size``, ``state``, ``created_at``,
+``assets``/``manifest``, ``source``. The manifest is fetched on first use, in
+pages, and kept: a committed version never changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from artfs.errors import NotFound
+from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
+
+if TYPE_CHECKING:
+    from artfs.sdk.client import Client
+
+__all__ = ["LoggedArtifact", "LoggedAsset"]
+
+
+@dataclass(frozen=True)
+class LoggedAsset:
+    logical_path: str
+    size: int
+    digest: str | None
+    uri: str | None
+    metadata: dict[str, Any]
+    artifact: LoggedArtifact
+
+    @property
+    def remote(self) -> bool:
+        return self.uri is not None
+
+    def download(self, local_path: str | Path) -> Path:
+        """Fetch this one file to ``local_path`` (a file path), verified."""
+        if self.digest is None or self.remote:
+            raise NotFound(f"{self.logical_path} is a remote asset at {self.uri}; fetch it there")
+        target = Path(local_path)
+        download_entries(
+            self.artifact.client.registry,
+            [DownloadEntry(target.name, self.size, self.digest)],
+            target.parent,
+            OverwriteStrategy.OVERWRITE,
+            self.logical_path,
+        )
+        return target
+
+
+class LoggedArtifact:
+    def __init__(self, client: Client, data: dict[str, Any], noop: bool = False) -> None:
+        self.client = client
+        self._data = data
+        #: True when logging found content identical to ``latest`` and created nothing.
+        self.noop = noop
+
+    def __repr__(self) -> str:
+        return f"<LoggedArtifact {self.qualified_name}:{self.version}>"
+
+    # -- attributes -----------------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        return str(self._data["project"])
+
+    @property
+    def name(self) -> str:
+        return str(self._data["artifact"])
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.project}/{self.name}"
+
+    @property
+    def type(self) -> str:
+        return str(self._data["type"])
+
+    artifact_type = type
+
+    @property
+    def version(self) -> str:
+        """The version id, ``v1``, ``v2``, …"""
+        return str(self._data["version"])
+
+    @property
+    def semver(self) -> str | None:
+        value = self._data.get("semver")
+        return None if value is None else str(value)
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self._data["aliases"])
+
+    @property
+    def version_tags(self) -> list[str]:
+        return list(self._data["tags"])
+
+    tags = version_tags
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._data["metadata"])
+
+    @property
+    def description(self) -> str:
+        return str(self._data["description"])
+
+    @property
+    def digest(self) -> str:
+        return str(self._data["digest"])
+
+    @property
+    def size(self) -> int:
+        return int(self._data["size"])
+
+    @property
+    def file_count(self) -> int:
+        return int(self._data["file_count"])
+
+    @property
+    def state(self) -> str:
+        return str(self._data["state"])
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self._data["created_at"])
+
+    @property
+    def committed_at(self) -> datetime | None:
+        value = self._data.get("committed_at")
+        return None if value is None else datetime.fromisoformat(value)
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """Who produced this version: user, host, run, client."""
+        return dict(self._data["source"])
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        value = self._data.get("ttl_seconds")
+        return None if value is None else int(value)
+
+    # -- files ----------------------------------------------------------------
+
+    @cached_property
+    def manifest(self) -> dict[str, LoggedAsset]:
+        return {
+            entry["path"]: LoggedAsset(
+                logical_path=entry["path"],
+                size=entry["size"],
+                digest=entry.get("digest"),
+                uri=entry.get("uri"),
+                metadata=entry.get("metadata") or {},
+                artifact=self,
+            )
+            for entry in self.client.registry.list_files(self.name, self.version)
+        }
+
+    @property
+    def assets(self) -> list[LoggedAsset]:
+        return list(self.manifest.values())
+
+    @property
+    def remote_assets(self) -> list[LoggedAsset]:
+        return [asset for asset in self.assets if asset.remote]
+
+    def get_asset(self, logical_path: str) -> LoggedAsset:
+        try:
+            return self.manifest[logical_path]
+        except KeyError:
+            raise NotFound(f"{self.name}:{self.version} has no asset {logical_path!r}") from None
+
+    def download(
+        self,
+        path: str | Path | None = None,
+        overwrite_strategy: str | bool = "FAIL",
+        path_prefix: str | None = None,
+    ) -> Path:
+        """Download the (non-remote) files into ``path``; returns that directory.
+
+        ``overwrite_strategy`` decides what happens to an existing file whose
+        content differs: ``FAIL`` raises ``Conflict`` before anything is
+        written, ``PRESERVE`` keeps it and logs a warning, ``OVERWRITE``
+        replaces it. Identical files are left alone and not fetched.
+        ``path_prefix`` keeps only files whose logical path starts with it.
+        """
+        strategy = OverwriteStrategy.parse(overwrite_strategy)
+        root = Path(path) if path is not None else Path("artifacts") / self.name / self.version
+        entries = [
+            DownloadEntry(asset.logical_path, asset.size, asset.digest)
+            for asset in self.assets
+            if asset.digest is not None
+            and not asset.remote
+            and (path_prefix is None or asset.logical_path.startswith(path_prefix))
+        ]
+        download_entries(
+            self.client.registry, entries, root, strategy, f"{self.name}:{self.version}"
+        )
+        return root
+
+    # -- changes ----------------------------------------------------------------
+
+    def _refresh(self, data: dict[str, Any]) -> LoggedArtifact:
+        self._data = data
+        return self
+
+    def set_alias(self, alias: str) -> LoggedArtifact:
+        return self._refresh(self.client.registry.set_alias(self.name, alias, self.version))
+
+    def remove_alias(self, alias: str) -> LoggedArtifact:
+        self.client.registry.delete_alias(self.name, alias)
+        return self._refresh(self.client.registry.get_version(self.name, self.version))
+
+    def add_tag(self, tag: str) -> LoggedArtifact:
+        return self._refresh(self.client.registry.add_tag(self.name, self.version, tag))
+
+    def remove_tag(self, tag: str) -> LoggedArtifact:
+        return self._refresh(self.client.registry.remove_tag(self.name, self.version, tag))
+
+    def update(
+        self, metadata: dict[str, Any] | None = None, description: str | None = None
+    ) -> LoggedArtifact:
+        return self._refresh(
+            self.client.registry.update_version(self.name, self.version, description, metadata)
+        )
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Tombstone this version (W&B semantics: refused while it has aliases, unless asked)."""
+        self._refresh(self.client.registry.delete_version(self.name, self.version, delete_aliases))

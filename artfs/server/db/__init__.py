@@ -1,0 +1,1 @@
+"""Registry metadata: the schema (SQLAlchemy Core), its migrations and the engine."""

@@ -1,0 +1,106 @@
+"""The metadata schema, as SQLAlchemy Core tables.
+
+Queries are written against these objects only, so the same code runs on
+SQLite (the embedded default) and PostgreSQL. The schema itself is created and
+evolved by the Alembic migrations beside this module; this file must describe
+the result of the newest migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Version numbers are never reused, even after deletion: this is the next one.
+    Column("next_number", Integer, nullable=False, default=1),
+    UniqueConstraint("project", "name", name="uq_artifacts_project_name"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    # Opaque id a client uses while the version is PENDING and has no number yet.
+    Column("upload_id", String(32), nullable=False, unique=True),
+    Column("number", Integer, nullable=True),
+    Column("semver", String(100), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("digest", String(64), nullable=True),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("file_count", Integer, nullable=False, default=0),
+    Column("metadata", JSON, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("source", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("ttl_seconds", Integer, nullable=True),
+    UniqueConstraint("artifact_id", "number", name="uq_versions_artifact_number"),
+    UniqueConstraint("artifact_id", "semver", name="uq_versions_artifact_semver"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("path", String(4096), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    # sha256 of the bytes; NULL only for a remote asset whose checksum is unknown.
+    Column("digest", String(64), nullable=True),
+    Column("uri", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Index("ix_files_digest", "digest"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_size", Integer, nullable=False),
+    # Concatenated 32-byte sha256 digests of each chunk, in order.
+    Column("chunk_digests", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,939 @@
+"""The registry's rules: artifacts, two-step version commits, aliases, tags, deletion, gc.
+
+Everything here speaks domain types and raises domain errors; the HTTP layer in
+``artfs.server.routes`` only decodes requests and encodes answers.
+
+Concurrency: every method that changes state runs in one write transaction
+(``WRITE`` execution options; ``BEGIN IMMEDIATE`` on SQLite, a row lock on the
+artifact on PostgreSQL), so a commit reads and bumps ``next_number`` without a
+race, and an alias compare-and-swap sees the alias it replaces.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from artfs import names
+from artfs.digests import check_digest, version_digest
+from artfs.errors import Conflict, InvalidInput, NotFound
+from artfs.server.db.engine import WRITE
+from artfs.server.db.schema import aliases, artifacts, blobs, files, version_tags, versions
+from artfs.store.base import BlobInfo, BlobStore
+
+__all__ = ["FileEntry", "GcReport", "Registry"]
+
+PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
+LATEST = "latest"
+MAX_PAGE = 10_000
+#: An upload nobody committed for this long is abandoned; gc drops it.
+PENDING_EXPIRY = timedelta(hours=24)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; we only store UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    digest: str | None
+    uri: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, raw: object) -> FileEntry:
+        if not isinstance(raw, dict):
+            raise InvalidInput("a manifest entry must be a JSON object")
+        path = names.check_logical_path(raw.get("path"))
+        size = raw.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInput(f"{path}: size must be a non-negative integer")
+        uri = raw.get("uri")
+        digest = raw.get("digest")
+        if uri is None:
+            digest = check_digest(digest)
+        else:
+            if not isinstance(uri, str) or not uri.startswith(
+                ("http://", "https://", "s3://", "file://")
+            ):
+                raise InvalidInput(f"{path}: reference uri must be http(s)://, s3:// or file://")
+            if digest is not None:
+                digest = check_digest(digest)
+        metadata = raw.get("metadata")
+        if metadata is not None:
+            metadata = names.check_metadata(metadata, f"metadata of {path}")
+        return cls(path=path, size=size, digest=digest, uri=uri, metadata=metadata)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "digest": self.digest}
+        if self.uri is not None:
+            out["uri"] = self.uri
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    versions_expired: list[str] = field(default_factory=list)
+    uploads_abandoned: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+
+
+class Registry:
+    def __init__(self, engine: Engine, store: BlobStore) -> None:
+        self.engine = engine
+        self.store = store
+
+    # -- transactions -------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield conn
+
+    # -- lookups ------------------------------------------------------------
+
+    def _artifact(
+        self, conn: Connection, project: str, name: str, lock: bool = False
+    ) -> RowMapping:
+        query = select(artifacts).where(artifacts.c.project == project, artifacts.c.name == name)
+        if lock:
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"artifact {project}/{name} does not exist")
+        return row
+
+    def _version(self, conn: Connection, artifact: RowMapping, ref: str) -> RowMapping:
+        parsed = names.parse_version_ref(ref)
+        query = select(versions).where(versions.c.artifact_id == artifact["id"])
+        if parsed.kind == "number":
+            query = query.where(versions.c.number == parsed.number)
+        elif parsed.kind == "semver":
+            query = query.where(versions.c.semver == parsed.value)
+        else:
+            query = query.join(aliases, aliases.c.version_id == versions.c.id).where(
+                aliases.c.artifact_id == artifact["id"], aliases.c.name == parsed.value
+            )
+        row = conn.execute(query.where(versions.c.state == COMMITTED)).mappings().first()
+        if row is None:
+            raise NotFound(f"{artifact['name']}:{ref} does not exist")
+        return row
+
+    def _pending(
+        self, conn: Connection, project: str, upload_id: str
+    ) -> tuple[RowMapping, RowMapping]:
+        row = (
+            conn.execute(select(versions).where(versions.c.upload_id == upload_id))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"upload {upload_id} does not exist")
+        artifact = (
+            conn.execute(select(artifacts).where(artifacts.c.id == row["artifact_id"]))
+            .mappings()
+            .one()
+        )
+        if artifact["project"] != project:
+            raise NotFound(f"upload {upload_id} does not exist")
+        return artifact, row
+
+    # -- JSON views ---------------------------------------------------------
+
+    def _artifact_json(self, conn: Connection, artifact: RowMapping) -> dict[str, Any]:
+        alias_rows = conn.execute(
+            select(aliases.c.name, versions.c.number)
+            .join(versions, versions.c.id == aliases.c.version_id)
+            .where(aliases.c.artifact_id == artifact["id"])
+            .order_by(aliases.c.name)
+        ).all()
+        count = conn.execute(
+            select(func.count()).where(
+                versions.c.artifact_id == artifact["id"], versions.c.state == COMMITTED
+            )
+        ).scalar_one()
+        alias_map = {name: f"v{number}" for name, number in alias_rows}
+        return {
+            "project": artifact["project"],
+            "name": artifact["name"],
+            "type": artifact["type"],
+            "description": artifact["description"],
+            "metadata": artifact["metadata"],
+            "created_at": _iso(artifact["created_at"]),
+            "aliases": alias_map,
+            "latest": alias_map.get(LATEST),
+            "version_count": count,
+        }
+
+    def _versions_json(
+        self, conn: Connection, artifact: RowMapping, rows: Sequence[RowMapping]
+    ) -> list[dict[str, Any]]:
+        ids = [row["id"] for row in rows]
+        alias_by_version: dict[int, list[str]] = {}
+        tags_by_version: dict[int, list[str]] = {}
+        if ids:
+            for name, version_id in conn.execute(
+                select(aliases.c.name, aliases.c.version_id)
+                .where(aliases.c.version_id.in_(ids))
+                .order_by(aliases.c.name)
+            ):
+                alias_by_version.setdefault(version_id, []).append(name)
+            for tag, version_id in conn.execute(
+                select(version_tags.c.tag, version_tags.c.version_id)
+                .where(version_tags.c.version_id.in_(ids))
+                .order_by(version_tags.c.tag)
+            ):
+                tags_by_version.setdefault(version_id, []).append(tag)
+        return [
+            {
+                "project": artifact["project"],
+                "artifact": artifact["name"],
+                "type": artifact["type"],
+                "version": f"v{row['number']}" if row["number"] is not None else None,
+                "number": row["number"],
+                "semver": row["semver"],
+                "state": row["state"],
+                "digest": row["digest"],
+                "size": row["size"],
+                "file_count": row["file_count"],
+                "metadata": row["metadata"],
+                "description": row["description"],
+                "source": row["source"],
+                "aliases": alias_by_version.get(row["id"], []),
+                "tags": tags_by_version.get(row["id"], []),
+                "created_at": _iso(row["created_at"]),
+                "committed_at": _iso(row["committed_at"]),
+                "ttl_seconds": row["ttl_seconds"],
+            }
+            for row in rows
+        ]
+
+    def _version_json(
+        self, conn: Connection, artifact: RowMapping, row: RowMapping
+    ) -> dict[str, Any]:
+        return self._versions_json(conn, artifact, [row])[0]
+
+    # -- artifacts ----------------------------------------------------------
+
+    def list_artifacts(self, project: str, cursor: str | None, limit: int) -> dict[str, Any]:
+        names.check_name(project)
+        limit = _page_limit(limit)
+        with self._read() as conn:
+            query = select(artifacts).where(artifacts.c.project == project)
+            if cursor:
+                query = query.where(artifacts.c.name > cursor)
+            rows = conn.execute(query.order_by(artifacts.c.name).limit(limit + 1)).mappings().all()
+            page = rows[:limit]
+            return {
+                "artifacts": [self._artifact_json(conn, row) for row in page],
+                "next_cursor": page[-1]["name"] if len(rows) > limit else None,
+            }
+
+    def get_artifact(self, project: str, name: str) -> dict[str, Any]:
+        with self._read() as conn:
+            return self._artifact_json(conn, self._artifact(conn, project, name))
+
+    def create_artifact(
+        self,
+        project: str,
+        name: str,
+        type_: str,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        names.check_name(project)
+        names.check_name(name)
+        names.check_type(type_)
+        metadata = names.check_metadata(metadata or {})
+        _check_text(description, "description")
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    insert(artifacts).values(
+                        project=project,
+                        name=name,
+                        type=type_,
+                        description=description,
+                        metadata=metadata,
+                        created_at=_now(),
+                        next_number=1,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"artifact {project}/{name} already exists") from exc
+        return self.get_artifact(project, name)
+
+    def update_artifact(
+        self, project: str, name: str, description: str | None, metadata: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = _check_text(description, "description")
+        if metadata is not None:
+            values["metadata"] = names.check_metadata(metadata)
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            if values:
+                conn.execute(
+                    update(artifacts).where(artifacts.c.id == artifact["id"]).values(values)
+                )
+        return self.get_artifact(project, name)
+
+    # -- versions: read -----------------------------------------------------
+
+    def list_versions(
+        self, project: str, name: str, cursor: int | None, limit: int, include_deleted: bool = False
+    ) -> dict[str, Any]:
+        limit = _page_limit(limit)
+        with self._read() as conn:
+            artifact = self._artifact(conn, project, name)
+            states = [COMMITTED, DELETED] if include_deleted else [COMMITTED]
+            query = select(versions).where(
+                versions.c.artifact_id == artifact["id"], versions.c.state.in_(states)
+            )
+            if cursor is not None:
+                query = query.where(versions.c.number > cursor)
+            rows = conn.execute(query.order_by(versions.c.number).limit(limit + 1)).mappings().all()
+            page = rows[:limit]
+            return {
+                "versions": self._versions_json(conn, artifact, page),
+                "next_cursor": str(page[-1]["number"]) if len(rows) > limit else None,
+            }
+
+    def get_version(self, project: str, name: str, ref: str) -> dict[str, Any]:
+        with self._read() as conn:
+            artifact = self._artifact(conn, project, name)
+            return self._version_json(conn, artifact, self._version(conn, artifact, ref))
+
+    def list_files(
+        self, project: str, name: str, ref: str, cursor: str | None, limit: int, prefix: str | None
+    ) -> dict[str, Any]:
+        limit = _page_limit(limit)
+        with self._read() as conn:
+            artifact = self._artifact(conn, project, name)
+            version = self._version(conn, artifact, ref)
+            query = select(files).where(files.c.version_id == version["id"])
+            if cursor:
+                query = query.where(files.c.path > cursor)
+            if prefix:
+                query = query.where(files.c.path.startswith(prefix, autoescape=True))
+            rows = conn.execute(query.order_by(files.c.path).limit(limit + 1)).mappings().all()
+            page = rows[:limit]
+            return {
+                "version": f"v{version['number']}",
+                "files": [_file_json(row) for row in page],
+                "next_cursor": page[-1]["path"] if len(rows) > limit else None,
+            }
+
+    # -- versions: two-step create -----------------------------------------
+
+    def start_upload(
+        self,
+        project: str,
+        name: str,
+        *,
+        type_: str | None,
+        description: str,
+        metadata: dict[str, Any],
+        semver: str | None,
+        source: dict[str, Any],
+        ttl_seconds: int | None,
+        entries: Sequence[FileEntry],
+    ) -> dict[str, Any]:
+        names.check_name(project)
+        names.check_name(name)
+        if type_ is not None:
+            names.check_type(type_)
+        if semver is not None:
+            names.check_semver(semver)
+        names.check_metadata(metadata)
+        names.check_metadata(source, "source")
+        _check_text(description, "description")
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise InvalidInput("ttl_seconds must be positive")
+        upload_id = uuid.uuid4().hex
+        with self._write() as conn:
+            row = (
+                conn.execute(
+                    select(artifacts).where(
+                        artifacts.c.project == project, artifacts.c.name == name
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                artifact_id = conn.execute(
+                    insert(artifacts).values(
+                        project=project,
+                        name=name,
+                        type=type_ or "dataset",
+                        description="",
+                        metadata={},
+                        created_at=_now(),
+                        next_number=1,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            else:
+                if type_ is not None and type_ != row["type"]:
+                    raise Conflict(f"artifact {name} has type {row['type']!r}, not {type_!r}")
+                artifact_id = row["id"]
+            if (
+                semver is not None
+                and conn.execute(
+                    select(versions.c.id).where(
+                        versions.c.artifact_id == artifact_id, versions.c.semver == semver
+                    )
+                ).first()
+            ):
+                raise Conflict(f"{name} already has a version labelled {semver}")
+            version_id = conn.execute(
+                insert(versions).values(
+                    artifact_id=artifact_id,
+                    upload_id=upload_id,
+                    number=None,
+                    semver=semver,
+                    state=PENDING,
+                    size=0,
+                    file_count=0,
+                    metadata=metadata,
+                    description=description,
+                    source=source,
+                    created_at=_now(),
+                    ttl_seconds=ttl_seconds,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            missing = self._add_entries(conn, version_id, entries)
+        return {"upload_id": upload_id, "missing": missing}
+
+    def add_files(
+        self, project: str, upload_id: str, entries: Sequence[FileEntry]
+    ) -> dict[str, Any]:
+        with self._write() as conn:
+            _, version = self._pending(conn, project, upload_id)
+            if version["state"] != PENDING:
+                raise Conflict(f"upload {upload_id} is already {version['state']}")
+            return {"missing": self._add_entries(conn, version["id"], entries)}
+
+    def _add_entries(
+        self, conn: Connection, version_id: int, entries: Sequence[FileEntry]
+    ) -> list[str]:
+        if not entries:
+            return []
+        paths = [entry.path for entry in entries]
+        if len(set(paths)) != len(paths):
+            raise InvalidInput("the manifest names a logical path twice")
+        existing = _existing_paths(conn, version_id, paths)
+        if existing:
+            raise InvalidInput(f"logical path {sorted(existing)[0]!r} is already in this upload")
+        conn.execute(
+            insert(files),
+            [
+                {
+                    "version_id": version_id,
+                    "path": entry.path,
+                    "size": entry.size,
+                    "digest": entry.digest,
+                    "uri": entry.uri,
+                    "metadata": entry.metadata,
+                }
+                for entry in entries
+            ],
+        )
+        wanted = {entry.digest for entry in entries if entry.uri is None and entry.digest}
+        return sorted(wanted - self._present_blobs(conn, wanted))
+
+    def _present_blobs(self, conn: Connection, digests: Iterable[str]) -> set[str]:
+        present: set[str] = set()
+        batch = list(digests)
+        for start in range(0, len(batch), 500):
+            present.update(
+                conn.execute(
+                    select(blobs.c.digest).where(blobs.c.digest.in_(batch[start : start + 500]))
+                ).scalars()
+            )
+        return present
+
+    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+        for digest in digests:
+            check_digest(digest)
+        with self._read() as conn:
+            return sorted(set(digests) - self._present_blobs(conn, digests))
+
+    def commit_upload(
+        self,
+        project: str,
+        upload_id: str,
+        *,
+        aliases_: Sequence[str],
+        tags: Sequence[str],
+        alias_expect: dict[str, str | None],
+        force: bool,
+    ) -> dict[str, Any]:
+        for alias in [*aliases_, *alias_expect]:
+            names.check_alias(alias)
+        for tag in tags:
+            names.check_tag(tag)
+        for expected in alias_expect.values():
+            if expected is not None:
+                names.parse_version_ref(expected)
+        with self._write() as conn:
+            artifact, pending = self._pending(conn, project, upload_id)
+            artifact = self._artifact(conn, project, artifact["name"], lock=True)
+            if pending["state"] == COMMITTED:
+                # A retried commit whose first answer was lost: same answer again.
+                return {**self._version_json(conn, artifact, pending), "noop": False}
+            if pending["state"] != PENDING:
+                raise Conflict(f"upload {upload_id} is already {pending['state']}")
+            self._check_blobs_complete(conn, pending["id"])
+            entries = conn.execute(
+                select(files.c.path, files.c.digest, files.c.uri, files.c.size).where(
+                    files.c.version_id == pending["id"]
+                )
+            ).all()
+            _check_no_file_dir_clash([path for path, *_ in entries])
+            digest = version_digest(
+                (path, blob_digest or uri or "", size) for path, blob_digest, uri, size in entries
+            )
+            latest = (
+                conn.execute(
+                    select(versions)
+                    .join(aliases, aliases.c.version_id == versions.c.id)
+                    .where(aliases.c.artifact_id == artifact["id"], aliases.c.name == LATEST)
+                )
+                .mappings()
+                .first()
+            )
+            self._check_alias_expectations(conn, artifact, alias_expect)
+            noop = (
+                not force
+                and latest is not None
+                and latest["digest"] == digest
+                and pending["semver"] in (None, latest["semver"])
+            )
+            if noop:
+                assert latest is not None
+                self._drop_pending(conn, pending["id"])
+                target = latest
+            else:
+                number = artifact["next_number"]
+                conn.execute(
+                    update(artifacts)
+                    .where(artifacts.c.id == artifact["id"])
+                    .values(next_number=number + 1)
+                )
+                conn.execute(
+                    update(versions)
+                    .where(versions.c.id == pending["id"])
+                    .values(
+                        number=number,
+                        state=COMMITTED,
+                        digest=digest,
+                        size=sum(size for *_, size in entries),
+                        file_count=len(entries),
+                        committed_at=_now(),
+                    )
+                )
+                target = (
+                    conn.execute(select(versions).where(versions.c.id == pending["id"]))
+                    .mappings()
+                    .one()
+                )
+                self._point_alias(conn, artifact["id"], LATEST, target["id"])
+            for alias in dict.fromkeys([*aliases_, *alias_expect]):
+                self._point_alias(conn, artifact["id"], alias, target["id"])
+            for tag in dict.fromkeys(tags):
+                self._add_tag(conn, target["id"], tag)
+            result = self._version_json(conn, artifact, target)
+        result["noop"] = noop
+        return result
+
+    def _check_blobs_complete(self, conn: Connection, version_id: int) -> None:
+        missing = conn.execute(
+            select(files.c.path, files.c.digest)
+            .outerjoin(blobs, blobs.c.digest == files.c.digest)
+            .where(
+                files.c.version_id == version_id, files.c.uri.is_(None), blobs.c.digest.is_(None)
+            )
+            .limit(1)
+        ).first()
+        if missing is not None:
+            raise Conflict(
+                f"cannot commit: blob {missing.digest} of {missing.path} was never uploaded"
+            )
+        wrong = conn.execute(
+            select(files.c.path, files.c.size, blobs.c.size.label("blob_size"))
+            .join(blobs, blobs.c.digest == files.c.digest)
+            .where(
+                files.c.version_id == version_id,
+                files.c.uri.is_(None),
+                blobs.c.size != files.c.size,
+            )
+            .limit(1)
+        ).first()
+        if wrong is not None:
+            raise InvalidInput(
+                f"cannot commit: {wrong.path} claims {wrong.size} bytes but its blob has "
+                f"{wrong.blob_size}"
+            )
+
+    def _check_alias_expectations(
+        self, conn: Connection, artifact: RowMapping, alias_expect: dict[str, str | None]
+    ) -> None:
+        for alias, expected in alias_expect.items():
+            current = conn.execute(
+                select(versions.c.number)
+                .join(aliases, aliases.c.version_id == versions.c.id)
+                .where(aliases.c.artifact_id == artifact["id"], aliases.c.name == alias)
+            ).scalar()
+            expected_number = (
+                None if expected is None else self._version(conn, artifact, expected)["number"]
+            )
+            if current != expected_number:
+                shown = "nothing" if current is None else f"v{current}"
+                raise Conflict(
+                    f"alias {alias} of {artifact['name']} points at {shown}, "
+                    f"not {expected or 'nothing'}"
+                )
+
+    def abort_upload(self, project: str, upload_id: str) -> None:
+        with self._write() as conn:
+            _, pending = self._pending(conn, project, upload_id)
+            if pending["state"] != PENDING:
+                raise Conflict(f"upload {upload_id} is already {pending['state']}")
+            self._drop_pending(conn, pending["id"])
+
+    def _drop_pending(self, conn: Connection, version_id: int) -> None:
+        conn.execute(delete(files).where(files.c.version_id == version_id))
+        conn.execute(delete(version_tags).where(version_tags.c.version_id == version_id))
+        conn.execute(delete(versions).where(versions.c.id == version_id))
+
+    # -- versions: change ---------------------------------------------------
+
+    def update_version(
+        self,
+        project: str,
+        name: str,
+        ref: str,
+        description: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = _check_text(description, "description")
+        if metadata is not None:
+            values["metadata"] = names.check_metadata(metadata)
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            version = self._version(conn, artifact, ref)
+            if values:
+                conn.execute(update(versions).where(versions.c.id == version["id"]).values(values))
+            fresh = (
+                conn.execute(select(versions).where(versions.c.id == version["id"]))
+                .mappings()
+                .one()
+            )
+            return self._version_json(conn, artifact, fresh)
+
+    def delete_version(
+        self, project: str, name: str, ref: str, delete_aliases: bool
+    ) -> dict[str, Any]:
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            version = self._version(conn, artifact, ref)
+            pointing = (
+                conn.execute(select(aliases.c.name).where(aliases.c.version_id == version["id"]))
+                .scalars()
+                .all()
+            )
+            user_aliases = [alias for alias in pointing if alias != LATEST]
+            if user_aliases and not delete_aliases:
+                raise Conflict(
+                    f"{name}:v{version['number']} has aliases {', '.join(user_aliases)}; "
+                    "delete them first or ask to delete them with the version"
+                )
+            conn.execute(delete(aliases).where(aliases.c.version_id == version["id"]))
+            conn.execute(
+                update(versions)
+                .where(versions.c.id == version["id"])
+                .values(state=DELETED, deleted_at=_now())
+            )
+            if LATEST in pointing:
+                self._repoint_latest(conn, artifact["id"])
+            fresh = (
+                conn.execute(select(versions).where(versions.c.id == version["id"]))
+                .mappings()
+                .one()
+            )
+            return self._version_json(conn, artifact, fresh)
+
+    def _repoint_latest(self, conn: Connection, artifact_id: int) -> None:
+        newest = conn.execute(
+            select(versions.c.id)
+            .where(versions.c.artifact_id == artifact_id, versions.c.state == COMMITTED)
+            .order_by(versions.c.number.desc())
+            .limit(1)
+        ).scalar()
+        if newest is not None:
+            self._point_alias(conn, artifact_id, LATEST, newest)
+
+    # -- aliases and tags ---------------------------------------------------
+
+    def set_alias(
+        self, project: str, name: str, alias: str, ref: str, expect: str | None, check_expect: bool
+    ) -> dict[str, Any]:
+        names.check_alias(alias)
+        if alias == LATEST:
+            raise InvalidInput("latest is maintained automatically and cannot be set")
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            version = self._version(conn, artifact, ref)
+            if check_expect:
+                self._check_alias_expectations(conn, artifact, {alias: expect})
+            self._point_alias(conn, artifact["id"], alias, version["id"])
+            return self._version_json(conn, artifact, version)
+
+    def delete_alias(self, project: str, name: str, alias: str) -> None:
+        names.check_alias(alias)
+        if alias == LATEST:
+            raise InvalidInput("latest is maintained automatically and cannot be removed")
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            gone = conn.execute(
+                delete(aliases).where(
+                    aliases.c.artifact_id == artifact["id"], aliases.c.name == alias
+                )
+            ).rowcount
+            if not gone:
+                raise NotFound(f"{name} has no alias {alias}")
+
+    def _point_alias(self, conn: Connection, artifact_id: int, alias: str, version_id: int) -> None:
+        moved = conn.execute(
+            update(aliases)
+            .where(aliases.c.artifact_id == artifact_id, aliases.c.name == alias)
+            .values(version_id=version_id, updated_at=_now())
+        ).rowcount
+        if not moved:
+            conn.execute(
+                insert(aliases).values(
+                    artifact_id=artifact_id, name=alias, version_id=version_id, updated_at=_now()
+                )
+            )
+
+    def add_tag(self, project: str, name: str, ref: str, tag: str) -> dict[str, Any]:
+        names.check_tag(tag)
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            version = self._version(conn, artifact, ref)
+            self._add_tag(conn, version["id"], tag)
+            return self._version_json(conn, artifact, version)
+
+    def _add_tag(self, conn: Connection, version_id: int, tag: str) -> None:
+        exists = conn.execute(
+            select(version_tags.c.tag).where(
+                version_tags.c.version_id == version_id, version_tags.c.tag == tag
+            )
+        ).first()
+        if exists is None:
+            conn.execute(insert(version_tags).values(version_id=version_id, tag=tag))
+
+    def remove_tag(self, project: str, name: str, ref: str, tag: str) -> dict[str, Any]:
+        names.check_tag(tag)
+        with self._write() as conn:
+            artifact = self._artifact(conn, project, name, lock=True)
+            version = self._version(conn, artifact, ref)
+            gone = conn.execute(
+                delete(version_tags).where(
+                    version_tags.c.version_id == version["id"], version_tags.c.tag == tag
+                )
+            ).rowcount
+            if not gone:
+                raise NotFound(f"{name}:{ref} has no tag {tag}")
+            return self._version_json(conn, artifact, version)
+
+    # -- blobs --------------------------------------------------------------
+
+    def blob_visible(self, project: str, digest: str) -> bool:
+        """Whether some version of ``project`` (pending ones too) references ``digest``.
+
+        Blobs are shared across projects in the store; this check keeps one
+        project's readers from fetching another's bytes by guessing digests.
+        """
+        with self._read() as conn:
+            return (
+                conn.execute(
+                    select(files.c.digest)
+                    .join(versions, versions.c.id == files.c.version_id)
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(files.c.digest == digest, artifacts.c.project == project)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    def blob_info(self, digest: str) -> BlobInfo:
+        with self._read() as conn:
+            row = conn.execute(select(blobs).where(blobs.c.digest == digest)).mappings().first()
+        if row is None:
+            raise NotFound(f"blob {digest} does not exist")
+        return BlobInfo(row["digest"], row["size"], row["chunk_size"], row["chunk_digests"])
+
+    def record_blob(self, info: BlobInfo) -> None:
+        with self._write() as conn:
+            if conn.execute(select(blobs.c.digest).where(blobs.c.digest == info.digest)).first():
+                return
+            conn.execute(
+                insert(blobs).values(
+                    digest=info.digest,
+                    size=info.size,
+                    chunk_size=info.chunk_size,
+                    chunk_digests=info.chunk_digests,
+                    created_at=_now(),
+                )
+            )
+
+    # -- garbage collection -------------------------------------------------
+
+    def gc(self, dry_run: bool) -> GcReport:
+        """Expire versions past their ttl, drop abandoned uploads, reclaim unreferenced blobs.
+
+        A blob is kept while any PENDING or COMMITTED version references it, so
+        an upload in progress never loses a blob it was told the server has.
+        """
+        report = GcReport(dry_run=dry_run)
+        now = _now()
+        with self._write() as conn:
+            committed = (
+                conn.execute(
+                    select(versions, artifacts.c.name.label("artifact_name"))
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(versions.c.state == COMMITTED, versions.c.ttl_seconds.is_not(None))
+                )
+                .mappings()
+                .all()
+            )
+            for row in committed:
+                committed_at = row["committed_at"]
+                if committed_at.tzinfo is None:
+                    committed_at = committed_at.replace(tzinfo=UTC)
+                if committed_at + timedelta(seconds=row["ttl_seconds"]) < now:
+                    report.versions_expired.append(f"{row['artifact_name']}:v{row['number']}")
+                    if not dry_run:
+                        conn.execute(delete(aliases).where(aliases.c.version_id == row["id"]))
+                        conn.execute(
+                            update(versions)
+                            .where(versions.c.id == row["id"])
+                            .values(state=DELETED, deleted_at=now)
+                        )
+                        self._repoint_latest(conn, row["artifact_id"])
+            abandoned = (
+                conn.execute(
+                    select(versions.c.id).where(
+                        versions.c.state == PENDING, versions.c.created_at < now - PENDING_EXPIRY
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            report.uploads_abandoned = len(abandoned)
+            if not dry_run:
+                for version_id in abandoned:
+                    self._drop_pending(conn, version_id)
+            live = (
+                select(files.c.digest)
+                .join(versions, versions.c.id == files.c.version_id)
+                .where(
+                    files.c.digest == blobs.c.digest,
+                    or_(versions.c.state == COMMITTED, versions.c.state == PENDING),
+                )
+            )
+            garbage = conn.execute(select(blobs.c.digest, blobs.c.size).where(~live.exists())).all()
+            report.blobs_deleted = len(garbage)
+            report.bytes_freed = sum(size for _, size in garbage)
+            if not dry_run:
+                for digest, _ in garbage:
+                    conn.execute(delete(blobs).where(blobs.c.digest == digest))
+        if not dry_run:
+            # Only after the rows are gone: a crash in between leaves a stray file,
+            # never a row pointing at a missing file.
+            for digest, _ in garbage:
+                self.store.delete(digest)
+        return report
+
+
+def _file_json(row: RowMapping) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": row["path"], "size": row["size"], "digest": row["digest"]}
+    if row["uri"] is not None:
+        out["uri"] = row["uri"]
+    if row["metadata"]:
+        out["metadata"] = row["metadata"]
+    return out
+
+
+def _page_limit(limit: int) -> int:
+    if limit < 1 or limit > MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string")
+    if len(value.encode("utf-8")) > names.MAX_METADATA_BYTES:
+        raise InvalidInput(f"{what} is longer than {names.MAX_METADATA_BYTES} bytes")
+    return value
+
+
+def _check_no_file_dir_clash(paths: Sequence[str]) -> None:
+    """A path may not be both a file and a directory (``a`` and ``a/b``) in one manifest."""
+    as_files = set(paths)
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in as_files:
+                raise InvalidInput(f"logical path {parent!r} is both a file and a directory")
+
+
+def _existing_paths(conn: Connection, version_id: int, paths: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    batch = sorted(paths)
+    for start in range(0, len(batch), 500):
+        found.update(
+            conn.execute(
+                select(files.c.path).where(
+                    and_(
+                        files.c.version_id == version_id,
+                        files.c.path.in_(batch[start : start + 500]),
+                    )
+                )
+            ).scalars()
+        )
+    return found

@@ -1,0 +1,51 @@
+"""The blob-store interface the registry needs, so that an S3-compatible store can follow.
+
+A store only holds bytes by digest. It knows nothing of artifacts or versions;
+which blobs are referenced is the registry's business (and gc's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter"]
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    digest: str
+    size: int
+    chunk_size: int
+    chunk_digests: bytes  # concatenated 32-byte sha256 digests, one per chunk
+
+
+class BlobWriter(Protocol):
+    """An upload in progress; nothing is visible under the digest until ``commit``."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> BlobInfo:
+        """Verify the bytes hash to the expected digest, then publish them atomically.
+
+        Raises ``DigestMismatch`` (and discards the bytes) when they do not.
+        """
+        ...
+
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    def writer(self, expected_digest: str) -> BlobWriter: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """A path the server can hand to ``sendfile``, when the store is on local disk."""
+        ...
+
+    def delete(self, digest: str) -> None: ...
+
+    def iter_digests(self) -> Iterator[str]: ...

@@ -1,0 +1,50 @@
+"""Fixtures shared by every tier: isolated user dirs and a real registry server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import RegistryProcess
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests away from the real cache, config and data dirs, and from ARTFS_* settings."""
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
+    for var in list(os.environ):
+        if var.startswith("ARTFS_"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture(scope="session")
+def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """One server for the tests that only add artifacts of their own unique names."""
+    server = RegistryProcess(tmp_path_factory.mktemp("shared-registry") / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+    """A server of this test's own, for tests that restart, kill or gc it."""
+    server = RegistryProcess(tmp_path / "registry-data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh artifact name, so tests sharing a server never collide."""
+    return f"art-{uuid.uuid4().hex[:10]}"
