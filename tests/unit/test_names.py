@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+
+from artfs import names
+from artfs.errors import InvalidInput, TooLarge
+
+
+@pytest.mark.parametrize("good", ["a", "model", "my-model_v2.final", "A" * 100, "x.y"])
+def test_valid_names(good: str) -> None:
+    assert names.check_name(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad", ["", ".", "..", ".hidden", "a/b", "a b", "A" * 101, "ü", "a\x00", "a:b"]
+)
+def test_invalid_names(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="name"):
+        names.check_name(bad)
+
+
+def test_non_string_name() -> None:
+    with pytest.raises(InvalidInput, match="must be a string"):
+        names.check_name(3)
+
+
+@pytest.mark.parametrize("bad", ["v1", "v0", "v12", "1.2.0", "0.0.1-rc.1", "a/b", ""])
+def test_aliases_may_not_look_like_versions(bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        names.check_alias(bad)
+
+
+@pytest.mark.parametrize("good", ["latest", "production", "v1a", "best.v1", "vx"])
+def test_valid_aliases(good: str) -> None:
+    assert names.check_alias(good) == good
+
+
+@pytest.mark.parametrize(
+    ("ref", "kind"),
+    [("v3", "number"), ("1.2.0", "semver"), ("2.0.0-beta.1", "semver"), ("prod", "alias")],
+)
+def test_version_refs(ref: str, kind: str) -> None:
+    assert names.parse_version_ref(ref).kind == kind
+
+
+def test_version_zero_is_not_a_version() -> None:
+    with pytest.raises(InvalidInput, match="start at v1"):
+        names.parse_version_ref("v0")
+
+
+@pytest.mark.parametrize(
+    "good", ["a", "a/b/c.txt", "weights.safetensors", "dir with space/f", "ünï/cödé", "a..b"]
+)
+def test_valid_logical_paths(good: str) -> None:
+    assert names.check_logical_path(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "/abs",
+        "../x",
+        "a/../../x",
+        "a/..",
+        "a//b",
+        "a/./b",
+        ".",
+        "a/",
+        "a\x00b",
+        "a" * 4097,
+        "/".join(["b" * 200] * 21),
+        "s" * 256,
+    ],
+)
+def test_invalid_logical_paths(bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        names.check_logical_path(bad)
+
+
+def test_metadata_limits() -> None:
+    assert names.check_metadata({"k": [1, {"x": None}]}) == {"k": [1, {"x": None}]}
+    names.check_metadata({str(i): i for i in range(100)})
+    with pytest.raises(TooLarge, match="101 keys"):
+        names.check_metadata({str(i): i for i in range(101)})
+    with pytest.raises(TooLarge, match="bytes"):
+        names.check_metadata({"blob": "x" * (1 << 20)})
+    with pytest.raises(InvalidInput, match="JSON object"):
+        names.check_metadata(["not", "an", "object"])
+    with pytest.raises(InvalidInput, match="JSON-encodable"):
+        names.check_metadata({"nan": float("nan")})
+    with pytest.raises(InvalidInput, match="JSON-encodable"):
+        names.check_metadata({"set": {1, 2}})
+
+
+@pytest.mark.parametrize("bad", ["1.2", "v1.2.0", "latest", "01.2.3"])
+def test_invalid_semver(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="semantic version"):
+        names.check_semver(bad)
