@@ -1,0 +1,1 @@
+"""Running the mount: checks, the trio main loop, daemonizing, signals, logs, umount."""

@@ -1,0 +1,207 @@
+"""``artfs mount``: check, mount, serve kernel requests until unmounted or signalled.
+
+``mount`` in the background runs the same command with ``--foreground`` in a
+new session and waits on a pipe for one line: ``ready`` once the kernel has the
+mount, or the error that stopped it. So the command returns exactly when the
+mount can be used, and a refusal (bad mountpoint, unreachable registry) is
+reported by the command itself, with a non-zero exit.
+
+In the daemon, SIGTERM, SIGINT and SIGHUP end the FUSE loop, which unmounts
+cleanly; an outside ``fusermount3 -u`` ends it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from artfs.cache.chunks import ChunkCache
+from artfs.client.http import RegistryClient
+from artfs.config import ClientConfig
+from artfs.daemon.state import MountRecord, forget_record, log_path_for, write_record
+from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
+from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fs.operations import ArtfsOperations
+from artfs.vfs.catalog import Catalog
+from artfs.vfs.tree import Tree, TreeSettings
+
+__all__ = ["MountOptions", "check_mountpoint", "is_mounted", "mount_in_background", "run_mount"]
+
+log = logging.getLogger("artfs.daemon")
+
+READY = "ready"
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    mountpoint: Path
+    config: ClientConfig
+    cache_dir: Path
+    cache_size: int
+    read_timeout: float = 30.0
+    listing_timeout: float = 1.0
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    target = str(mountpoint.resolve())
+    with open("/proc/self/mounts") as mounts:
+        return any(line.split()[1] == target for line in mounts if len(line.split()) > 1)
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.exists():
+        raise InvalidInput(f"mountpoint {mountpoint} does not exist")
+    if is_mounted(mountpoint):
+        raise InvalidInput(f"{mountpoint} is already a mountpoint")
+    if not mountpoint.is_dir():
+        raise InvalidInput(f"mountpoint {mountpoint} is not a directory")
+    if any(mountpoint.iterdir()):
+        raise InvalidInput(f"mountpoint {mountpoint} is not empty")
+
+
+def _setup_logging(log_file: Path, also_stderr: bool) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    if also_stderr:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
+    """Mount and serve in this process until unmounted; report readiness on ``ready_fd``."""
+    mountpoint = options.mountpoint.resolve()
+    log_file = log_path_for(mountpoint)
+    _setup_logging(log_file, also_stderr=ready_fd is None)
+    client = RegistryClient(options.config, pool_size=32, retries=1, timeout=30)
+    try:
+        check_mountpoint(mountpoint)
+        try:
+            client.health()
+        except ArtfsError as exc:
+            raise Transient(f"cannot reach the registry at {options.config.url}") from exc
+        cache = ChunkCache(options.cache_dir, options.cache_size)
+    except ArtfsError as exc:
+        _report(ready_fd, f"error: {exc.code}: {exc.message}")
+        raise
+    write_record(
+        mountpoint, MountRecord(str(mountpoint), os.getpid(), options.config.url, str(log_file))
+    )
+    try:
+        trio.run(_serve, options, mountpoint, client, cache, ready_fd)
+    finally:
+        forget_record(mountpoint)
+        client.close()
+        log.info("unmounted %s", mountpoint)
+
+
+async def _serve(
+    options: MountOptions,
+    mountpoint: Path,
+    client: RegistryClient,
+    cache: ChunkCache,
+    ready_fd: int | None,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fetcher = ChunkFetcher(client, cache, nursery)
+        catalog = Catalog(client, listing_ttl=options.listing_timeout)
+        settings = TreeSettings(
+            listing_timeout=options.listing_timeout,
+            read_timeout=options.read_timeout,
+            uid=os.getuid(),
+            gid=os.getgid(),
+        )
+        operations = ArtfsOperations(Tree(catalog, fetcher, cache, settings))
+        fuse_options = set(pyfuse3.default_options)
+        fuse_options |= {"fsname=artfs", "subtype=artfs"}
+        try:
+            pyfuse3.init(operations, str(mountpoint), fuse_options)
+        except RuntimeError as exc:
+            _report(ready_fd, f"error: error: cannot mount {mountpoint}: {exc}")
+            raise
+        log.info("mounted %s from %s (project %s)", mountpoint, client.config.url, client.project)
+        try:
+            nursery.start_soon(_stop_on_signal)
+            _report(ready_fd, READY)
+            await pyfuse3.main()
+        finally:
+            pyfuse3.close(unmount=True)
+            nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("received %s; unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+def _report(ready_fd: int | None, line: str) -> None:
+    if ready_fd is None:
+        return
+    try:
+        os.write(ready_fd, (line + "\n").encode())
+        os.close(ready_fd)
+    except OSError:
+        pass  # the waiting parent is gone; nothing to tell
+
+
+def mount_in_background(argv: list[str], timeout: float = 60.0) -> None:
+    """Run ``artfs mount --foreground …`` detached; return once it reports ready."""
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "artfs", *argv, "--foreground", "--ready-fd", str(write_end)]
+    with open(os.devnull, "rb") as devnull_in, open(os.devnull, "wb") as devnull_out:
+        process = subprocess.Popen(
+            command,
+            stdin=devnull_in,
+            stdout=devnull_out,
+            stderr=devnull_out,
+            pass_fds=(write_end,),
+            start_new_session=True,
+        )
+    os.close(write_end)
+    try:
+        line = _read_line(read_end, timeout)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        os.close(read_end)
+    if line == READY:
+        return
+    process.wait(timeout=30)
+    code, _, message = line.removeprefix("error: ").partition(": ")
+    if not message:
+        raise ArtfsError(f"the mount daemon exited with status {process.returncode}")
+    raise error_for_code(code, message)
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([fd], [], [], max(remaining, 0))
+        if not readable:
+            raise Transient(f"the mount did not become ready within {timeout:.0f}s")
+        piece = os.read(fd, 4096)
+        if not piece:  # the daemon died without a word
+            break
+        data += piece
+    return data.decode(errors="replace").strip()
