@@ -22,6 +22,10 @@ __all__ = ["main"]
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+#: Request retries of a CLI run: someone is waiting, so a registry that is down
+#: should be reported in about a second, not after the SDK's longer backoff.
+#: Blob transfers still retry on top of this (artfs.client.transfer).
+CLI_RETRIES = 2
 
 
 class _Context:
@@ -33,7 +37,7 @@ class _Context:
     def client(self) -> Any:
         from artfs.sdk.client import Client
 
-        return Client(url=self.url, project=self.project)
+        return Client(url=self.url, project=self.project, retries=CLI_RETRIES)
 
 
 pass_context = click.make_pass_decorator(_Context)
@@ -70,6 +74,9 @@ def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -
         level=logging.DEBUG if debug else logging.WARNING,
         format="artfs: %(levelname)s: %(message)s",
     )
+    if not debug:
+        # urllib3 logs each retry as a warning; the one error line after them is enough.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     ctx.obj = _Context(debug, url, project)
 
 
@@ -289,3 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("artfs: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+# Registers mount, umount, up and cache on ``cli``; kept apart so main.py stays about the registry.
+from artfs.cli import mounting as _mounting  # noqa: E402, F401

@@ -227,6 +227,10 @@ class RegistryClient:
     # -- blobs --------------------------------------------------------------
 
     def upload_blob(self, digest: str, body: BinaryIO | bytes, size: int) -> None:
+        if size == 0:
+            # requests sends an empty *stream* chunked, which together with our
+            # Content-Length makes a request the server must reject as malformed.
+            body = b""
         self._request(
             "PUT",
             self._url(f"/blobs/{digest}"),

@@ -56,10 +56,11 @@ class Client:
         project: str | None = None,
         token: str | None = None,
         workers: int = 8,
+        retries: int = 5,
     ) -> None:
         config = resolve_config(url, project, token)
         names.check_name(config.project)
-        self.registry = RegistryClient(config, pool_size=max(workers * 2, 8))
+        self.registry = RegistryClient(config, pool_size=max(workers * 2, 8), retries=retries)
         self.workers = workers
 
     def close(self) -> None:
@@ -135,8 +136,9 @@ class Client:
             with contextlib.suppress(ArtfsError):
                 self.registry.abort_upload(upload_id)
             raise
-        finally:
-            for asset in assets:
-                if asset.temporary and asset.local_path is not None:
-                    Path(asset.local_path).unlink(missing_ok=True)
+        # Copies of file-like assets are kept until the artifact is logged, so
+        # that logging it again after a failure still has its bytes.
+        for asset in assets:
+            if asset.temporary and asset.local_path is not None:
+                Path(asset.local_path).unlink(missing_ok=True)
         return LoggedArtifact(self, result, noop=bool(result.get("noop")))

@@ -1,0 +1,103 @@
+"""A real ``artfs mount`` for tests: mounted through the CLI, always unmounted after."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["Mount", "artfs", "mounted"]
+
+
+def artfs(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the artfs CLI as a user would; never raises on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "artfs", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def _mounted_paths() -> set[str]:
+    with open("/proc/self/mounts") as mounts:
+        return {line.split()[1] for line in mounts if " fuse" in line}
+
+
+class Mount:
+    def __init__(self, path: Path, registry_url: str, cache_dir: Path, *extra: str) -> None:
+        self.path = path
+        self.registry_url = registry_url
+        self.cache_dir = cache_dir
+        self.extra = extra
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        result = artfs(
+            "mount",
+            str(self.path),
+            "--registry",
+            self.registry_url,
+            "--cache-dir",
+            str(self.cache_dir),
+            *self.extra,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"artfs mount failed: {result.stderr}")
+        assert str(self.path) in _mounted_paths(), "mount returned but nothing is mounted"
+
+    def daemon_pid(self) -> int | None:
+        from artfs.daemon.state import read_record
+
+        record = read_record(self.path.resolve())
+        return None if record is None else record.pid
+
+    def unmount(self) -> None:
+        """Unmount whatever state things are in; leave no mount and no daemon behind."""
+        pid = self.daemon_pid()
+        if str(self.path) in _mounted_paths():
+            result = artfs("umount", str(self.path), timeout=60)
+            if result.returncode != 0 and str(self.path) in _mounted_paths():
+                subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
+        if pid is not None:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def chunk_files(self) -> list[Path]:
+        return sorted(p for p in (self.cache_dir / "chunks").rglob("*") if p.is_file())
+
+    def cached_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.chunk_files())
+
+    def log_text(self) -> str:
+        from artfs.daemon.state import log_path_for
+
+        path = log_path_for(self.path.resolve())
+        return path.read_text() if path.exists() else ""
+
+
+@contextlib.contextmanager
+def mounted(path: Path, registry_url: str, cache_dir: Path, *extra: str) -> Iterator[Mount]:
+    mount = Mount(path, registry_url, cache_dir, *extra)
+    try:
+        mount.mount()
+        yield mount
+    finally:
+        mount.unmount()
