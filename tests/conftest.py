@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,3 +49,27 @@ def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
 def name() -> str:
     """A fresh artifact name, so tests sharing a server never collide."""
     return f"art-{uuid.uuid4().hex[:10]}"
+
+
+class ErrorLogPolicy:
+    """Error log lines a test expects; any other ERROR record fails it (s3ql's rule)."""
+
+    def __init__(self) -> None:
+        self.allowed: list[str] = []
+
+    def allow(self, fragment: str) -> None:
+        self.allowed.append(fragment)
+
+
+@pytest.fixture(autouse=True)
+def error_logs(caplog: pytest.LogCaptureFixture) -> Iterator[ErrorLogPolicy]:
+    policy = ErrorLogPolicy()
+    yield policy
+    unexpected = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.levelno >= logging.ERROR
+        and not any(fragment in record.getMessage() for fragment in policy.allowed)
+    ]
+    if unexpected:
+        pytest.fail(f"unexpected error logs: {unexpected}")

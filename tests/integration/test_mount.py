@@ -390,3 +390,26 @@ def test_daemon_unmounts_cleanly_on_sigterm(
             time.sleep(0.05)
     finally:
         mount.unmount()
+
+
+def test_bytes_that_fail_verification_are_eio_never_wrong_bytes(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    payload = random.Random(5).randbytes(3 * MiB)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "data.bin").write_bytes(payload)
+    push(registry.url, name, tmp_path / "src")
+    digest = hashlib.sha256(payload).hexdigest()
+    stored = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest
+    rotten = bytearray(stored.read_bytes())
+    rotten[2 * MiB + 7] ^= 0x01
+    stored.write_bytes(bytes(rotten))
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        path = mount.path / name / "v1" / "data.bin"
+        with open(path, "rb") as f:
+            assert f.read(MiB) == payload[:MiB]  # intact chunks still read
+            f.seek(2 * MiB)
+            with pytest.raises(OSError) as caught:
+                f.read(MiB)
+            assert caught.value.errno == errno.EIO
+        assert "failed verification" in mount.log_text()
