@@ -10,6 +10,7 @@ file that the next attempt continues from, with a ``Range`` request.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -22,9 +23,10 @@ from typing import TypeVar
 import requests
 from tqdm import tqdm
 
+from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
-from artfs.digests import hash_file
-from artfs.errors import Corrupt, Transient
+from artfs.digests import CHUNK_SIZE, BlobHasher, hash_file
+from artfs.errors import Corrupt, NoSpace, Transient
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -35,6 +37,8 @@ __all__ = [
     "parallel",
     "upload_blobs",
 ]
+
+log = logging.getLogger("artfs.transfer")
 
 DEFAULT_WORKERS = 8
 ATTEMPTS = 5
@@ -144,12 +148,19 @@ def fetch_blob(
     size: int,
     target: Path,
     progress: Progress | None = None,
+    cache: ChunkCache | None = None,
 ) -> None:
-    """Download a blob to ``target``, resuming a previous partial download, verified."""
+    """Put a blob's bytes at ``target``, verified: from the chunk cache if it has them
+    all, else from the registry (resuming a previous partial download), after which
+    the cache gets them too.
+    """
+    if cache is not None and _copy_from_cache(cache, digest, size, target, progress):
+        return
     part = part_path(target, digest)
+    chunk_digests: list[bytes] = []
 
     def attempt() -> None:
-        hasher = hashlib.sha256()
+        hasher = BlobHasher(CHUNK_SIZE)
         have = part.stat().st_size if part.exists() else 0
         if have > size:
             part.unlink()
@@ -169,15 +180,57 @@ def fetch_blob(
                                 progress.update(len(block))
                 except requests.RequestException as exc:
                     raise Transient(f"download of {digest} was cut off: {exc}") from exc
-            out.flush()
-            os.fsync(out.fileno())
-        if hasher.hexdigest() != digest or part.stat().st_size != size:
+        # No fsync: a part file torn by a crash fails this check and starts over.
+        if hasher.finish() != digest or part.stat().st_size != size:
             part.unlink()
             raise Corrupt(f"downloaded bytes of {target.name} do not match digest {digest}")
         os.replace(part, target)
+        chunk_digests[:] = hasher.chunk_digests
 
     try:
         _retrying(attempt, f"download of {target}")
     except Corrupt:
         # A stale or damaged part file: one clean attempt from the first byte.
         _retrying(attempt, f"download of {target}")
+    if cache is not None and size:
+        layout = ChunkLayout(digest, size, CHUNK_SIZE, b"".join(chunk_digests))
+        _fill_cache(cache, layout, target)
+
+
+def _copy_from_cache(
+    cache: ChunkCache, digest: str, size: int, target: Path, progress: Progress | None
+) -> bool:
+    """Assemble ``target`` from cached chunks; False (and nothing written) if any is missing."""
+    layout = cache.layout(digest) if size else ChunkLayout(digest, 0, CHUNK_SIZE, b"")
+    if layout is None or cache.missing(layout, range(layout.chunk_count)):
+        return False
+    part = target.with_name(f".{target.name}.{digest[:16]}.artfs-cache")
+    hasher = hashlib.sha256()
+    buffer = bytearray(layout.chunk_size)
+    try:
+        with open(part, "wb") as out:
+            for index in range(layout.chunk_count):
+                view = memoryview(buffer)[: layout.chunk_length(index)]
+                if cache.read(layout, index, 0, view) != len(view):
+                    return False  # evicted or found corrupt meanwhile: use the network
+                hasher.update(view)
+                out.write(view)
+        if hasher.hexdigest() != digest:
+            return False
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    if progress is not None:
+        progress.update(size)
+    return True
+
+
+def _fill_cache(cache: ChunkCache, layout: ChunkLayout, source: Path) -> None:
+    """Keep a verified download's chunks in the machine cache for mounts and later pulls."""
+    try:
+        cache.store_layout(layout)
+        with open(source, "rb") as stream:
+            for index in range(layout.chunk_count):
+                cache.store(layout, index, stream.read(layout.chunk_length(index)))
+    except (NoSpace, OSError) as exc:
+        log.warning("could not keep %s in the cache: %s", source.name, exc)

@@ -13,10 +13,12 @@ import contextlib
 import getpass
 import os
 import socket
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from artfs import __version__, names
+from artfs.cache.chunks import ChunkCache, default_cache_dir
 from artfs.client.http import RegistryClient
 from artfs.client.transfer import BlobSource, Progress, hash_paths, upload_blobs
 from artfs.config import resolve_config
@@ -24,7 +26,9 @@ from artfs.errors import ArtfsError, InvalidInput
 from artfs.sdk.artifact import Artifact
 from artfs.sdk.logged import LoggedArtifact
 
-__all__ = ["Client", "split_ref"]
+__all__ = ["DEFAULT_CACHE_SIZE", "Client", "split_ref"]
+
+DEFAULT_CACHE_SIZE = 20 << 30
 
 
 def split_ref(ref: str, version: str | None = None) -> tuple[str, str]:
@@ -57,11 +61,24 @@ class Client:
         token: str | None = None,
         workers: int = 8,
         retries: int = 5,
+        cache_dir: Path | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        use_cache: bool = True,
     ) -> None:
         config = resolve_config(url, project, token)
         names.check_name(config.project)
         self.registry = RegistryClient(config, pool_size=max(workers * 2, 8), retries=retries)
         self.workers = workers
+        self._cache_dir = cache_dir
+        self._cache_size = cache_size
+        self._use_cache = use_cache
+
+    @cached_property
+    def cache(self) -> ChunkCache | None:
+        """The machine's chunk cache, shared with mounts: downloads read and fill it."""
+        if not self._use_cache:
+            return None
+        return ChunkCache(self._cache_dir or default_cache_dir(), self._cache_size)
 
     def close(self) -> None:
         self.registry.close()

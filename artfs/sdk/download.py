@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from artfs import names
+from artfs.cache.chunks import ChunkCache
 from artfs.client.http import RegistryClient
 from artfs.client.transfer import Progress, fetch_blob, hash_paths, parallel
 from artfs.errors import Conflict, InvalidInput
@@ -77,6 +78,7 @@ def download_entries(
     strategy: OverwriteStrategy,
     progress_label: str,
     workers: int = 8,
+    cache: ChunkCache | None = None,
 ) -> list[Path]:
     root.mkdir(parents=True, exist_ok=True)
     targets = [safe_target(root, entry.path) for entry in entries]
@@ -109,7 +111,7 @@ def download_entries(
             # The directories now exist: check once more that none of them leads out.
             if not target.parent.resolve().is_relative_to(root.resolve()):
                 raise InvalidInput(f"{entry.path!r} would escape {root}")
-            fetch_blob(client, entry.digest, entry.size, target, progress)
+            fetch_blob(client, entry.digest, entry.size, target, progress, cache)
 
         parallel(one, todo, workers)
     return targets

@@ -48,6 +48,7 @@ class LoggedAsset:
             target.parent,
             OverwriteStrategy.OVERWRITE,
             self.logical_path,
+            cache=self.artifact.client.cache,
         )
         return target
 
@@ -199,7 +200,13 @@ class LoggedArtifact:
             and (path_prefix is None or asset.logical_path.startswith(path_prefix))
         ]
         download_entries(
-            self.client.registry, entries, root, strategy, f"{self.name}:{self.version}"
+            self.client.registry,
+            entries,
+            root,
+            strategy,
+            f"{self.name}:{self.version}",
+            workers=self.client.workers,
+            cache=self.client.cache,
         )
         return root
 

@@ -83,7 +83,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: NotFound.code, 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {
+            400: InvalidInput.code,  # e.g. a body that is not UTF-8
+            404: NotFound.code,
+            405: "method_not_allowed",
+            413: TooLarge.code,
+        }.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)

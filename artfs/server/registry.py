@@ -343,7 +343,11 @@ class Registry:
             if cursor:
                 query = query.where(files.c.path > cursor)
             if prefix:
-                query = query.where(files.c.path.startswith(prefix, autoescape=True))
+                # LIKE alone ignores case on SQLite; the substr test keeps the match exact.
+                query = query.where(
+                    files.c.path.startswith(prefix, autoescape=True),
+                    func.substr(files.c.path, 1, len(prefix)) == prefix,
+                )
             rows = conn.execute(query.order_by(files.c.path).limit(limit + 1)).mappings().all()
             page = rows[:limit]
             return {
@@ -405,21 +409,15 @@ class Registry:
                 if type_ is not None and type_ != row["type"]:
                     raise Conflict(f"artifact {name} has type {row['type']!r}, not {type_!r}")
                 artifact_id = row["id"]
-            if (
-                semver is not None
-                and conn.execute(
-                    select(versions.c.id).where(
-                        versions.c.artifact_id == artifact_id, versions.c.semver == semver
-                    )
-                ).first()
-            ):
-                raise Conflict(f"{name} already has a version labelled {semver}")
+            if semver is not None:
+                self._check_label_claimable(conn, artifact_id, name, semver)
             version_id = conn.execute(
                 insert(versions).values(
                     artifact_id=artifact_id,
                     upload_id=upload_id,
                     number=None,
-                    semver=semver,
+                    semver=None,
+                    requested_semver=semver,
                     state=PENDING,
                     size=0,
                     file_count=0,
@@ -450,9 +448,11 @@ class Registry:
         paths = [entry.path for entry in entries]
         if len(set(paths)) != len(paths):
             raise InvalidInput("the manifest names a logical path twice")
+        _check_no_file_dir_clash(paths)
         existing = _existing_paths(conn, version_id, paths)
         if existing:
             raise InvalidInput(f"logical path {sorted(existing)[0]!r} is already in this upload")
+        _check_no_clash_with_upload(conn, version_id, paths)
         conn.execute(
             insert(files),
             [
@@ -532,12 +532,15 @@ class Registry:
                 .first()
             )
             self._check_alias_expectations(conn, artifact, alias_expect)
+            label = pending["requested_semver"]
             noop = (
                 not force
                 and latest is not None
                 and latest["digest"] == digest
-                and pending["semver"] in (None, latest["semver"])
+                and label in (None, latest["semver"])
             )
+            if not noop and label is not None:
+                self._check_label_claimable(conn, artifact["id"], artifact["name"], label, True)
             if noop:
                 assert latest is not None
                 self._drop_pending(conn, pending["id"])
@@ -554,6 +557,8 @@ class Registry:
                     .where(versions.c.id == pending["id"])
                     .values(
                         number=number,
+                        semver=label,
+                        requested_semver=None,
                         state=COMMITTED,
                         digest=digest,
                         size=sum(size for *_, size in entries),
@@ -574,6 +579,33 @@ class Registry:
             result = self._version_json(conn, artifact, target)
         result["noop"] = noop
         return result
+
+    def _check_label_claimable(
+        self, conn: Connection, artifact_id: int, name: str, label: str, committing: bool = False
+    ) -> None:
+        """A semver label is unique and never reused, even after its version is deleted.
+
+        Before upload, the label of ``latest`` is still allowed: the upload may
+        turn out identical to it, which is the no-op. At commit it is not.
+        """
+        holder = (
+            conn.execute(
+                select(versions.c.id, versions.c.number).where(
+                    versions.c.artifact_id == artifact_id, versions.c.semver == label
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if holder is None:
+            return
+        latest_id = conn.execute(
+            select(aliases.c.version_id).where(
+                aliases.c.artifact_id == artifact_id, aliases.c.name == LATEST
+            )
+        ).scalar()
+        if committing or holder["id"] != latest_id:
+            raise Conflict(f"{name} already has a version labelled {label} (v{holder['number']})")
 
     def _check_blobs_complete(self, conn: Connection, version_id: int) -> None:
         missing = conn.execute(
@@ -613,11 +645,17 @@ class Registry:
                 .join(aliases, aliases.c.version_id == versions.c.id)
                 .where(aliases.c.artifact_id == artifact["id"], aliases.c.name == alias)
             ).scalar()
-            expected_number = (
-                None if expected is None else self._version(conn, artifact, expected)["number"]
-            )
+            shown = "nothing" if current is None else f"v{current}"
+            try:
+                expected_number = (
+                    None if expected is None else self._version(conn, artifact, expected)["number"]
+                )
+            except NotFound as exc:  # e.g. deleted since the caller read the alias: CAS lost
+                raise Conflict(
+                    f"alias {alias} of {artifact['name']} points at {shown}, "
+                    f"not {expected}, which does not exist"
+                ) from exc
             if current != expected_number:
-                shown = "nothing" if current is None else f"v{current}"
                 raise Conflict(
                     f"alias {alias} of {artifact['name']} points at {shown}, "
                     f"not {expected or 'nothing'}"
@@ -920,6 +958,26 @@ def _check_no_file_dir_clash(paths: Sequence[str]) -> None:
             parent = "/".join(parts[:depth])
             if parent in as_files:
                 raise InvalidInput(f"logical path {parent!r} is both a file and a directory")
+
+
+def _check_no_clash_with_upload(conn: Connection, version_id: int, paths: Sequence[str]) -> None:
+    """No new path may lie under a file of the upload, nor be a directory of its files."""
+    parents = {
+        path.rsplit("/", depth)[0] for path in paths for depth in range(1, path.count("/") + 1)
+    }
+    clash = _existing_paths(conn, version_id, sorted(parents))
+    if clash:
+        raise InvalidInput(f"logical path {sorted(clash)[0]!r} is both a file and a directory")
+    new = set(paths)
+    for (path,) in conn.execute(
+        select(files.c.path).where(files.c.version_id == version_id, files.c.path.contains("/"))
+    ):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in new:
+                raise InvalidInput(
+                    f"logical path {'/'.join(parts[:depth])!r} is both a file and a directory"
+                )
 
 
 def _existing_paths(conn: Connection, version_id: int, paths: Sequence[str]) -> set[str]:

@@ -99,6 +99,9 @@ def test_push_then_pull_round_trip(tmp_path: Path, url: str, name: str) -> None:
     again = ok(url, "push", name, tmp_path / "src", "--alias", "prod")
     assert last_line(again) == "v1"
     assert "identical" in again.stderr
+    # Re-running the very same command, label included, is the same no-op.
+    labelled = ok(url, "push", name, tmp_path / "src", "--version", "1.0.0")
+    assert last_line(labelled) == "v1"
 
     for ref in (f"{name}:prod", f"{name}:1.0.0", f"{name}:v1", name):
         dest = tmp_path / "dest" / ref.replace(":", "_")

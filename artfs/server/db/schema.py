@@ -50,6 +50,8 @@ versions = Table(
     Column("upload_id", String(32), nullable=False, unique=True),
     Column("number", Integer, nullable=True),
     Column("semver", String(100), nullable=True),
+    # The label a PENDING version asks for; ``semver`` is set only at commit.
+    Column("requested_semver", String(100), nullable=True),
     Column("state", String(16), nullable=False),
     Column("digest", String(64), nullable=True),
     Column("size", BigInteger, nullable=False, default=0),

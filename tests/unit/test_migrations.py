@@ -1,0 +1,66 @@
+"""Migrations on a real SQLite file: from nothing, and from 0001 with a pending label."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect, text
+
+from artfs.server.db.engine import WRITE, create_registry_engine, migrate
+
+
+def _config(conn: object) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location",
+        str(Path(__file__).parents[2] / "artfs" / "server" / "db" / "migrations"),
+    )
+    config.attributes["connection"] = conn
+    return config
+
+
+def test_fresh_database_reaches_head_and_is_idempotent(tmp_path: Path) -> None:
+    engine = create_registry_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    migrate(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("versions")}
+    assert "requested_semver" in columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+def test_0002_moves_a_pending_label_to_requested(tmp_path: Path) -> None:
+    engine = create_registry_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.connect().execution_options(**WRITE) as conn:
+        command.upgrade(_config(conn), "0001")
+        conn.commit()
+    now = datetime.now(UTC)
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        conn.execute(
+            text(
+                "INSERT INTO artifacts (id, project, name, type, description, metadata,"
+                " created_at, next_number) VALUES (1, 'p', 'a', 'dataset', '', '{}', :t, 2)"
+            ),
+            {"t": now},
+        )
+        for vid, state, label, number in [
+            (1, "COMMITTED", "1.0.0", 1),
+            (2, "PENDING", "2.0.0", None),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO versions (id, artifact_id, upload_id, number, semver, state,"
+                    " size, file_count, metadata, description, source, created_at)"
+                    " VALUES (:id, 1, :u, :n, :s, :state, 0, 0, '{}', '', '{}', :t)"
+                ),
+                {"id": vid, "u": f"u{vid}", "n": number, "s": label, "state": state, "t": now},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, semver, requested_semver FROM versions ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "1.0.0", None), (2, None, "2.0.0")]
