@@ -1,0 +1,97 @@
+"""One cache per machine (SPEC §5): SDK pulls and mounts read what the other fetched.
+
+Each test fetches once, then deletes the blobs from the registry's own disk, so
+any later success can only have come from the local cache.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import artfs
+from tests.support.mount import mounted
+from tests.support.registry import RegistryProcess
+
+MiB = 1 << 20
+
+
+def _push_tree(url: str, name: str, source: Path) -> dict[str, bytes]:
+    rng = random.Random(9)
+    files = {"big.bin": rng.randbytes(2 * MiB + 3), "small.txt": b"small", "empty": b""}
+    for path, data in files.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_bytes(data)
+    artifact = artfs.Artifact(name)
+    artifact.add(source)
+    with artfs.Client(url=url) as client:
+        client.log_artifact(artifact)
+    return files
+
+
+def _drop_server_blobs(registry: RegistryProcess) -> None:
+    blobs = [p for p in (registry.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()]
+    assert blobs
+    for blob in blobs:
+        blob.unlink()
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_second_pull_comes_from_the_cache(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    files = _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "first")
+    _drop_server_blobs(registry)
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "second")
+    assert _read_tree(tmp_path / "second") == files
+
+
+def test_a_pull_fills_the_cache_the_mount_reads(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    files = _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "pulled")
+    _drop_server_blobs(registry)
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        assert _read_tree(mount.path / name / "v1") == files
+
+
+def test_what_a_mount_read_a_pull_needs_not_fetch(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    files = _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        assert _read_tree(mount.path / name / "v1") == files
+    _drop_server_blobs(registry)
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "pulled")
+    assert _read_tree(tmp_path / "pulled") == files
+
+
+def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    files = _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "first")
+    for chunk in (cache / "chunks").rglob("*"):
+        if chunk.is_file() and chunk.stat().st_size == MiB:
+            chunk.write_bytes(b"\0" * MiB)
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "second")
+    assert _read_tree(tmp_path / "second") == files
