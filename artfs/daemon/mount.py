@@ -103,6 +103,10 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     )
     try:
         trio.run(_serve, options, mountpoint, client, cache, ready_fd)
+    except Exception:
+        # In the background stderr is /dev/null: the log is the only witness.
+        log.exception("the mount daemon failed")
+        raise
     finally:
         forget_record(mountpoint)
         client.close()
