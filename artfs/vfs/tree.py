@@ -257,6 +257,8 @@ class Tree:
 
     async def lookup(self, parent_inode: int, name: str) -> Node:
         parent = self.get(parent_inode)
+        if not name or "/" in name or "\x00" in name or name in (".", ".."):
+            raise NotFound(f"{name!r} is not a single path component")
         if parent.kind is Kind.ROOT:
             info = await self.catalog.artifact(name)
             return self._artifact_node(info.name, _ns(info.created_at.timestamp()))
