@@ -4,6 +4,13 @@ Layout under the cache dir::
 
     chunks/<d[:2]>/<digest>/<index>      one chunk's bytes (the last one may be short)
     layouts/<d[:2]>/<digest>             the blob's size, chunk size and chunk sha256s
+    external/<d[:2]>/<digest>            where a verified whole copy lies outside the cache
+
+An *external copy* is a file an SDK pull wrote for the user: rather than write
+every byte twice, the pull records where the blob now lies. Reads from it are
+verified against the layout like any chunk, again whenever the file's size or
+mtime change; a copy that was edited, moved or deleted simply stops counting
+and the bytes are fetched again. External copies take no space in the bound.
 
 A chunk file is written to a temporary name and renamed, so it is either absent
 or complete under its name. What a crash or a disk can still do to it (torn
@@ -25,12 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
 import uuid
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import platformdirs
@@ -98,6 +106,13 @@ class ChunkLayout:
 Key = tuple[str, int]
 
 
+@dataclass(frozen=True)
+class _External:
+    path: str
+    size: int
+    mtime_ns: int
+
+
 class ChunkCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
@@ -107,9 +122,12 @@ class ChunkCache:
         self._total = 0
         self._pins: Counter[str] = Counter()
         self._verified: set[Key] = set()
+        self._external: dict[str, _External] = {}
+        self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
         (root / "chunks").mkdir(parents=True, exist_ok=True)
         (root / "layouts").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        (root / "external").mkdir(parents=True, exist_ok=True)
         self._scan()
 
     # -- paths ----------------------------------------------------------------
@@ -119,6 +137,9 @@ class ChunkCache:
 
     def _layout_path(self, digest: str) -> Path:
         return self.root / "layouts" / digest[:2] / digest
+
+    def _external_path(self, digest: str) -> Path:
+        return self.root / "external" / digest[:2] / digest
 
     def _scan(self) -> None:
         """Rebuild the LRU from the files on disk, oldest mtime first."""
@@ -138,6 +159,7 @@ class ChunkCache:
     # -- layouts --------------------------------------------------------------
 
     def layout(self, digest: str) -> ChunkLayout | None:
+        self._load_external(digest)
         try:
             return ChunkLayout.decode(digest, self._layout_path(digest).read_bytes())
         except FileNotFoundError:
@@ -158,7 +180,83 @@ class ChunkCache:
 
     def missing(self, layout: ChunkLayout, indexes: range) -> list[int]:
         with self._lock:
+            if layout.digest in self._external:
+                return []  # checked, and given up on if stale, when read
             return [i for i in indexes if (layout.digest, i) not in self._lru]
+
+    # -- external copies ------------------------------------------------------
+
+    def add_external(self, layout: ChunkLayout, path: Path) -> None:
+        """Record that ``path`` holds the whole blob, verified by the caller just now."""
+        stat = path.stat()
+        external = _External(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
+        self.store_layout(layout)
+        self._write_atomically(
+            self._external_path(layout.digest), json.dumps(asdict(external)).encode()
+        )
+        with self._lock:
+            self._external[layout.digest] = external
+            self._external_verified.update(
+                (layout.digest, index, stat.st_mtime_ns) for index in range(layout.chunk_count)
+            )
+
+    def _load_external(self, digest: str) -> None:
+        with self._lock:
+            if digest in self._external:
+                return
+        try:
+            raw = json.loads(self._external_path(digest).read_bytes())
+            external = _External(str(raw["path"]), int(raw["size"]), int(raw["mtime_ns"]))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            self._drop_external(digest)
+            return
+        with self._lock:
+            self._external[digest] = external
+
+    def _drop_external(self, digest: str) -> None:
+        with self._lock:
+            self._external.pop(digest, None)
+        self._external_path(digest).unlink(missing_ok=True)
+
+    def _read_external(
+        self, layout: ChunkLayout, index: int, offset: int, view: memoryview
+    ) -> int | None:
+        with self._lock:
+            external = self._external.get(layout.digest)
+        if external is None:
+            return None
+        try:
+            fd = os.open(external.path, os.O_RDONLY)
+        except OSError:
+            self._drop_external(layout.digest)
+            return None
+        try:
+            stat = os.fstat(fd)
+            if (stat.st_size, stat.st_mtime_ns) != (external.size, external.mtime_ns):
+                self._drop_external(layout.digest)  # the user changed their copy
+                return None
+            start = index * layout.chunk_size
+            check = (layout.digest, index, stat.st_mtime_ns)
+            with self._lock:
+                trusted = check in self._external_verified
+            if trusted:
+                return os.preadv(fd, [view], start + offset)
+            data = os.pread(fd, layout.chunk_length(index), start)
+            if not layout.verify(index, data):
+                log.warning(
+                    "external copy %s of blob %s differs; refetching", external.path, layout.digest
+                )
+                self._drop_external(layout.digest)
+                return None
+            with self._lock:
+                self._external_verified.add(check)
+            got = min(len(view), len(data) - offset)
+            view[:got] = data[offset : offset + got]
+            return got
+        finally:
+            os.close(fd)
 
     def store(self, layout: ChunkLayout, index: int, data: bytes | bytearray | memoryview) -> None:
         """Keep a chunk the caller has verified against ``layout``."""
@@ -186,7 +284,7 @@ class ChunkCache:
             if known:
                 self._lru.move_to_end(key)
         if not known:
-            return None
+            return self._read_external(layout, index, offset, view)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:

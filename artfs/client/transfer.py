@@ -150,9 +150,9 @@ def fetch_blob(
     progress: Progress | None = None,
     cache: ChunkCache | None = None,
 ) -> None:
-    """Put a blob's bytes at ``target``, verified: from the chunk cache if it has them
-    all, else from the registry (resuming a previous partial download), after which
-    the cache gets them too.
+    """Put a blob's bytes at ``target``, verified: from the machine cache if it has
+    them all, else from the registry (resuming a previous partial download), after
+    which the cache records ``target`` as an external copy of the blob.
     """
     if cache is not None and _copy_from_cache(cache, digest, size, target, progress):
         return
@@ -194,7 +194,10 @@ def fetch_blob(
         _retrying(attempt, f"download of {target}")
     if cache is not None and size:
         layout = ChunkLayout(digest, size, CHUNK_SIZE, b"".join(chunk_digests))
-        _fill_cache(cache, layout, target)
+        try:
+            cache.add_external(layout, target)
+        except (NoSpace, OSError) as exc:
+            log.warning("could not record %s in the cache: %s", target.name, exc)
 
 
 def _copy_from_cache(
@@ -223,14 +226,3 @@ def _copy_from_cache(
     if progress is not None:
         progress.update(size)
     return True
-
-
-def _fill_cache(cache: ChunkCache, layout: ChunkLayout, source: Path) -> None:
-    """Keep a verified download's chunks in the machine cache for mounts and later pulls."""
-    try:
-        cache.store_layout(layout)
-        with open(source, "rb") as stream:
-            for index in range(layout.chunk_count):
-                cache.store(layout, index, stream.read(layout.chunk_length(index)))
-    except (NoSpace, OSError) as exc:
-        log.warning("could not keep %s in the cache: %s", source.name, exc)

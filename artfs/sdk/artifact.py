@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import urllib.parse
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class Artifact:
         with handle:
             shutil.copyfileobj(stream, handle, 1 << 20)
         local = Path(handle.name)
+        # Removed once logged; if the artifact is never logged, when it is collected.
+        weakref.finalize(self, local.unlink, missing_ok=True)
         with open(local, "rb") as copied:
             digest, size = hash_file(copied)
         self._put(

@@ -646,3 +646,17 @@ def test_unreachable_registry_raises_transient() -> None:
 def test_client_rejects_a_url_without_scheme() -> None:
     with pytest.raises(artfs.InvalidInput, match="http"):
         artfs.Client(url="127.0.0.1:8765")
+
+
+def test_filelike_copies_of_an_unlogged_artifact_are_removed() -> None:
+    import gc
+    import io
+
+    artifact = artfs.Artifact("never-logged")
+    artifact.add(io.BytesIO(b"payload"), logical_path="p.bin")
+    copy = artifact.assets[0].local_path
+    assert copy is not None
+    assert copy.exists()
+    del artifact
+    gc.collect()
+    assert not copy.exists()

@@ -6,6 +6,7 @@ any later success can only have come from the local cache.
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -81,7 +82,18 @@ def test_what_a_mount_read_a_pull_needs_not_fetch(
     assert _read_tree(tmp_path / "pulled") == files
 
 
-def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
+def test_a_pull_writes_nothing_twice(registry: RegistryProcess, tmp_path: Path, name: str) -> None:
+    (tmp_path / "src").mkdir()
+    _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "pulled")
+    # The pulled files are the cache's copies: no chunk files, only small records.
+    assert [p for p in (cache / "chunks").rglob("*") if p.is_file()] == []
+    assert len([p for p in (cache / "external").rglob("*") if p.is_file()]) == 2
+
+
+def test_an_edited_pulled_copy_is_never_served(
     registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
     (tmp_path / "src").mkdir()
@@ -89,9 +101,34 @@ def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
     cache = tmp_path / "cache"
     with artfs.Client(url=registry.url, cache_dir=cache) as client:
         client.get_artifact(name).download(tmp_path / "first")
+    # The user edits their copy in place and even puts its mtime back.
+    edited = tmp_path / "first" / "big.bin"
+    stat = edited.stat()
+    with open(edited, "r+b") as f:
+        f.seek(MiB + 5)
+        f.write(b"EDITED")
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with artfs.Client(url=registry.url, cache_dir=cache) as client:
+        client.get_artifact(name).download(tmp_path / "second")
+    assert _read_tree(tmp_path / "second") == files
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        assert _read_tree(mount.path / name / "v1") == files
+
+
+def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    files = _push_tree(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        assert _read_tree(mount.path / name / "v1") == files
+    corrupted = 0
     for chunk in (cache / "chunks").rglob("*"):
         if chunk.is_file() and chunk.stat().st_size == MiB:
             chunk.write_bytes(b"\0" * MiB)
+            corrupted += 1
+    assert corrupted == 2
     with artfs.Client(url=registry.url, cache_dir=cache) as client:
         client.get_artifact(name).download(tmp_path / "second")
     assert _read_tree(tmp_path / "second") == files
