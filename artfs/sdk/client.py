@@ -9,7 +9,6 @@ nothing half-made lingers; logging again re-uploads only what is still missing.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import socket
@@ -20,11 +19,11 @@ from typing import Any
 from artfs import __version__, names
 from artfs.cache.chunks import ChunkCache, default_cache_dir
 from artfs.client.http import RegistryClient
-from artfs.client.transfer import BlobSource, Progress, hash_paths, upload_blobs
 from artfs.config import resolve_config
-from artfs.errors import ArtfsError, InvalidInput
+from artfs.errors import InvalidInput
 from artfs.sdk.artifact import Artifact
 from artfs.sdk.logged import LoggedArtifact
+from artfs.upload.publish import LocalEntry, VersionRequest, publish
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Client", "split_ref"]
 
@@ -108,54 +107,39 @@ class Client:
     def log_artifact(
         self, artifact: Artifact, force: bool = False, show_progress: bool | None = None
     ) -> LoggedArtifact:
-        assets = artifact.assets
-        local = [asset for asset in assets if asset.uri is None and asset.digest is None]
-        for asset, (digest, size) in zip(
-            local,
-            hash_paths([asset.local_path for asset in local if asset.local_path], self.workers),
-            strict=True,
-        ):
-            asset.digest, asset.size = digest, size
-        entries = []
-        for asset in assets:
-            entry: dict[str, Any] = {"path": asset.logical_path, "size": asset.size or 0}
-            if asset.digest is not None:
-                entry["digest"] = asset.digest
-            if asset.uri is not None:
-                entry["uri"] = asset.uri
-            if asset.metadata:
-                entry["metadata"] = asset.metadata
-            entries.append(entry)
-        body = {
-            "type": artifact.type,
-            "description": artifact.description,
-            "metadata": artifact.metadata,
-            "semver": artifact.version,
-            "source": default_source(),
-            "ttl_seconds": artifact.ttl_seconds,
-        }
-        upload_id, missing = self.registry.start_upload(artifact.name, body, entries)
-        try:
-            sources: dict[str, BlobSource] = {}
-            for asset in assets:
-                if asset.digest in missing and asset.local_path is not None and asset.uri is None:
-                    sources.setdefault(
-                        asset.digest, BlobSource(asset.digest, asset.size or 0, asset.local_path)
-                    )
-            total = sum(source.size for source in sources.values())
-            with Progress(total, f"push {artifact.name}", show_progress) as progress:
-                upload_blobs(self.registry, list(sources.values()), progress, self.workers)
-            result = self.registry.commit_upload(
-                upload_id, list(artifact.aliases), list(artifact.version_tags), force=force
+        entries = [
+            LocalEntry(
+                path=asset.logical_path,
+                size=asset.size or 0,
+                local=None if asset.is_reference else asset.local_path,
+                digest=asset.digest,
+                uri=asset.uri,
+                metadata=asset.metadata,
             )
-        except (ArtfsError, OSError, KeyboardInterrupt):
-            # If the server is gone, its gc drops the abandoned upload later.
-            with contextlib.suppress(ArtfsError):
-                self.registry.abort_upload(upload_id)
-            raise
+            for asset in artifact.assets
+        ]
+        request = VersionRequest(
+            type=artifact.type,
+            description=artifact.description,
+            metadata=dict(artifact.metadata or {}),
+            semver=artifact.version,
+            source=default_source(),
+            ttl_seconds=artifact.ttl_seconds,
+            aliases=list(artifact.aliases),
+            tags=list(artifact.version_tags),
+            force=force,
+        )
+        published = publish(
+            self.registry,
+            artifact.name,
+            entries,
+            request,
+            workers=self.workers,
+            show_progress=show_progress,
+        )
         # Copies of file-like assets are kept until the artifact is logged, so
         # that logging it again after a failure still has its bytes.
-        for asset in assets:
+        for asset in artifact.assets:
             if asset.temporary and asset.local_path is not None:
                 Path(asset.local_path).unlink(missing_ok=True)
-        return LoggedArtifact(self, result, noop=bool(result.get("noop")))
+        return LoggedArtifact(self, published.version, noop=published.noop)

@@ -1,0 +1,1 @@
+"""Turning local files into a committed version: hashing, uploading, committing."""
