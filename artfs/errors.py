@@ -13,6 +13,7 @@
      ├── Corrupt               bytes received or cached fail verification
      ├── ReadOnly              a write where only reading is allowed
      ├── NoSpace               local disk full
+     ├── LocalError            any other local-disk errno, carried as it is (.staging)
      └── Transient             server unreachable, 5xx, timeout: worth a retry
 
 Each class carries a stable ``code`` string; the server sends it in its JSON
@@ -30,6 +31,7 @@ __all__ = [
     "DigestMismatch",
     "Forbidden",
     "InvalidInput",
+    "LocalError",
     "NoSpace",
     "NotFound",
     "ReadOnly",
@@ -94,6 +96,16 @@ class Transient(ArtfsError):
     code = "transient"
 
 
+class LocalError(ArtfsError):
+    """A local filesystem error whose errno the caller should see unchanged."""
+
+    code = "local_error"
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 def _all_subclasses(cls: type[ArtfsError]) -> list[type[ArtfsError]]:
     found: list[type[ArtfsError]] = [cls]
     for sub in cls.__subclasses__():
@@ -106,4 +118,7 @@ _BY_CODE: dict[str, type[ArtfsError]] = {c.code: c for c in _all_subclasses(Artf
 
 def error_for_code(code: str, message: str) -> ArtfsError:
     """Rebuild the exception a peer reported by its ``code``; unknown codes stay generic."""
-    return _BY_CODE.get(code, ArtfsError)(message)
+    cls = _BY_CODE.get(code, ArtfsError)
+    if cls is LocalError:  # never sent over the wire; stay generic if it is
+        cls = ArtfsError
+    return cls(message)

@@ -223,3 +223,87 @@ def cache_prune(target: str, cache_dir: Path | None) -> None:
     chunks = ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62)
     dropped = chunks.evict_to(parse_size(target))
     click.echo(f"evicted {dropped} chunks; {chunks.total_bytes} bytes remain")
+
+
+def _locate(target: Path) -> tuple[Path, str, Path]:
+    """``MOUNTPOINT/NAME`` → (mountpoint, artifact name, control socket of its daemon)."""
+    from artfs.daemon.state import read_record
+
+    path = target.absolute()
+    for mountpoint in [path, *path.parents]:
+        record = read_record(mountpoint)
+        if record is not None:
+            parts = path.relative_to(mountpoint).parts
+            if len(parts) != 1:
+                raise InvalidInput(f"{target} is not MOUNTPOINT/NAME of an artfs mount")
+            return mountpoint, parts[0], Path(record.control)
+    raise InvalidInput(f"{target} is not inside an artfs mount")
+
+
+@cli.command()
+@click.argument("target", metavar="MOUNTPOINT/NAME", type=click.Path(path_type=Path))
+@click.option(
+    "--alias", "aliases", multiple=True, metavar="A", help="Alias to point at the new version."
+)
+@click.option("--tag", "tags", multiple=True, metavar="T", help="Version tag.")
+@click.option(
+    "--meta",
+    "meta",
+    multiple=True,
+    metavar="K=V",
+    help="Version metadata (V parsed as JSON if it is).",
+)
+@click.option("--message", default="", help="Version description.")
+@click.option("--force", is_flag=True, help="Commit even if identical to latest.")
+def commit(
+    target: Path,
+    aliases: tuple[str, ...],
+    tags: tuple[str, ...],
+    meta: tuple[str, ...],
+    message: str,
+    force: bool,
+) -> None:
+    """Commit NAME/.staging as the next version; prints the version id last."""
+    from artfs import names
+    from artfs.cli.main import _parse_meta
+    from artfs.daemon.control import request
+
+    for alias in aliases:
+        names.check_alias(alias)
+    for tag_name in tags:
+        names.check_tag(tag_name)
+    _, artifact, control = _locate(target)
+    answer = request(
+        control,
+        {
+            "op": "commit",
+            "artifact": artifact,
+            "aliases": list(aliases),
+            "tags": list(tags),
+            "metadata": _parse_meta(meta),
+            "message": message,
+            "force": force,
+        },
+    )
+    if answer["noop"]:
+        click.echo(f"{artifact}: content identical to latest; no new version", err=True)
+    click.echo(
+        f"uploaded {answer['uploaded_bytes']} bytes in {answer['uploaded_blobs']} blobs", err=True
+    )
+    click.echo(answer["version"])
+
+
+@cli.command()
+@click.argument("target", metavar="MOUNTPOINT/NAME", type=click.Path(path_type=Path))
+@click.option(
+    "--from", "source", required=True, metavar="VERSION_OR_ALIAS", help="Version to start from."
+)
+def stage(target: Path, source: str) -> None:
+    """Make NAME/.staging a copy-on-write view of a version: only changed files get uploaded."""
+    from artfs import names
+    from artfs.daemon.control import request
+
+    names.parse_version_ref(source)
+    _, artifact, control = _locate(target)
+    answer = request(control, {"op": "stage", "artifact": artifact, "from": source})
+    click.echo(f"staged {answer['files']} files of {artifact}:{source}", err=True)

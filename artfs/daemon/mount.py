@@ -28,7 +28,15 @@ import trio
 from artfs.cache.chunks import ChunkCache
 from artfs.client.http import RegistryClient
 from artfs.config import ClientConfig
-from artfs.daemon.state import MountRecord, forget_record, log_path_for, write_record
+from artfs.daemon.control import serve_control
+from artfs.daemon.state import (
+    MountRecord,
+    control_path_for,
+    forget_record,
+    log_path_for,
+    staging_root_for,
+    write_record,
+)
 from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fs.operations import ArtfsOperations
@@ -99,13 +107,22 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         _report(ready_fd, f"error: {exc.code}: {exc.message}")
         raise
     write_record(
-        mountpoint, MountRecord(str(mountpoint), os.getpid(), options.config.url, str(log_file))
+        mountpoint,
+        MountRecord(
+            str(mountpoint),
+            os.getpid(),
+            options.config.url,
+            str(log_file),
+            str(control_path_for(mountpoint)),
+        ),
     )
     try:
         trio.run(_serve, options, mountpoint, client, cache, ready_fd)
-    except Exception:
-        # In the background stderr is /dev/null: the log is the only witness.
+    except Exception as exc:
+        # In the background stderr is /dev/null: the log is the only witness,
+        # and a parent still waiting for readiness hears why.
         log.exception("the mount daemon failed")
+        _report(ready_fd, f"error: error: the mount daemon failed: {exc}")
         raise
     finally:
         forget_record(mountpoint)
@@ -128,8 +145,10 @@ async def _serve(
             read_timeout=options.read_timeout,
             uid=os.getuid(),
             gid=os.getgid(),
+            staging_root=staging_root_for(client.config.url, client.project),
         )
-        operations = ArtfsOperations(Tree(catalog, fetcher, cache, settings))
+        tree = Tree(catalog, fetcher, cache, settings)
+        operations = ArtfsOperations(tree)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=artfs", "subtype=artfs"}
         try:
@@ -140,10 +159,12 @@ async def _serve(
         log.info("mounted %s from %s (project %s)", mountpoint, client.config.url, client.project)
         try:
             nursery.start_soon(_stop_on_signal)
+            await nursery.start(serve_control, control_path_for(mountpoint), tree)
             _report(ready_fd, READY)
             await pyfuse3.main()
         finally:
             pyfuse3.close(unmount=True)
+            control_path_for(mountpoint).unlink(missing_ok=True)
             nursery.cancel_scope.cancel()
 
 

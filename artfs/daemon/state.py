@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import platformdirs
 
 __all__ = [
     "MountRecord",
+    "control_path_for",
     "forget_record",
     "log_path_for",
     "read_record",
+    "staging_root_for",
     "state_dir",
     "write_record",
 ]
@@ -32,12 +35,33 @@ def log_path_for(mountpoint: Path) -> Path:
     return state_dir() / "logs" / f"mount-{_slug(mountpoint)}.log"
 
 
+#: Unix socket paths must fit in 108 bytes (sun_path), name included.
+_MAX_SOCKET_DIR = 80
+
+
+def control_path_for(mountpoint: Path) -> Path:
+    """The daemon's control socket: in the runtime dir, or a short private one in /tmp."""
+    base = Path(platformdirs.user_runtime_dir("artfs"))
+    if len(str(base)) > _MAX_SOCKET_DIR:
+        base = Path(tempfile.gettempdir()) / f"artfs-{os.getuid()}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base / f"{_slug(mountpoint)}.sock"
+
+
+def staging_root_for(registry_url: str, project: str) -> Path:
+    """Where staged files live: per registry and project, so mounts of the same one share it."""
+    return (
+        state_dir() / "staging" / hashlib.sha256(registry_url.encode()).hexdigest()[:16] / project
+    )
+
+
 @dataclass(frozen=True)
 class MountRecord:
     mountpoint: str
     pid: int
     registry: str
     log: str
+    control: str
 
 
 def _record_path(mountpoint: Path) -> Path:

@@ -22,6 +22,7 @@ from artfs.errors import (
     Corrupt,
     Forbidden,
     InvalidInput,
+    LocalError,
     NoSpace,
     NotFound,
     ReadOnly,
@@ -45,17 +46,20 @@ ERRNO: dict[type[ArtfsError], int] = {
     Forbidden: errno.EACCES,
     Corrupt: errno.EIO,
     Transient: errno.EIO,
+    LocalError: errno.EIO,  # unused: a LocalError carries its own errno
     ArtfsError: errno.EIO,
 }
 
 #: Errors a working filesystem answers all the time; not worth a log line.
-_QUIET = (NotFound, ReadOnly)
+_QUIET = (NotFound, ReadOnly, LocalError)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def errno_for(error: ArtfsError) -> int:
+    if isinstance(error, LocalError):
+        return error.errno
     for cls in type(error).__mro__:
         if cls in ERRNO:
             return ERRNO[cls]

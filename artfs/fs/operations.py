@@ -1,14 +1,15 @@
 """``ArtfsOperations``: kernel requests in, ``Tree`` calls, attributes and errnos out.
 
-It holds no policy: timeouts, inode numbers and bytes all come from the tree;
-this module only converts names (bytes <-> str), nodes to ``EntryAttributes``,
-and refuses every modifying request with ``EROFS``.
+It holds no policy: timeouts, inode numbers, bytes and what may change all come
+from the tree; this module only converts names (bytes <-> str), ``Stat`` to
+``EntryAttributes`` and domain errors to errnos (``translated``).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Sequence
 
 import pyfuse3
@@ -16,12 +17,11 @@ from pyfuse3 import FileHandleT, FileNameT, FlagT, InodeT, ModeT, XAttrNameT
 
 from artfs.errors import NotFound, ReadOnly
 from artfs.fs.errors import translated
-from artfs.vfs.tree import Kind, Node, Tree
+from artfs.vfs.tree import Node, OpenFile, Tree
 
 __all__ = ["ArtfsOperations"]
 
 BLOCK_SIZE = 1 << 20
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 
 def _name(raw: bytes) -> str:
@@ -31,8 +31,9 @@ def _name(raw: bytes) -> str:
         raise NotFound("name is not valid UTF-8") from exc
 
 
-def _read_only() -> ReadOnly:
-    return ReadOnly("versions are immutable; write into <artifact>/.staging")
+def _invalidate_entry(parent: int, name: str) -> None:
+    # Asynchronous: safe from inside a request handler, done once the reply is out.
+    pyfuse3.invalidate_entry_async(InodeT(parent), FileNameT(name.encode()), ignore_enoent=True)
 
 
 class ArtfsOperations(pyfuse3.Operations):
@@ -43,27 +44,34 @@ class ArtfsOperations(pyfuse3.Operations):
     def __init__(self, tree: Tree) -> None:
         super().__init__()
         self.tree = tree
+        tree.notify_changed = _invalidate_entry
         self._dir_listings: dict[int, list[Node]] = {}
         self._next_dir_fh = 1
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        info = self.tree.stat(node)
         attrs = pyfuse3.EntryAttributes()
         attrs.st_ino = InodeT(node.inode)
         attrs.generation = 0
-        attrs.entry_timeout = node.entry_timeout
-        attrs.attr_timeout = node.entry_timeout
-        attrs.st_mode = ModeT(node.mode)
-        attrs.st_nlink = 2 if node.is_dir else 1
-        attrs.st_uid = self.tree.settings.uid
-        attrs.st_gid = self.tree.settings.gid
+        attrs.entry_timeout = info.timeout
+        attrs.attr_timeout = info.timeout
+        attrs.st_mode = ModeT(info.mode)
+        attrs.st_nlink = info.nlink
+        attrs.st_uid = info.uid
+        attrs.st_gid = info.gid
         attrs.st_rdev = 0
-        attrs.st_size = node.size
+        attrs.st_size = info.size
         attrs.st_blksize = BLOCK_SIZE
-        attrs.st_blocks = (node.size + 511) // 512
-        attrs.st_atime_ns = node.mtime_ns
-        attrs.st_mtime_ns = node.mtime_ns
-        attrs.st_ctime_ns = node.mtime_ns
+        attrs.st_blocks = (info.size + 511) // 512
+        attrs.st_atime_ns = info.atime_ns
+        attrs.st_mtime_ns = info.mtime_ns
+        attrs.st_ctime_ns = info.ctime_ns
         return attrs
+
+    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+        """Attributes of a node the kernel now holds a reference to."""
+        self.tree.remember(node)
+        return self.attributes(node)
 
     # -- names and attributes ---------------------------------------------------
 
@@ -71,13 +79,32 @@ class ArtfsOperations(pyfuse3.Operations):
     async def lookup(
         self, parent_inode: InodeT, name: FileNameT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        node = await self.tree.lookup(parent_inode, _name(name))
-        self.tree.remember(node)
-        return self.attributes(node)
+        return self._entry(await self.tree.lookup(parent_inode, _name(name)))
 
     @translated
     async def getattr(self, inode: InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self.attributes(self.tree.get(inode))
+
+    @translated
+    async def setattr(
+        self,
+        inode: InodeT,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: FileHandleT | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        node = await self.tree.setattr(
+            inode,
+            size=attr.st_size if fields.update_size else None,
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            fh=fh,
+        )
+        return self.attributes(node)
 
     async def forget(self, inode_list: Sequence[tuple[InodeT, int]]) -> None:
         for inode, count in inode_list:
@@ -99,14 +126,87 @@ class ArtfsOperations(pyfuse3.Operations):
         children = self._dir_listings.get(fh, [])
         for index in range(start_id, len(children)):
             node = children[index]
-            if not pyfuse3.readdir_reply(
-                token, FileNameT(node.name.encode()), self.attributes(node), index + 1
-            ):
+            try:
+                attrs = self.attributes(node)
+            except NotFound:
+                continue  # a staged entry removed since the listing was taken
+            if not pyfuse3.readdir_reply(token, FileNameT(node.name.encode()), attrs, index + 1):
                 return
             self.tree.remember(node)
 
     async def releasedir(self, fh: FileHandleT) -> None:
         self._dir_listings.pop(fh, None)
+
+    @translated
+    async def mkdir(
+        self, parent_inode: InodeT, name: FileNameT, mode: ModeT, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        return self._entry(await self.tree.mkdir(parent_inode, _name(name), mode))
+
+    @translated
+    async def rmdir(
+        self, parent_inode: InodeT, name: FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self.tree.rmdir(parent_inode, _name(name))
+
+    @translated
+    async def unlink(
+        self, parent_inode: InodeT, name: FileNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self.tree.unlink(parent_inode, _name(name))
+
+    @translated
+    async def rename(
+        self,
+        parent_inode_old: InodeT,
+        name_old: FileNameT,
+        parent_inode_new: InodeT,
+        name_new: FileNameT,
+        flags: FlagT,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        await self.tree.rename(
+            parent_inode_old, _name(name_old), parent_inode_new, _name(name_new), flags
+        )
+
+    @translated
+    async def symlink(
+        self,
+        parent_inode: InodeT,
+        name: FileNameT,
+        target: FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        return self._entry(self.tree.symlink(parent_inode, _name(name), os.fsdecode(target)))
+
+    @translated
+    async def readlink(self, inode: InodeT, ctx: pyfuse3.RequestContext) -> FileNameT:
+        return FileNameT(os.fsencode(self.tree.readlink(inode)))
+
+    @translated
+    async def link(
+        self,
+        inode: InodeT,
+        new_parent_inode: InodeT,
+        new_name: FileNameT,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        return self._entry(self.tree.link(inode, new_parent_inode, _name(new_name)))
+
+    @translated
+    async def mknod(
+        self,
+        parent_inode: InodeT,
+        name: FileNameT,
+        mode: ModeT,
+        rdev: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        if not stat.S_ISREG(mode):
+            raise pyfuse3.FUSEError(errno.EPERM)  # devices and fifos have no place in a version
+        handle = self.tree.create(parent_inode, _name(name), mode, os.O_WRONLY)
+        self.tree.release(handle.fh)
+        return self._entry(handle.node)
 
     # -- files ------------------------------------------------------------------
 
@@ -114,16 +214,39 @@ class ArtfsOperations(pyfuse3.Operations):
     async def open(
         self, inode: InodeT, flags: FlagT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.FileInfo:
-        if flags & _WRITE_FLAGS:
-            raise _read_only()
-        handle = await self.tree.open(inode)
-        # Immutable bytes: the kernel may keep its page cache across opens.
-        return pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=True)
+        handle = await self.tree.open(inode, flags)
+        # Only immutable bytes may stay in the page cache across opens.
+        immutable = isinstance(handle, OpenFile)
+        return pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=immutable)
+
+    @translated
+    async def create(
+        self,
+        parent_inode: InodeT,
+        name: FileNameT,
+        mode: ModeT,
+        flags: FlagT,
+        ctx: pyfuse3.RequestContext,
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        handle = self.tree.create(parent_inode, _name(name), mode, flags)
+        info = pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=False)
+        return info, self._entry(handle.node)
 
     @translated
     async def read(self, fh: FileHandleT, off: int, size: int) -> bytes:
         # A bytearray, not bytes: pyfuse3 replies from any buffer, so no copy.
         return await self.tree.read(fh, off, size)  # type: ignore[return-value]
+
+    @translated
+    async def write(self, fh: FileHandleT, off: int, buf: bytes) -> int:
+        return self.tree.write(fh, off, buf)
+
+    async def flush(self, fh: FileHandleT) -> None:
+        pass  # writes go straight to the staging file; fsync is what makes them durable
+
+    @translated
+    async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
+        await self.tree.fsync(fh, datasync)
 
     async def release(self, fh: FileHandleT) -> None:
         self.tree.release(fh)
@@ -141,6 +264,18 @@ class ArtfsOperations(pyfuse3.Operations):
     async def listxattr(self, inode: InodeT, ctx: pyfuse3.RequestContext) -> Sequence[XAttrNameT]:
         return [XAttrNameT(name.encode()) for name in await self.tree.xattrs(inode)]
 
+    @translated
+    async def setxattr(
+        self, inode: InodeT, name: XAttrNameT, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        raise ReadOnly("extended attributes describe versions; they cannot be set")
+
+    @translated
+    async def removexattr(
+        self, inode: InodeT, name: XAttrNameT, ctx: pyfuse3.RequestContext
+    ) -> None:
+        raise ReadOnly("extended attributes describe versions; they cannot be removed")
+
     # -- the file system as a whole ---------------------------------------------
 
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
@@ -149,109 +284,3 @@ class ArtfsOperations(pyfuse3.Operations):
         data.f_frsize = BLOCK_SIZE
         data.f_namemax = 255
         return data
-
-    async def access(self, inode: InodeT, mode: ModeT, ctx: pyfuse3.RequestContext) -> bool:
-        if mode & os.W_OK and self.tree.get(inode).kind not in (Kind.ROOT, Kind.ARTIFACT):
-            raise pyfuse3.FUSEError(errno.EROFS)
-        return True
-
-    # -- everything that would modify a version ---------------------------------
-
-    @translated
-    async def setattr(
-        self,
-        inode: InodeT,
-        attr: pyfuse3.EntryAttributes,
-        fields: pyfuse3.SetattrFields,
-        fh: FileHandleT | None,
-        ctx: pyfuse3.RequestContext,
-    ) -> pyfuse3.EntryAttributes:
-        raise _read_only()
-
-    @translated
-    async def mknod(
-        self,
-        parent_inode: InodeT,
-        name: FileNameT,
-        mode: ModeT,
-        rdev: int,
-        ctx: pyfuse3.RequestContext,
-    ) -> pyfuse3.EntryAttributes:
-        raise _read_only()
-
-    @translated
-    async def mkdir(
-        self, parent_inode: InodeT, name: FileNameT, mode: ModeT, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        raise _read_only()
-
-    @translated
-    async def create(
-        self,
-        parent_inode: InodeT,
-        name: FileNameT,
-        mode: ModeT,
-        flags: FlagT,
-        ctx: pyfuse3.RequestContext,
-    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        raise _read_only()
-
-    @translated
-    async def symlink(
-        self,
-        parent_inode: InodeT,
-        name: FileNameT,
-        target: FileNameT,
-        ctx: pyfuse3.RequestContext,
-    ) -> pyfuse3.EntryAttributes:
-        raise _read_only()
-
-    @translated
-    async def link(
-        self,
-        inode: InodeT,
-        new_parent_inode: InodeT,
-        new_name: FileNameT,
-        ctx: pyfuse3.RequestContext,
-    ) -> pyfuse3.EntryAttributes:
-        raise _read_only()
-
-    @translated
-    async def unlink(
-        self, parent_inode: InodeT, name: FileNameT, ctx: pyfuse3.RequestContext
-    ) -> None:
-        raise _read_only()
-
-    @translated
-    async def rmdir(
-        self, parent_inode: InodeT, name: FileNameT, ctx: pyfuse3.RequestContext
-    ) -> None:
-        raise _read_only()
-
-    @translated
-    async def rename(
-        self,
-        parent_inode_old: InodeT,
-        name_old: FileNameT,
-        parent_inode_new: InodeT,
-        name_new: FileNameT,
-        flags: FlagT,
-        ctx: pyfuse3.RequestContext,
-    ) -> None:
-        raise _read_only()
-
-    @translated
-    async def write(self, fh: FileHandleT, off: int, buf: bytes) -> int:
-        raise _read_only()
-
-    @translated
-    async def setxattr(
-        self, inode: InodeT, name: XAttrNameT, value: bytes, ctx: pyfuse3.RequestContext
-    ) -> None:
-        raise _read_only()
-
-    @translated
-    async def removexattr(
-        self, inode: InodeT, name: XAttrNameT, ctx: pyfuse3.RequestContext
-    ) -> None:
-        raise _read_only()

@@ -19,112 +19,59 @@ as it exists and across remounts:
 * a FILE is keyed by (artifact, version number, path) and so is shared by
   ``v3/x`` and ``production/x``, like a hard link: one page cache for both.
 
+Each artifact also has a writable ``.staging`` (``StagingTree``, on local
+disk). Committing it — ``commit`` here, reached by ``artfs commit`` or by
+``mv .staging <alias>`` — publishes it as the next version and empties it;
+``stage_from`` makes it a copy-on-write view of a version. Everything else is
+read-only: changes raise ``ReadOnly``.
+
 Nodes are kept while the kernel holds a lookup on them or a handle is open,
-and dropped on ``forget``. Everything is read-only here; writes raise
-``ReadOnly``. Runs on the trio thread; registry calls are made by ``Catalog``
-and ``ChunkFetcher`` in worker threads.
+and dropped on ``forget``. Runs on the trio thread; registry calls are made by
+``Catalog``, ``ChunkFetcher`` and ``publish`` in worker threads.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
+import errno
 import itertools
 import json
 import logging
+import os
 import re
 import stat
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from datetime import datetime
 
 import trio
 
+from artfs import names
 from artfs.cache.chunks import ChunkCache, ChunkLayout
-from artfs.errors import ArtfsError, NotFound, Transient
+from artfs.errors import (
+    ArtfsError,
+    Conflict,
+    InvalidInput,
+    LocalError,
+    NotFound,
+    ReadOnly,
+    Transient,
+)
 from artfs.fetch.fetcher import ChunkFetcher
-from artfs.fetch.readahead import ReadAhead
 from artfs.names import is_semver
+from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import Catalog, VersionInfo
 from artfs.vfs.manifest import FileEntry
+from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
+from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
 
+_STAGED = (Kind.STAGING, Kind.STAGED)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+
 log = logging.getLogger("artfs.vfs")
 
-ROOT_INODE = 1
 _VERSION_ID = re.compile(r"v([1-9][0-9]*)")
-
-
-class Kind(enum.Enum):
-    ROOT = "root"
-    ARTIFACT = "artifact"
-    VERSION = "version"
-    DIR = "dir"
-    FILE = "file"
-
-
-@dataclass(frozen=True)
-class TreeSettings:
-    #: Entry and attribute timeout for listings that can change (artifacts, aliases).
-    listing_timeout: float = 1.0
-    #: The same for a version id or semver label: fixed unless the version is deleted.
-    version_timeout: float = 30.0
-    #: The same for everything inside a committed version: it never changes.
-    immutable_timeout: float = 86400.0
-    #: A read that cannot be served within this many seconds fails (EIO).
-    read_timeout: float = 30.0
-    uid: int = 0
-    gid: int = 0
-
-
-@dataclass(eq=False)
-class Node:
-    inode: int
-    kind: Kind
-    name: str
-    key: tuple[str, ...]
-    artifact: str = ""
-    number: int = 0
-    label: str = ""
-    path: str = ""
-    size: int = 0
-    mtime_ns: int = 0
-    digest: str | None = None
-    uri: str | None = None
-    entry_timeout: float = 1.0
-    lookups: int = 0
-    #: Inode of the VERSION directory this node lies in (its own, for a VERSION).
-    root: int = 0
-
-    @property
-    def is_dir(self) -> bool:
-        return self.kind is not Kind.FILE
-
-    @property
-    def mode(self) -> int:
-        if self.kind is Kind.FILE:
-            return stat.S_IFREG | 0o444
-        if self.kind in (Kind.ROOT, Kind.ARTIFACT):
-            return stat.S_IFDIR | 0o755
-        return stat.S_IFDIR | 0o555
-
-
-@dataclass(eq=False)
-class OpenFile:
-    fh: int
-    node: Node
-    layout: ChunkLayout
-    readahead: ReadAhead = field(default_factory=ReadAhead)
-
-
-def _inode_for(key: tuple[str, ...]) -> int:
-    digest = hashlib.blake2b("\x00".join(key).encode(), digest_size=8).digest()
-    # Positive, 63 bits, never the root's number.
-    return max(int.from_bytes(digest, "big") >> 1, ROOT_INODE + 1)
-
-
-def _ns(moment: float) -> int:
-    return int(moment * 1e9)
 
 
 class Tree:
@@ -139,17 +86,32 @@ class Tree:
         self.fetcher = fetcher
         self.cache = cache
         self.settings = settings or TreeSettings()
-        root = Node(ROOT_INODE, Kind.ROOT, "", ("root",), mtime_ns=_ns(time.time()))
+        root = Node(ROOT_INODE, Kind.ROOT, "", ("root",), mtime_ns=ns(time.time()))
         root.entry_timeout = self.settings.listing_timeout
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
         self._handles: dict[int, OpenFile] = {}
         self._next_fh = itertools.count(1)
+        #: Told (parent inode, name) when an entry the kernel may cache has changed;
+        #: the fs layer passes it on to the kernel.
+        self.notify_changed: Callable[[int, str], None] = lambda _parent, _name: None
+        self.staging = (
+            StagingTree(
+                self.settings.staging_root,
+                self._intern,
+                fetcher,
+                cache,
+                self.settings,
+                lambda: next(self._next_fh),
+            )
+            if self.settings.staging_root is not None
+            else None
+        )
 
     # -- the inode table --------------------------------------------------------
 
     def _intern(self, node: Node) -> Node:
         """The existing node for ``node.key``, or ``node`` registered under a free inode."""
-        inode = _inode_for(node.key)
+        inode = inode_for(node.key)
         while (existing := self._nodes.get(inode)) is not None:
             if existing.key == node.key:
                 return existing
@@ -173,8 +135,15 @@ class Tree:
         if node is None or inode == ROOT_INODE:
             return
         node.lookups -= count
-        if node.lookups <= 0 and not any(h.node is node for h in self._handles.values()):
+        if node.lookups <= 0 and not self._is_open(node):
             del self._nodes[inode]
+
+    def _is_open(self, node: Node) -> bool:
+        if any(handle.node is node for handle in self._handles.values()):
+            return True
+        return self.staging is not None and any(
+            handle.node is node for handle in self.staging.handles.values()
+        )
 
     # -- node makers ------------------------------------------------------------
 
@@ -202,7 +171,7 @@ class Tree:
                 artifact=version.artifact,
                 number=version.number,
                 label=label,
-                mtime_ns=_ns(version.committed_at.timestamp()),
+                mtime_ns=ns(version.committed_at.timestamp()),
                 entry_timeout=(
                     self.settings.listing_timeout if moving else self.settings.version_timeout
                 ),
@@ -261,10 +230,14 @@ class Tree:
             raise NotFound(f"{name!r} is not a single path component")
         if parent.kind is Kind.ROOT:
             info = await self.catalog.artifact(name)
-            return self._artifact_node(info.name, _ns(info.created_at.timestamp()))
+            return self._artifact_node(info.name, ns(info.created_at.timestamp()))
         if parent.kind is Kind.ARTIFACT:
+            if name == STAGING and self.staging is not None:
+                return self.staging.root_node(parent.artifact, parent.mtime_ns)
             version = await self._resolve_version(parent.artifact, name)
             return self._version_node(version, name)
+        if parent.kind in _STAGED:
+            return self._staging().lookup(parent, name)
         if parent.kind in (Kind.VERSION, Kind.DIR):
             manifest = await self.catalog.manifest(parent.artifact, parent.number)
             path = manifest.child_path(parent.path, name)
@@ -279,7 +252,7 @@ class Tree:
         if parent.kind is Kind.ROOT:
             artifacts = await self.catalog.artifacts()
             return [
-                self._artifact_node(info.name, _ns(info.created_at.timestamp()))
+                self._artifact_node(info.name, ns(info.created_at.timestamp()))
                 for info in sorted(artifacts.values(), key=lambda info: info.name)
             ]
         if parent.kind is Kind.ARTIFACT:
@@ -295,7 +268,11 @@ class Tree:
             for alias, number in sorted(info.aliases.items()):
                 if number in versions:
                     nodes.append(self._version_node(versions[number], alias))
+            if self.staging is not None:
+                nodes.insert(0, self.staging.root_node(parent.artifact, parent.mtime_ns))
             return nodes
+        if parent.kind in _STAGED:
+            return self._staging().children(parent)
         if parent.kind in (Kind.VERSION, Kind.DIR):
             manifest = await self.catalog.manifest(parent.artifact, parent.number)
             nodes = []
@@ -342,19 +319,30 @@ class Tree:
 
     # -- reading files ----------------------------------------------------------
 
-    async def open(self, inode: int) -> OpenFile:
+    async def open(self, inode: int, flags: int = os.O_RDONLY) -> OpenFile | StagedHandle:
         node = self.get(inode)
+        if node.kind is Kind.STAGED:
+            ref = self._staging().placeholder(node)
+            if ref is not None and not flags & _WRITE_FLAGS:
+                # Unchanged copy-on-write file: read it like a version's file.
+                return await self._open_blob(node, ref[0], ref[1])
+            return await self._staging().open(node, flags)
         if node.kind is not Kind.FILE:
             raise NotFound(f"{node.name} is not a file")
+        if flags & _WRITE_FLAGS:
+            raise ReadOnly("versions are immutable; write into <artifact>/.staging")
         if node.digest is None or node.uri is not None:
             raise Transient(
                 f"{node.path} is a remote asset ({node.uri}); reading references through "
                 "the mount is not supported yet"
             )
-        if node.size == 0:
-            layout = ChunkLayout(node.digest, 0, 1 << 20, b"")
+        return await self._open_blob(node, node.digest, node.size)
+
+    async def _open_blob(self, node: Node, digest: str, size: int) -> OpenFile:
+        if size == 0:
+            layout = ChunkLayout(digest, 0, 1 << 20, b"")
         else:
-            layout = await self.fetcher.layout(node.digest)
+            layout = await self.fetcher.layout(digest)
         handle = OpenFile(next(self._next_fh), node, layout)
         self._handles[handle.fh] = handle
         self.cache.pin(layout.digest)
@@ -364,13 +352,22 @@ class Tree:
         handle = self._handles.pop(fh, None)
         if handle is not None:
             self.cache.unpin(handle.layout.digest)
-            if handle.node.lookups <= 0 and handle.node.inode != ROOT_INODE:
-                self._nodes.pop(handle.node.inode, None)
+        elif self.staging is not None and fh in self.staging.handles:
+            node = self.staging.handles[fh].node
+            self.staging.release(fh)
+        else:
+            return
+        node = handle.node if handle is not None else node
+        if node.lookups <= 0 and not self._is_open(node):
+            self._nodes.pop(node.inode, None)
 
-    async def read(self, fh: int, offset: int, size: int) -> bytearray:
+    async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray:
         handle = self._handles.get(fh)
         if handle is None:
-            raise NotFound(f"file handle {fh} is not open")
+            staged = self.staging.handles.get(fh) if self.staging is not None else None
+            if staged is None:
+                raise NotFound(f"file handle {fh} is not open")
+            return self._staging().read(staged, offset, size)
         layout = handle.layout
         if offset >= layout.size or size <= 0:
             return bytearray()
@@ -411,3 +408,229 @@ class Tree:
             else:
                 raise ArtfsError(f"chunk {index} of {layout.digest} cannot be kept in the cache")
             position += got
+
+    # -- attributes -------------------------------------------------------------
+
+    def stat(self, node: Node) -> Stat:
+        if node.kind in _STAGED:
+            return self._staging().stat(node)
+        if node.kind is Kind.FILE:
+            mode, nlink = stat.S_IFREG | 0o444, 1
+        elif node.kind in (Kind.ROOT, Kind.ARTIFACT):
+            mode, nlink = stat.S_IFDIR | 0o755, 2
+        else:
+            mode, nlink = stat.S_IFDIR | 0o555, 2
+        return Stat(
+            mode=mode,
+            size=node.size,
+            mtime_ns=node.mtime_ns,
+            atime_ns=node.mtime_ns,
+            ctime_ns=node.mtime_ns,
+            nlink=nlink,
+            uid=self.settings.uid,
+            gid=self.settings.gid,
+            timeout=node.entry_timeout,
+        )
+
+    # -- changes: only .staging, new artifacts and commits ------------------------
+
+    def _staging(self) -> StagingTree:
+        if self.staging is None:
+            raise ReadOnly("this mount is read-only")
+        return self.staging
+
+    def _staged_parent(self, inode: int) -> Node:
+        parent = self.get(inode)
+        if parent.kind not in _STAGED:
+            raise ReadOnly("versions are immutable; write into <artifact>/.staging")
+        return parent
+
+    def _staged_handle(self, fh: int) -> StagedHandle:
+        handle = self._staging().handles.get(fh)
+        if handle is None:
+            raise ReadOnly("this file is read-only")
+        return handle
+
+    async def mkdir(self, parent_inode: int, name: str, mode: int) -> Node:
+        parent = self.get(parent_inode)
+        if parent.kind is Kind.ROOT:
+            return await self.create_artifact(name)
+        return self._staging().mkdir(self._staged_parent(parent_inode), name, mode)
+
+    async def create_artifact(self, name: str, type_: str = "dataset") -> Node:
+        names.check_name(name)
+        client = self.catalog.client
+        raw = await trio.to_thread.run_sync(lambda: client.create_artifact(name, type_))
+        self.catalog.invalidate()
+        created = datetime.fromisoformat(raw["created_at"])
+        return self._artifact_node(name, ns(created.timestamp()))
+
+    def rmdir(self, parent_inode: int, name: str) -> None:
+        self._staging().rmdir(self._staged_parent(parent_inode), name)
+
+    def unlink(self, parent_inode: int, name: str) -> None:
+        self._staging().unlink(self._staged_parent(parent_inode), name)
+
+    def symlink(self, parent_inode: int, name: str, target: str) -> Node:
+        return self._staging().symlink(self._staged_parent(parent_inode), name, target)
+
+    def readlink(self, inode: int) -> str:
+        node = self.get(inode)
+        if node.kind is not Kind.STAGED:
+            raise InvalidInput(f"{node.name} is not a symlink")
+        return self._staging().readlink(node)
+
+    def link(self, inode: int, parent_inode: int, name: str) -> Node:
+        node = self.get(inode)
+        if node.kind is not Kind.STAGED:
+            raise ReadOnly("only staged files can be linked")
+        return self._staging().link(node, self._staged_parent(parent_inode), name)
+
+    def create(self, parent_inode: int, name: str, mode: int, flags: int) -> StagedHandle:
+        return self._staging().create(self._staged_parent(parent_inode), name, mode, flags)
+
+    def write(self, fh: int, offset: int, data: bytes) -> int:
+        return self._staging().write(self._staged_handle(fh), offset, data)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        if fh in self._handles:
+            return  # immutable: nothing to flush
+        await self._staging().fsync(self._staged_handle(fh), datasync)
+
+    async def setattr(
+        self,
+        inode: int,
+        *,
+        size: int | None = None,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        atime_ns: int | None = None,
+        mtime_ns: int | None = None,
+        fh: int | None = None,
+    ) -> Node:
+        node = self.get(inode)
+        if node.kind not in _STAGED:
+            raise ReadOnly("versions are immutable; write into <artifact>/.staging")
+        await self._staging().setattr(
+            node,
+            size=size,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            atime_ns=atime_ns,
+            mtime_ns=mtime_ns,
+            fh=fh,
+        )
+        return node
+
+    async def rename(
+        self, old_parent_inode: int, old: str, new_parent_inode: int, new: str, flags: int
+    ) -> None:
+        old_parent, new_parent = self.get(old_parent_inode), self.get(new_parent_inode)
+        if old_parent.kind is Kind.ARTIFACT and old == STAGING:
+            alias = self._commit_target(old_parent, new_parent, new)
+            aliases = [] if alias == "latest" else [alias]
+            await self.commit(old_parent.artifact, VersionRequest(aliases=aliases))
+            return
+        if old_parent.kind in _STAGED and new_parent.kind in _STAGED:
+            self._staging().rename(old_parent, old, new_parent, new, flags)
+            return
+        if old_parent.kind in _STAGED or new_parent.kind in _STAGED:
+            raise LocalError(errno.EXDEV, "moves into or out of .staging copy instead")
+        raise ReadOnly("versions are immutable; write into <artifact>/.staging")
+
+    def _commit_target(self, artifact: Node, new_parent: Node, new: str) -> str:
+        """The alias ``mv .staging X`` commits to: X, or the alias directory it moves into."""
+        if new_parent is artifact:
+            label = new
+        elif (
+            new_parent.kind is Kind.VERSION
+            and new_parent.artifact == artifact.artifact
+            and new == STAGING
+        ):
+            label = new_parent.label  # coreutils mv into an existing alias directory
+        else:
+            raise LocalError(errno.EXDEV, ".staging can only become an alias of its artifact")
+        if label == STAGING:
+            raise InvalidInput(".staging cannot be renamed to itself")
+        if names.parse_version_ref(label).kind != "alias":
+            raise ReadOnly(f"{label} is a version, and versions are immutable")
+        return label
+
+    async def commit(self, artifact: str, request: VersionRequest) -> Published:
+        """Publish ``artifact/.staging`` as the next version, then empty it."""
+        staging = self._staging()
+        if artifact in staging.committing:
+            raise Conflict(f"{artifact}/.staging is already being committed")
+        area = staging.area(artifact)
+        staging.committing.add(artifact)
+        try:
+            published = await trio.to_thread.run_sync(self._publish, artifact, request)
+            await trio.to_thread.run_sync(area.clear)
+        finally:
+            staging.committing.discard(artifact)
+        self.catalog.invalidate(artifact)
+        self._changed_after_commit(artifact, request)
+        log.info(
+            "committed %s/.staging as %s (%d bytes uploaded)",
+            artifact,
+            published.version["version"],
+            published.uploaded_bytes,
+        )
+        return published
+
+    def _changed_after_commit(self, artifact: str, request: VersionRequest) -> None:
+        parent = self._find(("artifact", artifact))
+        staging = self._staging()
+        root = next(
+            (
+                node
+                for node in self._nodes.values()
+                if node.kind is Kind.STAGING and node.artifact == artifact and not node.retired
+            ),
+            None,
+        )
+        staging.retire(root, artifact)
+        if parent is None:
+            return
+        for name in dict.fromkeys(["latest", STAGING, *request.aliases, *request.alias_expect]):
+            self.notify_changed(parent.inode, name)
+
+    def _find(self, key: tuple[str, ...]) -> Node | None:
+        inode = inode_for(key)
+        while (node := self._nodes.get(inode)) is not None:
+            if node.key == key:
+                return node
+            inode += 1
+        return None
+
+    def _publish(self, artifact: str, request: VersionRequest) -> Published:
+        entries = [
+            LocalEntry(
+                staged.path, staged.size, None if staged.digest else staged.local, staged.digest
+            )
+            for staged in self._staging().area(artifact).files()
+        ]
+        if not entries:
+            raise InvalidInput(f"nothing to commit: {artifact}/.staging has no files")
+        return publish(self.catalog.client, artifact, entries, request)
+
+    async def stage_from(self, artifact: str, ref: str) -> int:
+        """Make ``artifact/.staging`` a copy-on-write view of a version; returns its file count."""
+        area = self._staging().area(artifact)
+        if not area.is_empty():
+            raise Conflict(f"{artifact}/.staging is not empty; commit or empty it first")
+        version = await self._resolve_version(artifact, ref)
+        manifest = await self.catalog.manifest(artifact, version.number)
+
+        def fill() -> int:
+            count = 0
+            for entry in manifest.files.values():
+                if entry.digest is None or entry.uri is not None:
+                    continue  # remote assets have no bytes here to stand for
+                area.add_placeholder(entry.path, entry.digest, entry.size)
+                count += 1
+            return count
+
+        return await trio.to_thread.run_sync(fill)

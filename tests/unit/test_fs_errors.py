@@ -45,7 +45,12 @@ def test_domain_errors_become_their_errno(cls: type[errors.ArtfsError], code: in
 
 
 def test_every_row_is_tested() -> None:
-    assert set(ERRNO) == {cls for cls, _ in ROWS} - {errors.DigestMismatch}
+    assert set(ERRNO) == {cls for cls, _ in ROWS} - {errors.DigestMismatch} | {errors.LocalError}
+
+
+@pytest.mark.parametrize("code", [errno.EISDIR, errno.ENOTEMPTY, errno.EXDEV, errno.EEXIST])
+def test_local_errors_keep_their_errno(code: int) -> None:
+    assert _raise_through(errors.LocalError(code, "local")) == code
 
 
 def test_a_bug_is_eio_with_its_traceback_logged(
