@@ -20,6 +20,7 @@ from artfs.errors import (
     Corrupt,
     Forbidden,
     InvalidInput,
+    LocalError,
     NoSpace,
     NotFound,
     ReadOnly,
@@ -43,6 +44,7 @@ HTTP_STATUS: dict[type[ArtfsError], int] = {
     Corrupt: 500,
     NoSpace: 507,
     Transient: 503,
+    LocalError: 500,
     ArtfsError: 500,
 }
 
