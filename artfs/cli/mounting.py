@@ -42,6 +42,7 @@ def _mount_options(
     cache_size: str,
     read_timeout: float,
     listing_timeout: float,
+    staging_dir: Path | None = None,
 ) -> MountOptions:
     from artfs.cache.chunks import default_cache_dir
     from artfs.config import resolve_config
@@ -54,6 +55,7 @@ def _mount_options(
         cache_size=parse_size(cache_size),
         read_timeout=read_timeout,
         listing_timeout=listing_timeout,
+        staging_dir=staging_dir.absolute() if staging_dir is not None else None,
     )
 
 
@@ -77,6 +79,11 @@ _mount_params = [
         default=1.0,
         show_default=True,
         help="Seconds listings and aliases are cached.",
+    ),
+    click.option(
+        "--staging-dir",
+        type=click.Path(path_type=Path),
+        help="Where .staging files live [~/.local/state/artfs/staging].",
     ),
 ]
 
@@ -105,6 +112,7 @@ def mount(
     cache_size: str,
     read_timeout: float,
     listing_timeout: float,
+    staging_dir: Path | None,
     foreground: bool,
     ready_fd: int | None,
 ) -> None:
@@ -112,7 +120,15 @@ def mount(
     from artfs.daemon.mount import mount_in_background, run_mount
 
     options = _mount_options(
-        ctx, mountpoint, url, project, cache_dir, cache_size, read_timeout, listing_timeout
+        ctx,
+        mountpoint,
+        url,
+        project,
+        cache_dir,
+        cache_size,
+        read_timeout,
+        listing_timeout,
+        staging_dir,
     )
     if foreground:
         run_mount(options, ready_fd)
@@ -133,6 +149,7 @@ def mount(
         str(read_timeout),
         "--listing-timeout",
         str(listing_timeout),
+        *(["--staging-dir", str(options.staging_dir)] if options.staging_dir else []),
     ]
     mount_in_background(argv)
 
@@ -254,6 +271,13 @@ def _locate(target: Path) -> tuple[Path, str, Path]:
     help="Version metadata (V parsed as JSON if it is).",
 )
 @click.option("--message", default="", help="Version description.")
+@click.option(
+    "--expect-alias",
+    "expect",
+    multiple=True,
+    metavar="A=V",
+    help="Commit only if alias A points at version V now ('none': only if A is unset).",
+)
 @click.option("--force", is_flag=True, help="Commit even if identical to latest.")
 def commit(
     target: Path,
@@ -261,6 +285,7 @@ def commit(
     tags: tuple[str, ...],
     meta: tuple[str, ...],
     message: str,
+    expect: tuple[str, ...],
     force: bool,
 ) -> None:
     """Commit NAME/.staging as the next version; prints the version id last."""
@@ -272,6 +297,13 @@ def commit(
         names.check_alias(alias)
     for tag_name in tags:
         names.check_tag(tag_name)
+    alias_expect: dict[str, str | None] = {}
+    for pair in expect:
+        alias, sep, version = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--expect-alias takes ALIAS=VERSION, not {pair!r}")
+        names.check_alias(alias)
+        alias_expect[alias] = None if version == "none" else names.parse_version_ref(version).value
     _, artifact, control = _locate(target)
     answer = request(
         control,
@@ -282,6 +314,7 @@ def commit(
             "tags": list(tags),
             "metadata": _parse_meta(meta),
             "message": message,
+            "alias_expect": alias_expect,
             "force": force,
         },
     )

@@ -58,6 +58,7 @@ class MountOptions:
     cache_size: int
     read_timeout: float = 30.0
     listing_timeout: float = 1.0
+    staging_dir: Path | None = None
 
 
 def is_mounted(mountpoint: Path) -> bool:
@@ -145,7 +146,9 @@ async def _serve(
             read_timeout=options.read_timeout,
             uid=os.getuid(),
             gid=os.getgid(),
-            staging_root=staging_root_for(client.config.url, client.project),
+            staging_root=staging_root_for(
+                mountpoint, client.config.url, client.project, options.staging_dir
+            ),
         )
         tree = Tree(catalog, fetcher, cache, settings)
         operations = ArtfsOperations(tree)

@@ -48,11 +48,16 @@ def control_path_for(mountpoint: Path) -> Path:
     return base / f"{_slug(mountpoint)}.sock"
 
 
-def staging_root_for(registry_url: str, project: str) -> Path:
-    """Where staged files live: per registry and project, so mounts of the same one share it."""
-    return (
-        state_dir() / "staging" / hashlib.sha256(registry_url.encode()).hexdigest()[:16] / project
-    )
+def staging_root_for(
+    mountpoint: Path, registry_url: str, project: str, base: Path | None = None
+) -> Path:
+    """Where a mount's staged files live: one tree per mountpoint, registry and project.
+
+    Per mountpoint, so that two mounts never share a .staging (each daemon locks
+    its own during a commit), and a remount of the same path finds it again.
+    """
+    root = base if base is not None else state_dir() / "staging" / _slug(mountpoint)
+    return root / hashlib.sha256(registry_url.encode()).hexdigest()[:16] / project
 
 
 @dataclass(frozen=True)

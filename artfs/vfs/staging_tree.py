@@ -66,6 +66,7 @@ class StagingTree:
         self,
         state_root: Path,
         intern: Callable[[Node], Node],
+        nodes: dict[int, Node],
         fetcher: ChunkFetcher,
         cache: ChunkCache,
         settings: TreeSettings,
@@ -73,6 +74,7 @@ class StagingTree:
     ) -> None:
         self.state_root = state_root
         self._intern = intern
+        self._nodes = nodes
         self.fetcher = fetcher
         self.cache = cache
         self.settings = settings
@@ -262,6 +264,23 @@ class StagingTree:
             os.rename(source, target)
         except OSError as exc:
             raise _os_error(exc, f"rename .staging/{old}") from exc
+        self._moved(old_parent.artifact, self._child(old_parent, old), self._child(new_parent, new))
+
+    def _moved(self, artifact: str, old: str, new: str) -> None:
+        """Rewrite the paths of a moved entry and everything below it.
+
+        The kernel keeps its cached dentries below a renamed directory and goes
+        on using their inodes, so our nodes must follow the move.
+        """
+        below = old + "/"
+        for node in self._nodes.values():
+            if node.kind is not Kind.STAGED or node.artifact != artifact:
+                continue
+            if node.path == old:
+                node.path = new
+                node.name = new.rsplit("/", 1)[-1]
+            elif node.path.startswith(below):
+                node.path = new + "/" + node.path[len(below) :]
 
     async def setattr(
         self,

@@ -98,6 +98,7 @@ class Tree:
             StagingTree(
                 self.settings.staging_root,
                 self._intern,
+                self._nodes,
                 fetcher,
                 cache,
                 self.settings,
@@ -459,6 +460,9 @@ class Tree:
 
     async def create_artifact(self, name: str, type_: str = "dataset") -> Node:
         names.check_name(name)
+        self.catalog.invalidate()
+        if name in await self.catalog.artifacts():
+            raise LocalError(errno.EEXIST, f"artifact {name} exists")
         client = self.catalog.client
         raw = await trio.to_thread.run_sync(lambda: client.create_artifact(name, type_))
         self.catalog.invalidate()
@@ -529,9 +533,15 @@ class Tree:
     ) -> None:
         old_parent, new_parent = self.get(old_parent_inode), self.get(new_parent_inode)
         if old_parent.kind is Kind.ARTIFACT and old == STAGING:
-            alias = self._commit_target(old_parent, new_parent, new)
-            aliases = [] if alias == "latest" else [alias]
-            await self.commit(old_parent.artifact, VersionRequest(aliases=aliases))
+            alias, seen = await self._commit_target(old_parent, new_parent, new)
+            if alias == "latest":
+                await self.commit(old_parent.artifact, VersionRequest())
+                return
+            # Replace what the user saw, or nothing: a concurrent move of the alias
+            # makes this commit fail (EBUSY) and leaves .staging as it was.
+            await self.commit(
+                old_parent.artifact, VersionRequest(aliases=[alias], alias_expect={alias: seen})
+            )
             return
         if old_parent.kind in _STAGED and new_parent.kind in _STAGED:
             self._staging().rename(old_parent, old, new_parent, new, flags)
@@ -540,8 +550,16 @@ class Tree:
             raise LocalError(errno.EXDEV, "moves into or out of .staging copy instead")
         raise ReadOnly("versions are immutable; write into <artifact>/.staging")
 
-    def _commit_target(self, artifact: Node, new_parent: Node, new: str) -> str:
-        """The alias ``mv .staging X`` commits to: X, or the alias directory it moves into."""
+    async def _commit_target(
+        self, artifact: Node, new_parent: Node, new: str
+    ) -> tuple[str, str | None]:
+        """The alias ``mv .staging X`` commits to, and the version it must still point at.
+
+        Moving into an existing alias directory (what coreutils ``mv`` does when
+        X exists) must replace the very version that directory showed. Renaming
+        to X (new, or ``mv -T``) must replace what X is when the commit starts:
+        nothing, if X does not exist. Either way a concurrent move loses nothing.
+        """
         if new_parent is artifact:
             label = new
         elif (
@@ -549,14 +567,18 @@ class Tree:
             and new_parent.artifact == artifact.artifact
             and new == STAGING
         ):
-            label = new_parent.label  # coreutils mv into an existing alias directory
+            label = new_parent.label
         else:
             raise LocalError(errno.EXDEV, ".staging can only become an alias of its artifact")
         if label == STAGING:
             raise InvalidInput(".staging cannot be renamed to itself")
         if names.parse_version_ref(label).kind != "alias":
             raise ReadOnly(f"{label} is a version, and versions are immutable")
-        return label
+        if new_parent is not artifact:
+            return label, f"v{new_parent.number}"
+        self.catalog.invalidate(artifact.artifact)
+        number = (await self.catalog.artifact(artifact.artifact)).aliases.get(label)
+        return label, None if number is None else f"v{number}"
 
     async def commit(self, artifact: str, request: VersionRequest) -> Published:
         """Publish ``artifact/.staging`` as the next version, then empty it."""

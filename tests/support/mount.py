@@ -11,7 +11,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["Mount", "artfs", "mounted"]
+__all__ = ["Mount", "artfs", "artfs_argv", "mounted"]
+
+
+def artfs_argv() -> list[str]:
+    """The command line that runs the artfs CLI in a subprocess."""
+    return [sys.executable, "-m", "artfs"]
 
 
 def artfs(
@@ -19,7 +24,7 @@ def artfs(
 ) -> subprocess.CompletedProcess[str]:
     """Run the artfs CLI as a user would; never raises on a non-zero exit."""
     return subprocess.run(
-        [sys.executable, "-m", "artfs", *args],
+        [*artfs_argv(), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
