@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -102,24 +102,38 @@ def serve(data_dir: Path | None, host: str, port: int) -> None:
     run(ServerSettings(data_dir=data_dir or default_data_dir(), host=host, port=port))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def new_version_options(function: F) -> F:
+    """The options of every verb that makes a version: --alias, --tag, --meta, --force."""
+    for option in reversed(
+        [
+            click.option(
+                "--alias", "aliases", multiple=True, metavar="A", help="Alias to point at it."
+            ),
+            click.option("--tag", "tags", multiple=True, metavar="T", help="Version tag."),
+            click.option(
+                "--meta",
+                "meta",
+                multiple=True,
+                metavar="K=V",
+                help="Version metadata (V parsed as JSON if it is).",
+            ),
+            click.option("--force", is_flag=True, help="Commit even if identical to latest."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
 @cli.command()
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--type", "type_", metavar="T", help="Artifact type, set at creation [dataset].")
-@click.option(
-    "--alias", "aliases", multiple=True, metavar="A", help="Alias to point at the new version."
-)
-@click.option("--tag", "tags", multiple=True, metavar="T", help="Version tag.")
-@click.option(
-    "--meta",
-    "meta",
-    multiple=True,
-    metavar="K=V",
-    help="Version metadata (V parsed as JSON if it is).",
-)
+@new_version_options
 @click.option("--description", default="", help="Version description (markdown).")
 @click.option("--version", "semver", metavar="SEMVER", help="Semantic version label, e.g. 1.2.0.")
-@click.option("--force", is_flag=True, help="Commit even if identical to latest.")
 @pass_context
 def push(
     ctx: _Context,

@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from artfs.cli.main import _Context, cli, pass_context
+from artfs.cli.main import F, _Context, cli, new_version_options, pass_context
 from artfs.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -86,9 +85,6 @@ _mount_params = [
         help="Where .staging files live [~/.local/state/artfs/staging].",
     ),
 ]
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _with_mount_params(function: F) -> F:
@@ -259,17 +255,7 @@ def _locate(target: Path) -> tuple[Path, str, Path]:
 
 @cli.command()
 @click.argument("target", metavar="MOUNTPOINT/NAME", type=click.Path(path_type=Path))
-@click.option(
-    "--alias", "aliases", multiple=True, metavar="A", help="Alias to point at the new version."
-)
-@click.option("--tag", "tags", multiple=True, metavar="T", help="Version tag.")
-@click.option(
-    "--meta",
-    "meta",
-    multiple=True,
-    metavar="K=V",
-    help="Version metadata (V parsed as JSON if it is).",
-)
+@new_version_options
 @click.option("--message", default="", help="Version description.")
 @click.option(
     "--expect-alias",
@@ -278,7 +264,6 @@ def _locate(target: Path) -> tuple[Path, str, Path]:
     metavar="A=V",
     help="Commit only if alias A points at version V now ('none': only if A is unset).",
 )
-@click.option("--force", is_flag=True, help="Commit even if identical to latest.")
 def commit(
     target: Path,
     aliases: tuple[str, ...],

@@ -37,6 +37,11 @@ def _drop_server_blobs(registry: RegistryProcess) -> None:
         blob.unlink()
 
 
+def _pull(url: str, name: str, cache: Path, dest: Path) -> None:
+    with artfs.Client(url=url, cache_dir=cache) as client:
+        client.get_artifact(name).download(dest)
+
+
 def _read_tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -47,11 +52,9 @@ def test_a_second_pull_comes_from_the_cache(
     (tmp_path / "src").mkdir()
     files = _push_tree(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "first")
+    _pull(registry.url, name, cache, tmp_path / "first")
     _drop_server_blobs(registry)
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "second")
+    _pull(registry.url, name, cache, tmp_path / "second")
     assert _read_tree(tmp_path / "second") == files
 
 
@@ -61,8 +64,7 @@ def test_a_pull_fills_the_cache_the_mount_reads(
     (tmp_path / "src").mkdir()
     files = _push_tree(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "pulled")
+    _pull(registry.url, name, cache, tmp_path / "pulled")
     _drop_server_blobs(registry)
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _read_tree(mount.path / name / "v1") == files
@@ -77,8 +79,7 @@ def test_what_a_mount_read_a_pull_needs_not_fetch(
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _read_tree(mount.path / name / "v1") == files
     _drop_server_blobs(registry)
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "pulled")
+    _pull(registry.url, name, cache, tmp_path / "pulled")
     assert _read_tree(tmp_path / "pulled") == files
 
 
@@ -86,8 +87,7 @@ def test_a_pull_writes_nothing_twice(registry: RegistryProcess, tmp_path: Path, 
     (tmp_path / "src").mkdir()
     _push_tree(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "pulled")
+    _pull(registry.url, name, cache, tmp_path / "pulled")
     # The pulled files are the cache's copies: no chunk files, only small records.
     assert [p for p in (cache / "chunks").rglob("*") if p.is_file()] == []
     assert len([p for p in (cache / "external").rglob("*") if p.is_file()]) == 2
@@ -99,8 +99,7 @@ def test_an_edited_pulled_copy_is_never_served(
     (tmp_path / "src").mkdir()
     files = _push_tree(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "first")
+    _pull(registry.url, name, cache, tmp_path / "first")
     # The user edits their copy in place and even puts its mtime back.
     edited = tmp_path / "first" / "big.bin"
     stat = edited.stat()
@@ -108,8 +107,7 @@ def test_an_edited_pulled_copy_is_never_served(
         f.seek(MiB + 5)
         f.write(b"EDITED")
     os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "second")
+    _pull(registry.url, name, cache, tmp_path / "second")
     assert _read_tree(tmp_path / "second") == files
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _read_tree(mount.path / name / "v1") == files
@@ -129,6 +127,5 @@ def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
             chunk.write_bytes(b"\0" * MiB)
             corrupted += 1
     assert corrupted == 2
-    with artfs.Client(url=registry.url, cache_dir=cache) as client:
-        client.get_artifact(name).download(tmp_path / "second")
+    _pull(registry.url, name, cache, tmp_path / "second")
     assert _read_tree(tmp_path / "second") == files
