@@ -43,6 +43,7 @@ from pathlib import Path
 
 import platformdirs
 
+from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 
 __all__ = ["ChunkCache", "ChunkLayout", "default_cache_dir"]
@@ -87,6 +88,13 @@ class ChunkLayout:
         return len(data) == self.chunk_length(index) and (
             hashlib.sha256(data).digest() == self.chunk_digest(index)
         )
+
+    @classmethod
+    def implied(cls, digest: str, size: int) -> ChunkLayout | None:
+        """A blob of at most one chunk: its one chunk digest is the blob's own digest."""
+        if size > CHUNK_SIZE:
+            return None
+        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"")
 
     def encode(self) -> bytes:
         return (
@@ -158,8 +166,11 @@ class ChunkCache:
 
     # -- layouts --------------------------------------------------------------
 
-    def layout(self, digest: str) -> ChunkLayout | None:
-        self._load_external(digest)
+    def layout(self, digest: str, size: int | None = None) -> ChunkLayout | None:
+        """The blob's layout if known; a blob of one chunk needs no record (see ``implied``)."""
+        self.load_external(digest)
+        if size is not None and (implied := ChunkLayout.implied(digest, size)) is not None:
+            return implied
         try:
             return ChunkLayout.decode(digest, self._layout_path(digest).read_bytes())
         except FileNotFoundError:
@@ -200,7 +211,8 @@ class ChunkCache:
                 (layout.digest, index, stat.st_mtime_ns) for index in range(layout.chunk_count)
             )
 
-    def _load_external(self, digest: str) -> None:
+    def load_external(self, digest: str) -> None:
+        """Learn of an external copy another process (a pull) recorded for ``digest``."""
         with self._lock:
             if digest in self._external:
                 return

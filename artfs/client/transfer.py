@@ -204,7 +204,7 @@ def _copy_from_cache(
     cache: ChunkCache, digest: str, size: int, target: Path, progress: Progress | None
 ) -> bool:
     """Assemble ``target`` from cached chunks; False (and nothing written) if any is missing."""
-    layout = cache.layout(digest) if size else ChunkLayout(digest, 0, CHUNK_SIZE, b"")
+    layout = cache.layout(digest, size)
     if layout is None or cache.missing(layout, range(layout.chunk_count)):
         return False
     part = target.with_name(f".{target.name}.{digest[:16]}.artfs-cache")

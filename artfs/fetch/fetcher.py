@@ -34,6 +34,7 @@ from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
+from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError, Corrupt, Transient
 
 __all__ = ["ChunkFetcher"]
@@ -75,8 +76,18 @@ class ChunkFetcher:
 
     # -- layouts ----------------------------------------------------------------
 
-    async def layout(self, digest: str) -> ChunkLayout:
-        """The chunk digests of a blob: from memory, the disk cache, or the registry."""
+    @property
+    def chunks_per_request(self) -> int:
+        return max(1, self._max_request_bytes // CHUNK_SIZE)
+
+    async def layout(self, digest: str, size: int | None = None) -> ChunkLayout:
+        """The chunk digests of a blob: from memory, the disk cache, or the registry.
+
+        A blob of at most one chunk needs no lookup at all (``ChunkLayout.implied``).
+        """
+        if size is not None and (implied := ChunkLayout.implied(digest, size)) is not None:
+            self.cache.load_external(digest)
+            return implied
         while (cached := self._layouts.get(digest)) is None:
             flight = self._layout_flights.get(digest)
             if flight is None:

@@ -341,7 +341,7 @@ class StagingTree:
         if size == 0:
             os.removexattr(self.backing(node), "user.artfs.ref")
             return
-        layout = await self.fetcher.layout(digest)
+        layout = await self.fetcher.layout(digest, size)
         await self.fetcher.ensure(layout, range(layout.chunk_count))
         handle, name = tempfile.mkstemp(prefix=".artfs-copy-", dir=area.root)
         os.close(handle)

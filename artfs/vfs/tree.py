@@ -12,9 +12,10 @@ Inode numbers are a hash of what a node *is*, so they are stable for as long
 as it exists and across remounts:
 
 * a VERSION directory is keyed by (artifact, label, version number): when an
-  alias moves, its directory gets a new inode, and the kernel, whose entry for
-  the alias expires within ``listing_timeout``, finds the new version under the
-  same name, while handles open on the old inode keep reading the old version;
+  alias moves, its directory gets a new inode, and the kernel, which looks an
+  alias up again on every path walk, finds the new version under the same name
+  (as soon as the catalog knows, within ``listing_timeout``), while handles
+  open on the old inode keep reading the old version;
 * a DIR is keyed by its VERSION directory and path (a directory has one parent);
 * a FILE is keyed by (artifact, version number, path) and so is shared by
   ``v3/x`` and ``production/x``, like a hard link: one page cache for both.
@@ -173,9 +174,11 @@ class Tree:
                 number=version.number,
                 label=label,
                 mtime_ns=ns(version.committed_at.timestamp()),
-                entry_timeout=(
-                    self.settings.listing_timeout if moving else self.settings.version_timeout
-                ),
+                # An alias is always looked up afresh (entry timeout 0): after a commit
+                # through this mount the kernel cannot be told in time (the rename holds
+                # the directory lock), and `mv .staging production && cat latest/x`
+                # must read the new version. Version ids and labels never move.
+                entry_timeout=0 if moving else self.settings.version_timeout,
             )
         )
         node.root = node.inode
@@ -340,10 +343,7 @@ class Tree:
         return await self._open_blob(node, node.digest, node.size)
 
     async def _open_blob(self, node: Node, digest: str, size: int) -> OpenFile:
-        if size == 0:
-            layout = ChunkLayout(digest, 0, 1 << 20, b"")
-        else:
-            layout = await self.fetcher.layout(digest)
+        layout = await self.fetcher.layout(digest, size)
         handle = OpenFile(next(self._next_fh), node, layout)
         self._handles[handle.fh] = handle
         self.cache.pin(layout.digest)
@@ -377,7 +377,13 @@ class Tree:
         self.fetcher.prefetch(layout, needed)
         ahead = handle.readahead.after_read(offset, size)
         if ahead:
-            self.fetcher.prefetch(layout, range(needed.stop, needed.stop + ahead))
+            end = needed.stop + ahead
+            if ahead > 1:
+                # Grow the window in whole request-sized groups: one ranged GET of
+                # several chunks costs the server far less than one per chunk.
+                group = self.fetcher.chunks_per_request
+                end = -(-end // group) * group
+            self.fetcher.prefetch(layout, range(needed.stop, end))
         buffer = bytearray(size)
         view = memoryview(buffer)
         with trio.move_on_after(self.settings.read_timeout) as scope:
