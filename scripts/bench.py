@@ -1,9 +1,10 @@
-"""Throughput of ``artfs push`` / ``artfs pull`` / the mount against curl and local disk.
+"""Throughput of ``artfs push`` / ``artfs pull`` / the mount / staging and commit.
 
-Run it as ``scripts/bench [--rows push,pull,mount] [--size-mib 1024] [--small-files 10000]
-[--many-files 100000] [--runs 3] [--json PATH]``. ``--rows`` takes group names
-(``push`` = A, C; ``pull`` = B, D; ``mount`` = E-I) and/or single row letters,
-e.g. ``--rows mount`` or ``--rows E,I``; the default is all rows.
+Run it as ``scripts/bench [--rows push,pull,mount,stage] [--size-mib 1024]
+[--small-files 10000] [--many-files 100000] [--runs 3] [--json PATH]``. ``--rows``
+takes group names (``push`` = A, C; ``pull`` = B, D; ``mount`` = E-I; ``stage`` =
+J-L) and/or single row letters, e.g. ``--rows mount`` or ``--rows E,I``; the
+default is all rows.
 
 METHOD
 
@@ -128,6 +129,42 @@ I  fetch amplification of random reads: on a fresh mount with an empty cache a
 For E, F and G the ratio is artfs rate / reference rate (same as reference
 seconds / artfs seconds); each side is the median over ``--runs``. Figures from a
 shared or busy machine are indicative only.
+
+STAGING ROWS (J-L)
+
+Every run, untimed: a fresh random ``--size-mib`` source file S is written under
+the bench's temporary directory (so it is in the page cache), and, for K, a
+second fresh random file X of the same size for curl (so neither side finds its
+blob already stored, as in row A). Then ONE fresh mount for the whole run, as
+for the mount rows but with ``--staging-dir`` pointing at a new empty directory
+next to its cache dir (same disk as the local reference file of J), and
+``mkdir MNT/NAME`` creates a new artifact ``bench-stage-RUN``. J, K and L then
+follow on that mount, in that order; the mount is unmounted afterwards
+(``fusermount3 -u -z`` as the fallback) and its directories removed. A row that
+is not selected but is needed by a later one (J's write before K, K's commit
+before L) still runs, untimed. The timed steps record the mount daemon's CPU
+(``/proc/PID/stat``), which does the writing, hashing and uploading.
+
+J  write S into ``.staging``: ``dd if=S of=MNT/NAME/.staging/big.bin bs=1M
+   conv=fsync status=none`` (the ``fsync`` at the end is inside dd, so the row
+   times bytes on the staging disk) vs the same ``dd`` to a local file next to
+   S (same disk, same fsync). The local file is removed after the row. Ratio =
+   artfs MB/s / local MB/s. Afterwards the staged file must have S's size.
+K  commit of that staged file: ``artfs commit MNT/NAME`` (wall time of the CLI,
+   which waits for the daemon to hash the staged file, upload the blob and
+   commit) vs one ``curl -T X`` PUT to the blob endpoint of the same server,
+   after an (untimed) PENDING upload that references X's digest. The commit's
+   stderr must say ``uploaded SIZE bytes in 1 blobs``; afterwards both S's and
+   X's digests must be stored on the server and ``.staging`` must be empty.
+   Ratio = artfs MB/s / curl MB/s.
+L  re-commit of unchanged content, two ways, each a timed ``artfs commit``
+   with no reference ("-"); the row reports the wall seconds and the bytes the
+   commit uploaded, parsed from its stderr (``uploaded N bytes in M blobs``;
+   anything but 0 is a failed dedup and is flagged):
+   L1 after ``artfs stage MNT/NAME --from VERSION`` of the version K committed
+      (copy-on-write placeholders; its time is printed, not in the row).
+   L2 after ``dd`` of S into ``.staging`` again (untimed, as in J), so the
+      commit has to hash the whole file to find it stored already.
 """
 
 from __future__ import annotations
@@ -139,6 +176,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -170,8 +208,8 @@ XDG_KINDS = ("CONFIG", "CACHE", "DATA", "STATE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 #: Row groups of ``--rows``; single letters select single rows.
-GROUPS = {"push": "AC", "pull": "BD", "mount": "EFGHI"}
-ALL_ROWS = "ABCDEFGHI"
+GROUPS = {"push": "AC", "pull": "BD", "mount": "EFGHI", "stage": "JKL"}
+ALL_ROWS = "ABCDEFGHIJKL"
 #: Row I: random reads of this size, this many.
 RANDOM_READ = 4096
 RANDOM_READS = 64
@@ -180,6 +218,8 @@ MANY_DISTINCT = 100
 #: Any step touching the mount gives up after this long instead of hanging the bench.
 MOUNT_STEP_TIMEOUT = 900.0
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+#: What ``artfs commit`` says on stderr about its upload.
+UPLOADED = re.compile(r"uploaded (\d+) bytes in (\d+) blobs")
 
 #: Row H probe: stat + open + read 1 byte, timed inside (no interpreter start).
 PROBE_FIRST_BYTE = """
@@ -332,6 +372,45 @@ class FetchRow:
         }
 
 
+@dataclass
+class StageRow(MountRow):
+    """A staging row (J-L): a timed mount row that also notes what each commit uploaded."""
+
+    #: Per artfs sample of a commit row: bytes and blobs the commit uploaded, no-op or not.
+    uploads: list[dict[str, Any]] = field(default_factory=list)
+    #: Row L1: seconds ``artfs stage --from`` took before the timed commit.
+    stage_seconds: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        found = super().summary()
+        if self.uploads:
+            found["uploaded_bytes"] = statistics.median(u["bytes"] for u in self.uploads)
+            found["uploaded_bytes_max"] = max(u["bytes"] for u in self.uploads)
+            found["uploaded_blobs"] = statistics.median(u["blobs"] for u in self.uploads)
+            found["uploads"] = self.uploads
+        if self.stage_seconds:
+            found["stage_seconds"] = statistics.median(self.stage_seconds)
+        return found
+
+
+@dataclass
+class StageRows:
+    write: StageRow  # J
+    commit: StageRow  # K
+    recommit_staged: StageRow  # L1
+    recommit_written: StageRow  # L2
+    selected: str
+
+    def timed_rows(self) -> list[StageRow]:
+        rows = [
+            (self.write, "J"),
+            (self.commit, "K"),
+            (self.recommit_staged, "L"),
+            (self.recommit_written, "L"),
+        ]
+        return [row for row, key in rows if key in self.selected]
+
+
 def _cpu_medians(samples: list[Sample]) -> dict[str, float]:
     return {
         "client": statistics.median(sample.client_cpu for sample in samples),
@@ -407,6 +486,21 @@ class Bench:
         timeout: float | None = None,
     ) -> tuple[Sample, str]:
         """Wall and CPU seconds of one subprocess, after flushing earlier writes."""
+        sample, done = self.run_timed(
+            argv, cwd=cwd, to_devnull=to_devnull, daemon_pid=daemon_pid, timeout=timeout
+        )
+        return sample, done.stdout or ""
+
+    def run_timed(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        to_devnull: bool = False,
+        daemon_pid: int | None = None,
+        timeout: float | None = None,
+    ) -> tuple[Sample, subprocess.CompletedProcess[str]]:
+        """``timed``, returning the whole finished process (stdout and stderr)."""
         os.sync()
         client_before, server_before = children_cpu(), self.server_cpu()
         daemon_before = process_cpu(daemon_pid) if daemon_pid else 0.0
@@ -432,7 +526,7 @@ class Bench:
             raise RuntimeError(
                 f"{' '.join(argv[:4])} … exited {done.returncode}:\n{done.stderr[-2000:]}"
             )
-        return sample, done.stdout or ""
+        return sample, done
 
     def pending_upload(self, name: str, entries: list[dict[str, Any]]) -> str:
         """A PENDING upload referencing ``entries``, so the server accepts their blob PUTs."""
@@ -662,8 +756,11 @@ class Bench:
         return str(version["version"]), str(middle["path"]), first_byte
 
     @contextlib.contextmanager
-    def fresh_mount(self, row: MountRow | None) -> Iterator[Mount]:
-        """A new mountpoint over a new empty cache dir; unmounted and removed after."""
+    def fresh_mount(self, row: MountRow | None, *, staging: bool = False) -> Iterator[Mount]:
+        """A new mountpoint over a new empty cache dir; unmounted and removed after.
+
+        ``staging``: also a new empty ``--staging-dir`` next to the cache dir.
+        """
         from tests.support.mount import Mount, _mounted_paths
 
         records = self.work / "home" / "state" / "artfs" / "mounts"
@@ -675,7 +772,8 @@ class Bench:
                 return recorded_daemon_pid(records, self.path)
 
         base = self.work / "mounts" / f"m{next(self._mounts):03d}"
-        mount = BenchMount(base / "mnt", self.url, base / "cache")
+        extra = ("--staging-dir", str(base / "staging")) if staging else ()
+        mount = BenchMount(base / "mnt", self.url, base / "cache", *extra)
         try:
             start = time.perf_counter()
             mount.mount()
@@ -851,6 +949,133 @@ class Bench:
             self.mount_many(data, rows.first_byte)
         if "I" in rows.selected:
             self.mount_random(run, data, rows.random_reads)
+
+    # -- staging rows J-L --------------------------------------------------------
+
+    def dd(self, source: Path, target: Path, daemon_pid: int | None = None) -> Sample:
+        """``dd if=SOURCE of=TARGET bs=1M conv=fsync``, timed (the fsync is inside)."""
+        return self.timed(
+            ["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fsync", "status=none"],
+            daemon_pid=daemon_pid,
+            timeout=MOUNT_STEP_TIMEOUT,
+        )[0]
+
+    def artfs_commit(self, artifact_dir: Path, daemon_pid: int) -> tuple[Sample, dict[str, Any]]:
+        """``artfs commit MNT/NAME``, timed; what it uploaded, parsed from its stderr."""
+        sample, done = self.run_timed(
+            [str(ARTFS), "commit", str(artifact_dir)],
+            daemon_pid=daemon_pid,
+            timeout=MOUNT_STEP_TIMEOUT,
+        )
+        said = UPLOADED.search(done.stderr)
+        lines = done.stdout.strip().splitlines()
+        if said is None or not lines or not lines[-1].startswith("v"):
+            raise RuntimeError(
+                f"artfs commit printed {done.stdout!r} / {done.stderr!r}: "
+                "no `uploaded N bytes in M blobs` or no version id last"
+            )
+        if left := os.listdir(artifact_dir / ".staging"):
+            raise RuntimeError(f"{artifact_dir}/.staging still holds {left} after the commit")
+        return sample, {
+            "bytes": int(said.group(1)),
+            "blobs": int(said.group(2)),
+            "version": lines[-1],
+            "noop": "content identical to latest" in done.stderr,
+        }
+
+    def stage_run(self, run: int, size: int, rows: StageRows) -> None:
+        """Rows J (write into .staging), K (commit it) and L (re-commit it), one mount."""
+        here = self.work / f"run{run}-stage"
+        here.mkdir()
+        source = here / "source.bin"
+        digest = write_random(source, size)
+        digest_x = ""
+        if "K" in rows.selected:
+            digest_x = write_random(here / "x.bin", size)
+            self.pending_upload(
+                f"curl-stage-{run}", [{"path": "x.bin", "size": size, "digest": digest_x}]
+            )
+        try:
+            with self.fresh_mount(rows.timed_rows()[0], staging=True) as mount:
+                self.stage_steps(run, mount, source, digest, digest_x, rows)
+        finally:
+            shutil.rmtree(here)
+
+    def stage_steps(
+        self, run: int, mount: Mount, source: Path, digest: str, digest_x: str, rows: StageRows
+    ) -> None:
+        """Rows J-L on one fresh mount; see ``stage_run``."""
+        size = source.stat().st_size
+        local = source.with_name("local.bin")
+        curl_file = source.with_name("x.bin")
+        name = f"bench-stage-{run}"
+        pid = self.daemon(mount)
+        artifact_dir = mount.path / name
+        artifact_dir.mkdir()  # a new artifact
+        staged = artifact_dir / ".staging" / source.name
+
+        # J: dd into .staging vs dd to a local file on the same disk.
+        if "J" in rows.selected:
+            both(
+                run,
+                rows.write,
+                lambda: self.dd(source, staged, pid),
+                lambda: self.dd(source, local),
+            )
+            local.unlink()
+        else:
+            self.dd(source, staged, pid)
+        if (got := staged.stat().st_size) != size:
+            raise RuntimeError(f"{staged} has {got} bytes after dd, not {size}")
+        if not set(rows.selected) & set("KL"):
+            return
+
+        # K: artfs commit vs curl -T of another file of the same size.
+        committed: dict[str, Any] = {}
+
+        def commit() -> Sample:
+            sample, committed["upload"] = self.artfs_commit(artifact_dir, pid)
+            return sample
+
+        def curl_put() -> Sample:
+            return self.timed(
+                [
+                    CURL, "-sS", "--fail", "-o", os.devnull, "-H", "Expect:",
+                    "-H", "Content-Type: application/octet-stream",
+                    "-T", str(curl_file), self.blob_url(digest_x),
+                ],
+                timeout=MOUNT_STEP_TIMEOUT,
+            )[0]  # fmt: skip
+
+        if "K" in rows.selected:
+            both(run, rows.commit, commit, curl_put)
+            rows.commit.uploads.append(committed["upload"])
+            self.check_stored([digest, digest_x])
+            curl_file.unlink()
+        else:
+            commit()
+        upload = committed["upload"]
+        if (upload["bytes"], upload["blobs"]) != (size, 1):
+            raise RuntimeError(f"the first commit uploaded {upload}, not {size} bytes in 1")
+        if "L" not in rows.selected:
+            return
+
+        # L1: stage --from the version K made, commit again.
+        started = time.perf_counter()
+        self.timed(
+            [str(ARTFS), "stage", str(artifact_dir), "--from", upload["version"]],
+            timeout=MOUNT_STEP_TIMEOUT,
+        )
+        rows.recommit_staged.stage_seconds.append(time.perf_counter() - started)
+        sample, again = self.artfs_commit(artifact_dir, pid)
+        rows.recommit_staged.artfs.append(sample)
+        rows.recommit_staged.uploads.append(again)
+
+        # L2: the same bytes written into .staging again, commit again.
+        self.dd(source, staged, pid)
+        sample, again = self.artfs_commit(artifact_dir, pid)
+        rows.recommit_written.artfs.append(sample)
+        rows.recommit_written.uploads.append(again)
 
 
 def recorded_daemon_pid(records: Path, mountpoint: Path) -> int | None:
@@ -1071,6 +1296,73 @@ def print_mount_results(
         )
 
 
+def print_stage_results(rows: list[dict[str, Any]]) -> None:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    def cpu(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} MB/s"
+
+    def uploaded(row: dict[str, Any]) -> str:
+        if "uploaded_bytes" not in row:
+            return "-"
+        found = f"{row['uploaded_bytes']:.0f} B"
+        return found if row["uploaded_bytes_max"] == row["uploaded_bytes"] else found + " (max)"
+
+    print_table(
+        ("row", "reference", "artfs s", "ref s", "artfs rate", "ref rate", "ratio", "uploaded"),
+        [
+            (
+                row["label"],
+                row["reference"] or "-",
+                seconds(row["artfs_seconds"]),
+                seconds(row["reference_seconds"]),
+                rate(row["artfs_rate"]),
+                rate(row["reference_rate"]),
+                "-" if row["ratio"] is None else f"{row['ratio']:.2f}",
+                uploaded(row),
+            )
+            for row in rows
+        ],
+    )
+    print(
+        "\nCPU seconds (medians): dd / artfs CLI process, mount daemon and server during the "
+        "artfs side; client and server during the reference side:"
+    )
+    print_table(
+        ("row", "client", "daemon", "server", "ref client", "ref server", "mount s"),
+        [
+            (
+                row["label"],
+                f"{row['artfs_cpu_seconds']['client']:.2f}",
+                f"{row['artfs_cpu_seconds']['daemon']:.2f}",
+                f"{row['artfs_cpu_seconds']['server']:.2f}",
+                cpu((row["reference_cpu_seconds"] or {}).get("client")),
+                cpu((row["reference_cpu_seconds"] or {}).get("server")),
+                seconds(row["mount_seconds"]),
+            )
+            for row in rows
+        ],
+    )
+    print(
+        "(uploaded = median bytes the commit uploaded, from its stderr; mount s = median time "
+        "`artfs mount` took to return, not in any row)"
+    )
+    for row in rows:
+        if "stage_seconds" in row:
+            print(
+                f"({row['row']}: `artfs stage --from` took {row['stage_seconds']:.3f}s, not in it)"
+            )
+        if row["row"].startswith("L") and row.get("uploaded_bytes_max"):
+            print(
+                f"WARNING: {row['row']} re-committed unchanged content and uploaded "
+                f"{[upload['bytes'] for upload in row['uploads']]} bytes (should be 0)"
+            )
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     lines = [header, *rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -1093,7 +1385,7 @@ def parse_rows(text: str) -> str:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a row group ({', '.join(GROUPS)}) or a row letter A-I"
+                f"{token!r} is not a row group ({', '.join(GROUPS)}) or a row letter A-L"
             )
     return "".join(letter for letter in ALL_ROWS if letter in chosen)
 
@@ -1111,8 +1403,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=parse_rows,
         default=ALL_ROWS,
         metavar="LIST",
-        help="comma-separated groups push (A,C), pull (B,D), mount (E-I) and/or row "
-        "letters (default: all)",
+        help="comma-separated groups push (A,C), pull (B,D), mount (E-I), stage (J-L) "
+        "and/or row letters (default: all)",
     )
     parser.add_argument("--size-mib", type=int, default=1024, help="big file size (default 1024)")
     parser.add_argument(
@@ -1165,6 +1457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         random_reads=FetchRow("I", f"I {RANDOM_READS} x pread 4 KiB, {big_label}, FADV_RANDOM"),
         selected=selected,
     )
+    stage_rows = StageRows(
+        write=StageRow("J", f"J dd {big_label} into .staging", size, "MB/s", "dd local + fsync"),
+        commit=StageRow("K", f"K artfs commit {big_label}", size, "MB/s", "curl -T PUT"),
+        recommit_staged=StageRow("L1", "L1 re-commit after stage --from", size, ""),
+        recommit_written=StageRow("L2", f"L2 re-commit, {big_label} re-written", size, ""),
+        selected=selected,
+    )
     work = Path(tempfile.mkdtemp(prefix="artfs-bench-"))
     # Per-user state (the mount daemons' pid records and logs, the CLI's chunk cache,
     # any config) lives under the bench's temporary directory, for this process, the
@@ -1207,6 +1506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if data is not None:
                 bench.mount_run(run, data, mount_rows)
+            if set(selected) & set(GROUPS["stage"]):
+                bench.stage_run(run, size, stage_rows)
             print(
                 f"run {run + 1}/{args.runs} done in {time.perf_counter() - started:.1f}s",
                 file=sys.stderr,
@@ -1226,6 +1527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [rows[key].summary() for key in "ABCD" if key in selected]
     mount_results = [row.summary() for row in mount_rows.timed_rows()]
     fetch = mount_rows.random_reads.summary() if "I" in selected else None
+    stage_results = [row.summary() for row in stage_rows.timed_rows()]
     commit = code_version()
     if commit != version_at_start:
         print(f"WARNING: artfs/ changed during the run ({version_at_start} -> {commit})")
@@ -1245,6 +1547,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio = artfs rate / reference rate (I: distinct chunks / chunks fetched)"
         )
         print_mount_results(mount_results, fetch, dropped)
+    if stage_results:
+        if results or mount_results or fetch:
+            print()
+        print(
+            f"artfs {commit} staging and commit vs reference; median of {args.runs} run(s); "
+            "MB = 10^6 bytes; ratio = artfs MB/s / reference MB/s; L has no reference"
+        )
+        print_stage_results(stage_results)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -1272,7 +1582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     },
                     "cli_start_seconds": cli_start,
                     "caches_dropped_for_g": dropped,
-                    "rows": results + mount_results + ([fetch] if fetch else []),
+                    "rows": results + mount_results + ([fetch] if fetch else []) + stage_results,
                 },
                 indent=2,
             )
