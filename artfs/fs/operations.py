@@ -239,7 +239,7 @@ class ArtfsOperations(pyfuse3.Operations):
 
     @translated
     async def write(self, fh: FileHandleT, off: int, buf: bytes) -> int:
-        return self.tree.write(fh, off, buf)
+        return await self.tree.write(fh, off, buf)
 
     async def flush(self, fh: FileHandleT) -> None:
         pass  # writes go straight to the staging file; fsync is what makes them durable

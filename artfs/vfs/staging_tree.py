@@ -403,10 +403,12 @@ class StagingTree:
         except OSError as exc:
             raise _os_error(exc, f"read .staging/{handle.node.path}") from exc
 
-    def write(self, handle: StagedHandle, offset: int, data: bytes) -> int:
+    async def write(self, handle: StagedHandle, offset: int, data: bytes) -> int:
         self._writable(handle.node.artifact)
         try:
-            return os.pwrite(handle.fd, data, offset)
+            # In a worker thread: a 1 MiB write takes milliseconds, which the
+            # event loop owes to every other request of the mount.
+            return await trio.to_thread.run_sync(os.pwrite, handle.fd, data, offset)
         except OSError as exc:
             raise _os_error(exc, f"write .staging/{handle.node.path}") from exc
 

@@ -350,15 +350,16 @@ class Tree:
         return handle
 
     def release(self, fh: int) -> None:
-        handle = self._handles.pop(fh, None)
-        if handle is not None:
+        node: Node
+        if (handle := self._handles.pop(fh, None)) is not None:
             self.cache.unpin(handle.layout.digest)
-        elif self.staging is not None and fh in self.staging.handles:
-            node = self.staging.handles[fh].node
+            node = handle.node
+        elif self.staging is not None and (staged := self.staging.handles.get(fh)) is not None:
             self.staging.release(fh)
+            node = staged.node
         else:
             return
-        node = handle.node if handle is not None else node
+        # The kernel may have forgotten the node while it was open: drop it now.
         if node.lookups <= 0 and not self._is_open(node):
             self._nodes.pop(node.inode, None)
 
@@ -499,8 +500,8 @@ class Tree:
     def create(self, parent_inode: int, name: str, mode: int, flags: int) -> StagedHandle:
         return self._staging().create(self._staged_parent(parent_inode), name, mode, flags)
 
-    def write(self, fh: int, offset: int, data: bytes) -> int:
-        return self._staging().write(self._staged_handle(fh), offset, data)
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        return await self._staging().write(self._staged_handle(fh), offset, data)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         if fh in self._handles:
