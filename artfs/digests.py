@@ -39,7 +39,12 @@ def check_digest(value: object) -> str:
 
 @dataclass
 class BlobHasher:
-    """Hashes a stream fed in arbitrary pieces, whole and per chunk, in one pass."""
+    """Hashes a stream fed in arbitrary pieces, whole and per chunk, in one pass.
+
+    ``update`` does both; ``update_whole`` and ``update_chunks`` do one each and
+    touch disjoint state, so two threads may run them side by side (hashlib
+    releases the GIL), each fed every piece in order.
+    """
 
     chunk_size: int = CHUNK_SIZE
     size: int = 0
@@ -49,9 +54,15 @@ class BlobHasher:
     _chunk_fill: int = 0
 
     def update(self, data: bytes | memoryview) -> None:
+        self.update_whole(data)
+        self.update_chunks(data)
+
+    def update_whole(self, data: bytes | memoryview) -> None:
+        self._whole.update(data)
+        self.size += len(data)
+
+    def update_chunks(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        self._whole.update(view)
-        self.size += len(view)
         while view:
             take = min(len(view), self.chunk_size - self._chunk_fill)
             self._chunk.update(view[:take])

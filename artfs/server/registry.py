@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Insert, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from artfs import names
 from artfs.digests import check_digest, version_digest
 from artfs.errors import Conflict, InvalidInput, NotFound
+from artfs.server.batching import GroupCommit
 from artfs.server.db.engine import WRITE
 from artfs.server.db.schema import aliases, artifacts, blobs, files, version_tags, versions
+from artfs.server.visibility import VisibleBlobs
 from artfs.store.base import BlobInfo, BlobStore
 
 __all__ = ["FileEntry", "GcReport", "Registry"]
@@ -104,6 +108,8 @@ class Registry:
     def __init__(self, engine: Engine, store: BlobStore) -> None:
         self.engine = engine
         self.store = store
+        self._blob_rows = GroupCommit(self._record_blobs)
+        self._visible = VisibleBlobs()
 
     # -- transactions -------------------------------------------------------
 
@@ -429,6 +435,7 @@ class Registry:
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             missing = self._add_entries(conn, version_id, entries)
+        self._visible.remember(project, missing)  # committed: the PUTs that follow may come
         return {"upload_id": upload_id, "missing": missing}
 
     def add_files(
@@ -438,7 +445,9 @@ class Registry:
             _, version = self._pending(conn, project, upload_id)
             if version["state"] != PENDING:
                 raise Conflict(f"upload {upload_id} is already {version['state']}")
-            return {"missing": self._add_entries(conn, version["id"], entries)}
+            missing = self._add_entries(conn, version["id"], entries)
+        self._visible.remember(project, missing)
+        return {"missing": missing}
 
     def _add_entries(
         self, conn: Connection, version_id: int, entries: Sequence[FileEntry]
@@ -667,6 +676,7 @@ class Registry:
             if pending["state"] != PENDING:
                 raise Conflict(f"upload {upload_id} is already {pending['state']}")
             self._drop_pending(conn, pending["id"])
+        self._visible.forget_all()
 
     def _drop_pending(self, conn: Connection, version_id: int) -> None:
         conn.execute(delete(files).where(files.c.version_id == version_id))
@@ -823,9 +833,12 @@ class Registry:
 
         Blobs are shared across projects in the store; this check keeps one
         project's readers from fetching another's bytes by guessing digests.
+        Positive answers are remembered for a while (``VisibleBlobs``).
         """
+        if self._visible.known(project, digest):
+            return True
         with self._read() as conn:
-            return (
+            visible = (
                 conn.execute(
                     select(files.c.digest)
                     .join(versions, versions.c.id == files.c.version_id)
@@ -835,6 +848,9 @@ class Registry:
                 ).first()
                 is not None
             )
+        if visible:
+            self._visible.remember(project, [digest])
+        return visible
 
     def blob_info(self, digest: str) -> BlobInfo:
         with self._read() as conn:
@@ -844,18 +860,39 @@ class Registry:
         return BlobInfo(row["digest"], row["size"], row["chunk_size"], row["chunk_digests"])
 
     def record_blob(self, info: BlobInfo) -> None:
+        """Record a blob the store has published (``commit(durable=False)`` is enough).
+
+        Concurrent callers are recorded together: one ``sync_published`` and one
+        write transaction per batch instead of a directory fsync and a
+        ``BEGIN IMMEDIATE`` each. The sync comes first, so a row never names a
+        file whose rename a crash could still undo.
+        """
+        self._blob_rows.submit(info)
+
+    def _record_blobs(self, infos: list[BlobInfo]) -> None:
+        self.store.sync_published({info.digest for info in infos})
+        now = _now()
+        # Two uploads of one blob may meet in a batch; one row is enough.
+        rows = {
+            info.digest: {
+                "digest": info.digest,
+                "size": info.size,
+                "chunk_size": info.chunk_size,
+                "chunk_digests": info.chunk_digests,
+                "created_at": now,
+            }
+            for info in infos
+        }
         with self._write() as conn:
-            if conn.execute(select(blobs.c.digest).where(blobs.c.digest == info.digest)).first():
+            upsert = _insert_unless_present(conn.dialect.name)
+            if upsert is not None:
+                conn.execute(upsert, list(rows.values()))
                 return
-            conn.execute(
-                insert(blobs).values(
-                    digest=info.digest,
-                    size=info.size,
-                    chunk_size=info.chunk_size,
-                    chunk_digests=info.chunk_digests,
-                    created_at=_now(),
-                )
-            )
+            # Other databases: the write transaction keeps the check and insert together.
+            for digest in self._present_blobs(conn, rows):
+                del rows[digest]
+            if rows:
+                conn.execute(insert(blobs), list(rows.values()))
 
     # -- garbage collection -------------------------------------------------
 
@@ -919,11 +956,22 @@ class Registry:
                 for digest, _ in garbage:
                     conn.execute(delete(blobs).where(blobs.c.digest == digest))
         if not dry_run:
+            if abandoned:
+                self._visible.forget_all()
             # Only after the rows are gone: a crash in between leaves a stray file,
             # never a row pointing at a missing file.
             for digest, _ in garbage:
                 self.store.delete(digest)
         return report
+
+
+def _insert_unless_present(dialect: str) -> Insert | None:
+    """An ``INSERT`` of blob rows that skips recorded digests, where the database has one."""
+    if dialect == "sqlite":
+        return sqlite_insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.digest])
+    if dialect == "postgresql":
+        return postgresql_insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.digest])
+    return None
 
 
 def _file_json(row: RowMapping) -> dict[str, Any]:

@@ -6,7 +6,7 @@ which blobs are referenced is the registry's business (and gc's).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,10 +27,18 @@ class BlobWriter(Protocol):
 
     def write(self, data: bytes | memoryview) -> None: ...
 
-    def commit(self) -> BlobInfo:
+    def write_many(self, pieces: Sequence[bytes | memoryview]) -> None:
+        """``write`` each piece in order; may spread the hashing over threads."""
+        ...
+
+    def commit(self, *, durable: bool = True) -> BlobInfo:
         """Verify the bytes hash to the expected digest, then publish them atomically.
 
-        Raises ``DigestMismatch`` (and discards the bytes) when they do not.
+        Raises ``DigestMismatch`` (and discards the bytes) when they do not. The
+        blob is whole under its name as soon as it is there at all; with
+        ``durable=False`` its publication may still be lost in a crash until
+        ``BlobStore.sync_published`` has returned for it, which lets one sync
+        cover many blobs.
         """
         ...
 
@@ -44,6 +52,10 @@ class BlobStore(Protocol):
 
     def local_path(self, digest: str) -> Path | None:
         """A path the server can hand to ``sendfile``, when the store is on local disk."""
+        ...
+
+    def sync_published(self, digests: Collection[str]) -> None:
+        """Make the publication of these blobs (``commit(durable=False)``) crash-safe."""
         ...
 
     def delete(self, digest: str) -> None: ...

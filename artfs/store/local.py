@@ -1,16 +1,27 @@
 """Blobs as files under a directory: ``<root>/sha256/ab/<digest>``.
 
 A blob is written to ``<root>/tmp/`` first, fsynced, verified and then renamed
-into place (and its directory fsynced), so a blob is either absent or whole
-under its final name, whatever crashes.
+into place, so a blob is either absent or whole under its final name, whatever
+crashes: the bytes are on disk before the name is.
+
+What a crash can still undo is the rename itself, until the shard directory is
+fsynced. ``commit()`` fsyncs it at once; ``commit(durable=False)`` leaves that
+to ``sync_published``, so that blobs published at about the same time share one
+journal commit (on ext4 and XFS the first directory fsync commits every rename
+made so far; the others then find nothing left to do). Until then the blob may
+be read, and is whole, but a crash may make it absent again, as if its upload
+had never finished; whoever records the blob (the registry's blob row) must
+therefore wait for ``sync_published``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent import futures
 from pathlib import Path
 
 from artfs.digests import CHUNK_SIZE, BlobHasher
@@ -18,6 +29,17 @@ from artfs.errors import DigestMismatch, NotFound
 from artfs.store.base import BlobInfo
 
 __all__ = ["LocalBlobStore"]
+
+
+#: Enough threads for several large uploads at once; they only hash.
+_HASH_HELPER = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="artfs-hash")
+
+
+def _each(
+    function: Callable[[bytes | memoryview], None], pieces: Sequence[bytes | memoryview]
+) -> None:
+    for piece in pieces:
+        function(piece)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -40,7 +62,20 @@ class _LocalBlobWriter:
         self._hasher.update(data)
         self._file.write(data)
 
-    def commit(self) -> BlobInfo:
+    def write_many(self, pieces: Sequence[bytes | memoryview]) -> None:
+        # The whole-blob sha256 runs in a helper thread beside the per-chunk one
+        # and the file write (hashlib releases the GIL): on two cores a large
+        # upload then costs one sha256 pass of wall time, not two.
+        whole = _HASH_HELPER.submit(_each, self._hasher.update_whole, pieces)
+        try:
+            for piece in pieces:
+                self._hasher.update_chunks(piece)
+                self._file.write(piece)
+        finally:
+            futures.wait([whole])  # the hasher must be left alone before anything else
+        whole.result()
+
+    def commit(self, *, durable: bool = True) -> BlobInfo:
         try:
             digest = self._hasher.finish()
             if digest != self._expected:
@@ -48,12 +83,15 @@ class _LocalBlobWriter:
                     f"uploaded bytes hash to {digest}, not the claimed {self._expected}"
                 )
             self._file.flush()
+            # The bytes must be on disk before the name is: after a crash the final
+            # name may then be missing, but never points at a partly written file.
             os.fsync(self._file.fileno())
             self._file.close()
             final = self._store.path_for(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._store.ensure_shard(final.parent)
             os.replace(self._tmp, final)
-            _fsync_dir(final.parent)
+            if durable:
+                _fsync_dir(final.parent)
         except BaseException:
             self.abort()
             raise
@@ -75,9 +113,27 @@ class LocalBlobStore:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
+        _fsync_dir(root)
         # Leftovers of uploads a crash interrupted are never valid blobs.
         for stale in (root / "tmp").iterdir():
             stale.unlink(missing_ok=True)
+        self._shards_ready: set[str] = set()
+        self._shards_lock = threading.Lock()
+
+    def ensure_shard(self, shard: Path) -> None:
+        """Create ``shard`` if need be, with its own entry durable, once per process.
+
+        Fsyncing a blob's shard directory only helps if the shard itself
+        survives; the lock keeps a second uploader from going on while the first
+        is still between the ``mkdir`` and its fsync.
+        """
+        if shard.name in self._shards_ready:
+            return
+        with self._shards_lock:
+            if shard.name not in self._shards_ready:
+                shard.mkdir(exist_ok=True)
+                _fsync_dir(shard.parent)
+                self._shards_ready.add(shard.name)
 
     def path_for(self, digest: str) -> Path:
         return self.root / "sha256" / digest[:2] / digest
@@ -93,6 +149,10 @@ class LocalBlobStore:
         if not path.is_file():
             raise NotFound(f"blob {digest} is not in the store")
         return path
+
+    def sync_published(self, digests: Collection[str]) -> None:
+        for shard in sorted({self.path_for(digest).parent for digest in digests}):
+            _fsync_dir(shard)
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
