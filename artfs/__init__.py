@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -28,9 +29,30 @@ from artfs.errors import (
     Transient,
     Unauthorized,
 )
-from artfs.sdk.artifact import Artifact
-from artfs.sdk.client import Client
-from artfs.sdk.logged import LoggedArtifact, LoggedAsset
+
+if TYPE_CHECKING:
+    from artfs.sdk.artifact import Artifact
+    from artfs.sdk.client import Client
+    from artfs.sdk.logged import LoggedArtifact, LoggedAsset
+
+# The SDK (and requests under it) is imported on first use, not by every
+# ``artfs`` command: ``artfs umount`` or ``artfs commit`` never need it.
+_LAZY = {
+    "Artifact": "artfs.sdk.artifact",
+    "Client": "artfs.sdk.client",
+    "LoggedArtifact": "artfs.sdk.logged",
+    "LoggedAsset": "artfs.sdk.logged",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'artfs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ArtfsError",
@@ -54,10 +76,14 @@ __all__ = [
 
 def log_artifact(artifact: Artifact, force: bool = False, **client_options: Any) -> LoggedArtifact:
     """Log ``artifact`` with a client configured from the environment (``ARTFS_URL`` …)."""
+    from artfs.sdk.client import Client
+
     with Client(**client_options) as client:
         return client.log_artifact(artifact, force=force)
 
 
 def get_artifact(name: str, version: str | None = None, **client_options: Any) -> LoggedArtifact:
     """``get_artifact("model:production")`` or ``get_artifact("model", "v3")``."""
+    from artfs.sdk.client import Client
+
     return Client(**client_options).get_artifact(name, version)

@@ -19,6 +19,15 @@ verification: the first time this process reads a chunk file, it hashes it
 against the layout's digest and drops it on mismatch, so the caller fetches it
 again. Chunks this process wrote itself were verified before writing.
 
+Chunk files the fresh tier keeps are written with ``O_DIRECT`` (straight to
+the disk, no copy into the page cache: on the streaming path that copy and its
+writeback cost more CPU than hashing). What a reader wants next is usually
+what just arrived, so the chunks this process stored or verified lately also
+stay in memory, the *fresh tier* (``FreshChunks``): at most ``fresh_bytes``,
+each chunk dropped as soon as a reader has read its last byte (the kernel's
+page cache of the mount holds it from then on). A chunk the tier has no room
+for is written through the page cache as before.
+
 Size is bounded by ``max_bytes``: least-recently-used chunks are evicted, never
 those of a blob that is pinned (open by a reader). Recency survives restarts as
 the files' mtimes. Several processes may share the directory; each keeps its
@@ -31,9 +40,11 @@ This module does no network I/O and knows nothing of FUSE; it is thread-safe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import mmap
 import os
 import threading
 import uuid
@@ -43,6 +54,7 @@ from pathlib import Path
 
 import platformdirs
 
+from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 
@@ -51,6 +63,8 @@ __all__ = ["ChunkCache", "ChunkLayout", "default_cache_dir"]
 log = logging.getLogger("artfs.cache")
 
 DIGEST_BYTES = 32
+#: Bytes of its own chunks the cache gives up when the disk is full.
+NO_SPACE_RELIEF = 64 * CHUNK_SIZE
 _LAYOUT_HEADER = 16  # size (8 bytes) + chunk size (8 bytes), big-endian
 
 
@@ -112,6 +126,10 @@ class ChunkLayout:
 
 
 Key = tuple[str, int]
+#: Chunks just stored stay in memory up to this many bytes (see the module doc).
+FRESH_BYTES = 128 << 20
+_DIRECT_ALIGN = 4096
+_PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
 
 
 @dataclass(frozen=True)
@@ -122,7 +140,7 @@ class _External:
 
 
 class ChunkCache:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -132,6 +150,12 @@ class ChunkCache:
         self._verified: set[Key] = set()
         self._external: dict[str, _External] = {}
         self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
+        self._chunks_root = str(root / "chunks")
+        self._tmp_root = str(root / "tmp")
+        #: Chunks stored by this process lately, kept in memory, oldest first.
+        self._fresh = FreshChunks(fresh_bytes)
+        #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
+        self._direct = hasattr(os, "O_DIRECT")
         (root / "chunks").mkdir(parents=True, exist_ok=True)
         (root / "layouts").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -142,6 +166,10 @@ class ChunkCache:
 
     def _chunk_path(self, digest: str, index: int) -> Path:
         return self.root / "chunks" / digest[:2] / digest / str(index)
+
+    def _chunk_file(self, digest: str, index: int) -> str:
+        # The same path as a plain string: built once per read on the hot path.
+        return f"{self._chunks_root}/{digest[:2]}/{digest}/{index}"
 
     def _layout_path(self, digest: str) -> Path:
         return self.root / "layouts" / digest[:2] / digest
@@ -195,13 +223,150 @@ class ChunkCache:
                 return []  # checked, and given up on if stale, when read
             return [i for i in indexes if (layout.digest, i) not in self._lru]
 
+    def pending(self, layout: ChunkLayout, indexes: range) -> tuple[list[int], list[int]]:
+        """Of ``indexes``: the chunks absent, and those present but not yet verified here."""
+        absent: list[int] = []
+        unverified: list[int] = []
+        digest = layout.digest
+        with self._lock:
+            if digest in self._external:
+                return absent, unverified  # checked, and given up on if stale, when read
+            lru, verified = self._lru, self._verified
+            for i in indexes:
+                key = (digest, i)
+                if key not in lru:
+                    absent.append(i)
+                elif key not in verified:
+                    unverified.append(i)
+        return absent, unverified
+
+    def check(self, layout: ChunkLayout, index: int) -> bool:
+        """Verify a present chunk ahead of its reader (worker threads); ``False``: it is gone.
+
+        A chunk failing verification is removed, so that it is fetched again.
+        """
+        key = (layout.digest, index)
+        with self._lock:
+            if key in self._verified:
+                return True
+            if key not in self._lru:
+                return False
+        fd = self._open_chunk(key)
+        if fd is None:
+            return False
+        try:
+            if not self._verify_file(layout, index, fd):
+                return False
+        finally:
+            os.close(fd)
+        return True
+
+    def _verify_file(self, layout: ChunkLayout, index: int, fd: int) -> bytes | None:
+        """The chunk's bytes if they match the layout; else drop the file and say ``None``."""
+        key = (layout.digest, index)
+        data = _read_all(fd)
+        if not layout.verify(index, data):
+            log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
+            self._forget(key)
+            with contextlib.suppress(OSError):
+                os.unlink(self._chunk_file(*key))
+            return None
+        with self._lock:
+            if key in self._lru:
+                self._verified.add(key)
+                self._fresh.admit(key, data)  # its reader is usually right behind
+        with contextlib.suppress(OSError):
+            os.utime(fd)  # recency for the next process's scan
+        return data
+
+    def not_in_memory(self, layout: ChunkLayout, indexes: range) -> list[int]:
+        """Of ``indexes``: the chunks verified here whose bytes are only on disk."""
+        digest = layout.digest
+        with self._lock:
+            return [
+                i
+                for i in indexes
+                if (digest, i) in self._verified and (digest, i) not in self._fresh
+            ]
+
+    def advise(self, layout: ChunkLayout, indexes: list[int]) -> None:
+        """Ask the kernel to start reading these chunk files (blocking I/O: worker threads).
+
+        So that a reader's ``pread`` on the trio thread finds them in the page
+        cache instead of waiting on the disk there.
+        """
+        for index in indexes:
+            try:
+                fd = os.open(self._chunk_file(layout.digest, index), os.O_RDONLY)
+            except OSError:
+                continue  # gone: the reader will find out and fetch it
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
+    def read_ready(self, layout: ChunkLayout, index: int, offset: int, length: int) -> bytes | None:
+        """Bytes of a chunk verified in this process, without waiting for anything.
+
+        ``None`` when the chunk is not verified here (or vanished): take the slow path.
+        """
+        source = self._ready_source((layout.digest, index))
+        if source is None:
+            return None
+        if isinstance(source, int):
+            try:
+                return os.pread(source, length, offset)
+            finally:
+                os.close(source)
+        if offset + length >= len(source):
+            self._consumed((layout.digest, index))
+        return bytes(memoryview(source)[offset : offset + length])
+
+    def read_ready_into(
+        self, layout: ChunkLayout, index: int, offset: int, view: memoryview
+    ) -> int | None:
+        """``read_ready`` into a caller's buffer."""
+        source = self._ready_source((layout.digest, index))
+        if source is None:
+            return None
+        if isinstance(source, int):
+            try:
+                return os.preadv(source, [view], offset)
+            finally:
+                os.close(source)
+        got = max(min(len(view), len(source) - offset), 0)
+        view[:got] = memoryview(source)[offset : offset + got]
+        if offset + got >= len(source):
+            self._consumed((layout.digest, index))
+        return got
+
+    def _ready_source(self, key: Key) -> Buffer | int | None:
+        """A verified chunk's bytes in memory, else an open fd on its file; ``None``: not ready."""
+        with self._lock:
+            if key not in self._verified:
+                return None
+            self._lru.move_to_end(key)
+            fresh = self._fresh.get(key)
+        if fresh is not None:
+            return fresh
+        return self._open_chunk(key)
+
+    def _open_chunk(self, key: Key) -> int | None:
+        """A read-only fd on a listed chunk's file; ``None`` if it has vanished."""
+        try:
+            return os.open(self._chunk_file(*key), os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget(key)  # evicted by another process sharing the cache
+            return None
+
     # -- external copies ------------------------------------------------------
 
     def add_external(self, layout: ChunkLayout, path: Path) -> None:
         """Record that ``path`` holds the whole blob, verified by the caller just now."""
         stat = path.stat()
         external = _External(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
-        self.store_layout(layout)
+        if ChunkLayout.implied(layout.digest, layout.size) is None:
+            self.store_layout(layout)  # a one-chunk blob's layout is implied by its digest
         self._write_atomically(
             self._external_path(layout.digest), json.dumps(asdict(external)).encode()
         )
@@ -270,10 +435,39 @@ class ChunkCache:
         finally:
             os.close(fd)
 
-    def store(self, layout: ChunkLayout, index: int, data: bytes | bytearray | memoryview) -> None:
-        """Keep a chunk the caller has verified against ``layout``."""
-        self._write_atomically(self._chunk_path(layout.digest, index), data)
+    def new_buffer(self, length: int) -> Buffer:
+        """A buffer for a chunk about to be fetched, one ``store`` can write fastest."""
+        if self._direct and length % _DIRECT_ALIGN == 0:
+            # Page-aligned, as O_DIRECT wants; private (not shmem) and populated
+            # at once, which costs far less than a page fault per page.
+            return mmap.mmap(-1, length, flags=_PRIVATE_ANONYMOUS)
+        return bytearray(length)
+
+    def store(self, layout: ChunkLayout, index: int, data: Buffer) -> None:
+        """Keep a chunk the caller has verified against ``layout`` (and will not change).
+
+        A chunk the fresh tier admits is written with ``O_DIRECT`` when its
+        buffer allows (its reader will be served from memory); one it does not
+        goes through the page cache, where its reader will find it instead.
+        """
         key = (layout.digest, index)
+        with self._lock:
+            # Invisible to readers until verified-and-listed below.
+            kept = self._fresh.admit(key, data)
+        try:
+            try:
+                self._write_chunk(layout.digest, index, data, direct=kept)
+            except NoSpace:
+                # The disk filled up below our bound (other files grew): give up
+                # our own oldest chunks for room, once, before failing the read.
+                if not self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True):
+                    raise
+                log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
+                self._write_chunk(layout.digest, index, data, direct=kept)
+        except BaseException:
+            with self._lock:
+                self._fresh.drop(key)
+            raise
         with self._lock:
             if key in self._lru:
                 self._total -= self._lru.pop(key)
@@ -282,6 +476,20 @@ class ChunkCache:
             self._verified.add(key)
         self._evict_if_needed()
 
+    def _consumed(self, key: Key) -> None:
+        # A reader took the chunk's last bytes: a sequential reader is done with
+        # it (the kernel's page cache has it now), so it makes room for chunks
+        # read ahead of it.
+        with self._lock:
+            self._drop_fresh(key)
+        # Chunks read ahead were spared by the evictions their own stores ran;
+        # once read, they may go, or a finished stream would stay above the bound.
+        self._evict_if_needed()
+
+    def _drop_fresh(self, key: Key) -> None:
+        # Under the lock.
+        self._fresh.drop(key)
+
     def read(self, layout: ChunkLayout, index: int, offset: int, view: memoryview) -> int | None:
         """Copy chunk bytes from ``offset`` into ``view``; ``None`` when the chunk is absent.
 
@@ -289,7 +497,6 @@ class ChunkCache:
         damaged chunk is removed and reported absent, to be fetched again.
         """
         key = (layout.digest, index)
-        path = self._chunk_path(layout.digest, index)
         with self._lock:
             known = key in self._lru
             verified = key in self._verified
@@ -297,25 +504,14 @@ class ChunkCache:
                 self._lru.move_to_end(key)
         if not known:
             return self._read_external(layout, index, offset, view)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            self._forget(key)  # evicted by another process sharing the cache
+        fd = self._open_chunk(key)
+        if fd is None:
             return None
         try:
             if not verified:
-                data = _read_all(fd)
-                if not layout.verify(index, data):
-                    log.warning(
-                        "cached chunk %d of blob %s is corrupt; refetching", index, layout.digest
-                    )
-                    self._forget(key)
-                    path.unlink(missing_ok=True)
+                data = self._verify_file(layout, index, fd)
+                if data is None:
                     return None
-                with self._lock:
-                    self._verified.add(key)
-                with contextlib.suppress(OSError):
-                    os.utime(fd)  # recency for the next process's scan
                 got = min(len(view), len(data) - offset)
                 view[:got] = data[offset : offset + got]
                 return got
@@ -329,6 +525,7 @@ class ChunkCache:
             if size is not None:
                 self._total -= size
             self._verified.discard(key)
+            self._drop_fresh(key)
 
     # -- pins and eviction ----------------------------------------------------
 
@@ -342,6 +539,18 @@ class ChunkCache:
             if self._pins[digest] <= 0:
                 del self._pins[digest]
 
+    def _recent_pinned(self, keep: int | None = None) -> set[Key]:
+        """Each open blob's most recently used chunks (caller holds the lock)."""
+        if keep is None:
+            keep = max(2, min(64, self.max_bytes // (4 * CHUNK_SIZE)))
+        counts: Counter[str] = Counter()
+        recent: set[Key] = set()
+        for key in reversed(self._lru):
+            if key[0] in self._pins and counts[key[0]] < keep:
+                counts[key[0]] += 1
+                recent.add(key)
+        return recent
+
     @property
     def total_bytes(self) -> int:
         with self._lock:
@@ -351,10 +560,19 @@ class ChunkCache:
         with self._lock:
             if self._total <= self.max_bytes:
                 return
-        self.evict_to(self.max_bytes)
+        # Some room below the bound, so that a streaming reader pays for one
+        # eviction scan per few dozen chunks, not one per chunk.
+        self.evict_to(self.max_bytes - min(self.max_bytes // 16, 64 * CHUNK_SIZE))
 
-    def evict_to(self, target: int) -> int:
-        """Drop least-recently-used unpinned chunks until at most ``target`` bytes remain."""
+    def evict_to(self, target: int, *, pressed: bool = False) -> int:
+        """Drop least-recently-used chunks until at most ``target`` bytes remain.
+
+        Chunks of blobs nobody has open go first. If that is not enough, an open
+        blob gives up its older chunks too — a file streamed through a small
+        cache must not fill the disk — but never its most recently used ones
+        (``_recent_pinned``), nor those held in memory for a reader right now.
+        When the disk itself is full (``pressed``), only the two most recent.
+        """
         victims: list[Key] = []
         with self._lock:
             for key, size in self._lru.items():
@@ -364,9 +582,20 @@ class ChunkCache:
                     continue
                 victims.append(key)
                 self._total -= size
+            if self._total > target and self._pins:
+                keep = self._recent_pinned(2 if pressed else None)
+                chosen = set(victims)
+                for key, size in self._lru.items():
+                    if self._total <= target:
+                        break
+                    if key in chosen or key in keep or (key in self._fresh and not pressed):
+                        continue
+                    victims.append(key)
+                    self._total -= size
             for key in victims:
                 del self._lru[key]
                 self._verified.discard(key)
+                self._drop_fresh(key)
         for digest, index in victims:
             self._chunk_path(digest, index).unlink(missing_ok=True)
         for digest in {digest for digest, _ in victims}:
@@ -385,6 +614,51 @@ class ChunkCache:
             }
 
     # -- writing --------------------------------------------------------------
+
+    def _write_chunk(self, digest: str, index: int, data: Buffer, *, direct: bool) -> None:
+        """``_write_atomically`` for the hot path: no pathlib, mkdir only when it is missing.
+
+        A page-aligned buffer of whole pages is written with ``O_DIRECT``: the
+        bytes go to the disk without a copy into the page cache (which, with
+        the writeback that follows, cost more CPU than hashing them); the
+        fresh tier above serves the readers who want them now.
+        """
+        tmp = f"{self._tmp_root}/{uuid.uuid4().hex}.part"
+        final = self._chunk_file(digest, index)
+        try:
+            direct = self._direct and isinstance(data, mmap.mmap) and len(data) % _DIRECT_ALIGN == 0
+            if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
+                self._write_file(tmp, data, 0)
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if exc.errno == errno.ENOSPC:
+                raise NoSpace(f"cache disk full at {self.root}") from exc
+            raise
+
+    def _write_file(self, path: str, data: Buffer, flags: int) -> bool:
+        """Write ``data`` to a new file; ``False`` if the filesystem refuses ``O_DIRECT``."""
+        fd = None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flags, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            # O_DIRECT refused at open or at the first write: say so, never again.
+            if flags and exc.errno == errno.EINVAL:
+                self._direct = False
+                return False
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return True
 
     def _write_atomically(self, path: Path, data: bytes | bytearray | memoryview) -> None:
         tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.part"

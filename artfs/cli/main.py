@@ -89,7 +89,12 @@ def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
-def serve(data_dir: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--access-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one line per HTTP request to this file.",
+)
+def serve(data_dir: Path | None, host: str, port: int, access_log: Path | None) -> None:
     """Run the embedded registry (SQLite + blob folder)."""
     from artfs.server.app import serve as run
     from artfs.server.settings import ServerSettings, default_data_dir
@@ -99,7 +104,11 @@ def serve(data_dir: Path | None, host: str, port: int) -> None:
             f"binding {host} would expose the registry beyond this machine, which needs tokens; "
             "token authentication is not available yet, so serve binds loopback only"
         )
-    run(ServerSettings(data_dir=data_dir or default_data_dir(), host=host, port=port))
+    run(
+        ServerSettings(
+            data_dir=data_dir or default_data_dir(), host=host, port=port, access_log=access_log
+        )
+    )
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -276,7 +276,7 @@ def commit(
     """Commit NAME/.staging as the next version; prints the version id last."""
     from artfs import names
     from artfs.cli.main import _parse_meta
-    from artfs.daemon.control import request
+    from artfs.daemon.control_client import request
 
     for alias in aliases:
         names.check_alias(alias)
@@ -319,7 +319,7 @@ def commit(
 def stage(target: Path, source: str) -> None:
     """Make NAME/.staging a copy-on-write view of a version: only changed files get uploaded."""
     from artfs import names
-    from artfs.daemon.control import request
+    from artfs.daemon.control_client import request
 
     names.parse_version_ref(source)
     _, artifact, control = _locate(target)

@@ -10,6 +10,7 @@ from worker threads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -150,6 +151,11 @@ class RegistryClient:
         params = {"prefix": prefix} if prefix else {}
         yield from self._pages(f"/artifacts/{_q(name)}/versions/{_q(ref)}/files", "files", params)
 
+    def manifest(self, name: str, ref: str) -> JSON:
+        """A version's whole file list in one response: parallel ``paths``, ``sizes``,
+        ``digests`` arrays and sparse ``uris`` (by position), in path order."""
+        return self._json("GET", f"/artifacts/{_q(name)}/versions/{_q(ref)}/manifest")
+
     def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> Iterator[JSON]:
         query: dict[str, Any] = {**(params or {}), "limit": PAGE}
         while True:
@@ -245,6 +251,18 @@ class RegistryClient:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         return self._request("GET", self._url(f"/blobs/{digest}"), headers=headers, stream=True)
 
+    def open_blob_batch(
+        self, digests: list[str], timeout: float | None = None
+    ) -> requests.Response:
+        """A streamed response: the bytes of each blob in ``digests``, back to back, in order."""
+        return self._request(
+            "POST",
+            self._url("/blob-batch"),
+            json={"digests": digests},
+            stream=True,
+            timeout=timeout or self.timeout,
+        )
+
     def blob_chunks(self, digest: str) -> JSON:
         return self._json("GET", f"/blobs/{digest}/chunks")
 
@@ -258,11 +276,16 @@ class RegistryClient:
 
 
 def _error_from(response: requests.Response) -> ArtfsError:
+    return error_from_answer(response.status_code, response.content, response.url)
+
+
+def error_from_answer(status: int, body: bytes, source: str) -> ArtfsError:
+    """The domain error of a registry's error answer (its JSON ``error`` body, if any)."""
     try:
-        error = response.json()["error"]
+        error = json.loads(body)["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "error", f"HTTP {response.status_code} from {response.url}"
-    if response.status_code >= 500 and code in ("error", "internal", "http_error"):
-        return Transient(f"registry error ({response.status_code}): {message}")
+        code, message = "error", f"HTTP {status} from {source}"
+    if status >= 500 and code in ("error", "internal", "http_error"):
+        return Transient(f"registry error ({status}): {message}")
     return error_for_code(code, message)

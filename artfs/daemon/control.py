@@ -18,7 +18,8 @@ from typing import Any
 
 import trio
 
-from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
+from artfs.daemon.control_client import request
+from artfs.errors import ArtfsError, InvalidInput
 from artfs.upload.publish import VersionRequest
 from artfs.vfs.tree import Tree
 
@@ -89,26 +90,3 @@ async def _dispatch(message: dict[str, Any], tree: Tree) -> dict[str, Any]:
         count = await tree.stage_from(message["artifact"], message["from"])
         return {"ok": True, "files": count}
     raise InvalidInput(f"unknown control operation {op!r}")
-
-
-def request(path: Path, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-    """Send one request to a mount daemon and return its answer (blocking; for the CLI)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall(json.dumps(message).encode() + b"\n")
-            raw = b""
-            while not raw.endswith(b"\n"):
-                piece = sock.recv(65536)
-                if not piece:
-                    break
-                raw += piece
-    except OSError as exc:
-        raise Transient(f"cannot reach the mount daemon at {path}: {exc}") from exc
-    if not raw:
-        raise Transient("the mount daemon closed the connection without answering")
-    answer: dict[str, Any] = json.loads(raw)
-    if not answer.get("ok"):
-        raise error_for_code(str(answer.get("code")), str(answer.get("message")))
-    return answer

@@ -1,34 +1,38 @@
-"""``ChunkFetcher``: makes chunks of a blob present in the cache, fetching each once.
+"""``ChunkFetcher``: makes chunks of a blob ready in the cache, fetching each once.
 
-Every missing chunk is fetched by a background task in the fetcher's own
-nursery, not by the reader that asked for it. So:
+*Ready* means present in the cache and verified by this process. Every chunk
+that is not is made ready by a background task in the fetcher's own nursery,
+not by the reader that asked for it. So:
 
 * many readers of one chunk share one fetch (single flight: an in-flight table
   of ``_Flight`` records, each with an event and an error slot);
 * a reader whose deadline passes gets ``Transient`` (EIO above) while the fetch
   goes on for the next reader — a cancelled reader never cancels shared work;
-* read-ahead is just a fetch nobody waits for yet.
+* read-ahead is just a fetch nobody waits for yet;
+* a chunk already on disk from an earlier process is verified (hashed) in a
+  worker thread ahead of its reader, the same way, so warm reads stream too.
 
 Contiguous missing chunks go out as one HTTP ``Range`` request of at most
-``max_request_bytes``; each chunk is verified against the layout's sha256 as it
-arrives, stored, and announced at once, so a reader waits for its own chunk,
-not for the whole request. Requests run in worker threads (``requests`` is
-blocking), at most ``max_parallel`` at a time. A failed request is retried with
-backoff until ``fetch_timeout``; a chunk that fails verification is an error
-at once (with a log line), never bytes handed out.
+``max_request_bytes`` (``RangeReader``: read straight into chunk buffers); each
+chunk is verified against the layout's sha256 as it arrives, stored, and
+announced at once, so a reader waits for its own chunk, not for the whole
+request. Requests run in worker threads, at most ``max_parallel`` at a time. A
+failed request is retried with backoff until ``fetch_timeout``; a chunk that
+fails verification is an error at once (with a log line), never bytes handed
+out.
 
 Concurrency: all bookkeeping (``_flights``) happens on the trio thread; worker
-threads only download, verify and write chunk files, and report back with
-``trio.from_thread.run_sync``.
+threads only download, verify and write chunk files, and announce each stored
+chunk with ``TrioToken.run_sync_soon`` — queued, not waited for, so a busy
+trio loop never stalls a download.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
-import requests
 import trio
 from cachetools import LRUCache
 
@@ -36,6 +40,7 @@ from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError, Corrupt, Transient
+from artfs.fetch.ranged import RangeReader
 
 __all__ = ["ChunkFetcher"]
 
@@ -64,6 +69,10 @@ class ChunkFetcher:
         self.client = client
         self.cache = cache
         self._nursery = nursery
+        self._token = trio.lowlevel.current_trio_token()
+        self._ranges = RangeReader(client.config, timeout=client.timeout)
+        # Its connections close when the fetcher goes, whoever forgets ``close``.
+        weakref.finalize(self, self._ranges.close)
         self._limiter = trio.CapacityLimiter(max_parallel)
         self._max_request_bytes = max_request_bytes
         self._fetch_timeout = fetch_timeout
@@ -126,23 +135,43 @@ class ChunkFetcher:
 
     # -- chunks -----------------------------------------------------------------
 
-    def prefetch(self, layout: ChunkLayout, indexes: range) -> None:
-        """Start fetching whichever of ``indexes`` are neither cached nor in flight."""
+    def prefetch(self, layout: ChunkLayout, indexes: range, *, from_disk: bool = False) -> None:
+        """Start making ready whichever of ``indexes`` are neither ready nor in flight.
+
+        An absent chunk is fetched; a chunk present on disk but not yet verified
+        by this process is verified in a worker thread, so that a reader never
+        hashes on the trio thread. With ``from_disk`` (read-ahead), ready chunks
+        whose bytes are only on disk are read ahead by the kernel too.
+        """
         indexes = range(max(indexes.start, 0), min(indexes.stop, layout.chunk_count))
-        todo = [
-            i
-            for i in self.cache.missing(layout, indexes)
-            if (layout.digest, i) not in self._flights
-        ]
+        if not indexes:
+            return
+        absent, unverified = self.cache.pending(layout, indexes)
+        flights = self._flights
+        digest = layout.digest
         per_request = max(1, self._max_request_bytes // layout.chunk_size)
-        for run in _runs(todo, per_request):
-            owned = {i: _Flight() for i in run}
-            for i, flight in owned.items():
-                self._flights[(layout.digest, i)] = flight
-            self._nursery.start_soon(self._fetch_run, layout, owned)
+        if absent:
+            todo = [i for i in absent if (digest, i) not in flights]
+            for run in _runs(todo, per_request):
+                self._nursery.start_soon(self._fetch_run, layout, self._take_off(layout, run))
+        if unverified:
+            todo = [i for i in unverified if (digest, i) not in flights]
+            for run in _runs(todo, per_request):
+                self._nursery.start_soon(self._check_run, layout, self._take_off(layout, run))
+        if from_disk and (cold := self.cache.not_in_memory(layout, indexes)):
+            self._nursery.start_soon(self._advise, layout, cold)
+
+    async def _advise(self, layout: ChunkLayout, indexes: list[int]) -> None:
+        await trio.to_thread.run_sync(self.cache.advise, layout, indexes, limiter=self._limiter)
+
+    def _take_off(self, layout: ChunkLayout, run: list[int]) -> dict[int, _Flight]:
+        owned = {i: _Flight() for i in run}
+        for i, flight in owned.items():
+            self._flights[(layout.digest, i)] = flight
+        return owned
 
     async def ensure(self, layout: ChunkLayout, indexes: range) -> None:
-        """Return once every chunk of ``indexes`` is in the cache; raise if one cannot be."""
+        """Return once every chunk of ``indexes`` is in the cache and verified here."""
         for _attempt in range(3):
             self.prefetch(layout, indexes)
             for i in indexes:
@@ -151,9 +180,11 @@ class ChunkFetcher:
                     await flight.event.wait()
                     if flight.error is not None:
                         raise flight.error
-            if not self.cache.missing(layout, indexes):
+            absent, unverified = self.cache.pending(layout, indexes)
+            if not absent and not unverified:
                 return
-            # Evicted between arrival and now (a tiny cache under pressure): fetch again.
+            # Evicted between arrival and now (a tiny cache under pressure), or
+            # found corrupt on disk: fetch again.
         raise Transient(f"chunks of blob {layout.digest} keep vanishing from the cache")
 
     async def _fetch_run(self, layout: ChunkLayout, owned: dict[int, _Flight]) -> None:
@@ -163,7 +194,7 @@ class ChunkFetcher:
             while owned:
                 try:
                     await trio.to_thread.run_sync(
-                        self._download_run, layout, owned, limiter=self._limiter
+                        self._download_run, layout, sorted(owned), owned, limiter=self._limiter
                     )
                 except Transient as exc:
                     if trio.current_time() + delay > deadline:
@@ -179,6 +210,26 @@ class ChunkFetcher:
             # Whatever happened, nobody may wait forever on these chunks.
             self._fail(layout, owned, Transient(f"fetch of blob {layout.digest} was abandoned"))
 
+    async def _check_run(self, layout: ChunkLayout, owned: dict[int, _Flight]) -> None:
+        try:
+            failed = await trio.to_thread.run_sync(
+                self._check_chunks, layout, sorted(owned), limiter=self._limiter
+            )
+        except OSError as exc:
+            log.warning("cannot verify cached chunks of %s: %s", layout.digest[:12], exc)
+            failed = sorted(owned)
+        finally:
+            # Settled either way: a reader re-asks, and a failed chunk is fetched.
+            for index, flight in list(owned.items()):
+                self._settle(layout, index, flight)
+            owned.clear()
+        for run in _runs(failed, self.chunks_per_request):
+            self.prefetch(layout, range(run[0], run[-1] + 1))
+
+    def _check_chunks(self, layout: ChunkLayout, run: list[int]) -> list[int]:
+        """Worker thread: verify present chunks; return those that turned out absent or bad."""
+        return [index for index in run if not self.cache.check(layout, index)]
+
     def _settle(self, layout: ChunkLayout, index: int, flight: _Flight) -> None:
         # Only the run that created a flight settles it: a newer flight for the
         # same chunk (after an eviction) belongs to another run.
@@ -193,6 +244,7 @@ class ChunkFetcher:
         owned.clear()
 
     def _arrived(self, layout: ChunkLayout, owned: dict[int, _Flight], index: int) -> None:
+        # Runs on the trio thread, queued by a worker that does not wait for it.
         self.bytes_fetched += layout.chunk_length(index)
         flight = owned.pop(index, None)
         if flight is not None:
@@ -201,41 +253,39 @@ class ChunkFetcher:
     def _count_request(self) -> None:
         self.requests_made += 1
 
-    def _download_run(self, layout: ChunkLayout, owned: dict[int, _Flight]) -> None:
-        """Worker thread: one ranged GET for the chunks still owed, each verified and stored."""
-        run = sorted(owned)
+    def _download_run(self, layout: ChunkLayout, run: list[int], owned: dict[int, _Flight]) -> None:
+        """Worker thread: one ranged GET for the chunks still owed, each verified and stored.
+
+        Each stored chunk is announced to the trio thread without waiting for
+        it to listen, so the download goes on while readers are woken.
+        """
         start = run[0] * layout.chunk_size
         end = min((run[-1] + 1) * layout.chunk_size, layout.size)
-        trio.from_thread.run_sync(self._count_request)
-        try:
-            with self.client.open_blob(layout.digest, start, end) as response:
-                for index in range(run[0], run[-1] + 1):
-                    buffer = _read_exactly(response.raw, layout.chunk_length(index))
-                    if buffer is None:
-                        raise Transient(f"blob {layout.digest} ended early at chunk {index}")
-                    if not layout.verify(index, buffer):
-                        log.error(
-                            "chunk %d of blob %s failed verification; refusing its bytes",
-                            index,
-                            layout.digest,
-                        )
-                        raise Corrupt(f"chunk {index} of blob {layout.digest} is corrupt")
+        announce = self._token.run_sync_soon
+        announce(self._count_request)
+        with self._ranges.open(layout.digest, start, end) as body:
+            for index in range(run[0], run[-1] + 1):
+                buffer = self.cache.new_buffer(layout.chunk_length(index))
+                view = memoryview(buffer)
+                if not body.read_into(view):
+                    raise Transient(f"blob {layout.digest} ended early at chunk {index}")
+                if not layout.verify(index, view):
+                    log.error(
+                        "chunk %d of blob %s failed verification; refusing its bytes",
+                        index,
+                        layout.digest,
+                    )
+                    raise Corrupt(f"chunk {index} of blob {layout.digest} is corrupt")
+                try:
                     self.cache.store(layout, index, buffer)
-                    trio.from_thread.run_sync(self._arrived, layout, owned, index)
-        except (requests.RequestException, OSError) as exc:
-            raise Transient(f"fetch of blob {layout.digest} failed: {exc}") from exc
+                except OSError as exc:
+                    raise Transient(
+                        f"cannot store chunk {index} of {layout.digest}: {exc}"
+                    ) from exc
+                announce(self._arrived, layout, owned, index)
 
-
-def _read_exactly(raw: Any, length: int) -> bytearray | None:
-    buffer = bytearray(length)
-    view = memoryview(buffer)
-    got = 0
-    while got < length:
-        n = raw.readinto(view[got:])
-        if not n:
-            return None
-        got += n
-    return buffer
+    def close(self) -> None:
+        self._ranges.close()
 
 
 def _runs(indexes: list[int], longest: int) -> list[list[int]]:

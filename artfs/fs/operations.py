@@ -22,6 +22,8 @@ from artfs.vfs.tree import Node, OpenFile, Tree
 __all__ = ["ArtfsOperations"]
 
 BLOCK_SIZE = 1 << 20
+#: Every extended attribute artfs has is named user.artfs.* (SPEC §3).
+XATTR_PREFIX = b"user.artfs."
 
 
 def _name(raw: bytes) -> str:
@@ -242,7 +244,10 @@ class ArtfsOperations(pyfuse3.Operations):
         return await self.tree.write(fh, off, buf)
 
     async def flush(self, fh: FileHandleT) -> None:
-        pass  # writes go straight to the staging file; fsync is what makes them durable
+        # Writes go straight to the staging file and fsync is what makes them durable,
+        # so close has nothing to flush: ENOSYS tells the kernel to stop asking, which
+        # saves a round trip per close (a third of the cost of cat over small files).
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @translated
     async def fsync(self, fh: FileHandleT, datasync: bool) -> None:
@@ -255,6 +260,10 @@ class ArtfsOperations(pyfuse3.Operations):
 
     @translated
     async def getxattr(self, inode: InodeT, name: XAttrNameT, ctx: pyfuse3.RequestContext) -> bytes:
+        if not name.startswith(XATTR_PREFIX):
+            # `ls -l` asks every file for security.selinux and system.posix_acl_access:
+            # answer those without building the attribute set.
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         value = (await self.tree.xattrs(inode)).get(name.decode("utf-8", "replace"))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)

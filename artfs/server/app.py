@@ -8,10 +8,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from artfs import __version__
+from artfs.server.blob_reads import BlobReads
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
 from artfs.server.registry import Registry
-from artfs.server.routes import admin, artifacts, blobs, uploads
+from artfs.server.routes import admin, artifacts, blob_batches, blobs, uploads
 from artfs.server.settings import ServerSettings
 from artfs.store.local import LocalBlobStore
 
@@ -23,9 +24,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     engine = create_registry_engine(settings.resolved_database_url)
     migrate(engine)
     app = FastAPI(title="artfs registry", version=__version__)
-    app.state.registry = Registry(engine, LocalBlobStore(settings.blob_dir))
+    registry = Registry(engine, LocalBlobStore(settings.blob_dir))
+    app.state.registry = registry
     install_error_handlers(app)
-    for module in (admin, artifacts, uploads, blobs):
+    app.add_middleware(BlobReads, registry=registry)
+    for module in (admin, artifacts, uploads, blobs, blob_batches):
         app.include_router(module.router)
     return app
 
@@ -34,12 +37,20 @@ def serve(settings: ServerSettings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        access_log=False,
+        access_log=settings.access_log is not None,
         timeout_graceful_shutdown=5,
     )
+    if settings.access_log is not None:
+        # After uvicorn's own logging set-up, which would drop this handler again.
+        handler = logging.FileHandler(settings.access_log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access = logging.getLogger("uvicorn.access")
+        access.handlers = [handler]
+        access.setLevel(logging.INFO)
+        access.propagate = False
+    uvicorn.Server(config).run()

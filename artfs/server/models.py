@@ -72,3 +72,7 @@ class SetAlias(_Body):
 
 class Digests(_Body):
     digests: list[str]
+
+
+class BlobBatch(_Body):
+    digests: list[str] = Field(description="sha256 digests (hex), answered in this order")

@@ -30,6 +30,7 @@ from artfs.errors import Conflict, InvalidInput, NotFound
 from artfs.server.batching import GroupCommit
 from artfs.server.db.engine import WRITE
 from artfs.server.db.schema import aliases, artifacts, blobs, files, version_tags, versions
+from artfs.server.manifests import ManifestCache, encode_manifest
 from artfs.server.visibility import VisibleBlobs
 from artfs.store.base import BlobInfo, BlobStore
 
@@ -110,6 +111,7 @@ class Registry:
         self.store = store
         self._blob_rows = GroupCommit(self._record_blobs)
         self._visible = VisibleBlobs()
+        self._manifests = ManifestCache()
 
     # -- transactions -------------------------------------------------------
 
@@ -362,6 +364,22 @@ class Registry:
                 "next_cursor": page[-1]["path"] if len(rows) > limit else None,
             }
 
+    def manifest(self, project: str, name: str, ref: str) -> bytes:
+        """Every file of a committed version as one columnar JSON document (``manifests``)."""
+        with self._read() as conn:
+            artifact = self._artifact(conn, project, name)
+            version = self._version(conn, artifact, ref)
+
+            def build() -> bytes:
+                query = (
+                    select(files.c.path, files.c.size, files.c.digest, files.c.uri)
+                    .where(files.c.version_id == version["id"])
+                    .order_by(files.c.path)
+                )
+                return encode_manifest(f"v{version['number']}", conn.execute(query).all())
+
+            return self._manifests.get(version["id"], build)
+
     # -- versions: two-step create -----------------------------------------
 
     def start_upload(
@@ -587,6 +605,10 @@ class Registry:
                 self._add_tag(conn, target["id"], tag)
             result = self._version_json(conn, artifact, target)
         result["noop"] = noop
+        if not noop:
+            # A mount's first look into a new version asks for its whole manifest:
+            # encode it now, while its rows are hot, rather than on that first lookup.
+            self.manifest(project, artifact["name"], result["version"])
         return result
 
     def _check_label_claimable(
@@ -851,6 +873,31 @@ class Registry:
         if visible:
             self._visible.remember(project, [digest])
         return visible
+
+    def blob_known_visible(self, project: str, digest: str) -> bool:
+        """``blob_visible`` from memory alone, for the event loop: ``False`` means "ask"."""
+        return self._visible.known(project, digest)
+
+    def blobs_visible(self, project: str, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` some version of ``project`` references (see ``blob_visible``)."""
+        wanted = set(digests)
+        found = {digest for digest in wanted if self._visible.known(project, digest)}
+        unknown = sorted(wanted - found)
+        with self._read() as conn:
+            for start in range(0, len(unknown), 500):  # bound the IN list
+                rows = conn.execute(
+                    select(files.c.digest)
+                    .distinct()
+                    .join(versions, versions.c.id == files.c.version_id)
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(
+                        files.c.digest.in_(unknown[start : start + 500]),
+                        artifacts.c.project == project,
+                    )
+                )
+                found.update(row[0] for row in rows)
+        self._visible.remember(project, found)
+        return found
 
     def blob_info(self, digest: str) -> BlobInfo:
         with self._read() as conn:

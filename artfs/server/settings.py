@@ -23,6 +23,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     #: SQLAlchemy URL; the embedded default is SQLite inside ``data_dir``.
     database_url: str | None = None
+    #: Where to append one line per request (method, path, status); none when unset.
+    access_log: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:

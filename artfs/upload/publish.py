@@ -1,26 +1,35 @@
 """``publish``: the one way local files become a committed version.
 
 Used by ``Client.log_artifact`` and by the mount's commit of ``.staging``:
-hash what has no digest yet (in parallel), create a PENDING version with the
+hash what has no digest yet (in parallel; a file whose digest the mount
+recorded as it was written is not read, see ``records``), create a PENDING
+version with the
 whole manifest (in batches), upload only the blobs the registry lacks (in
 parallel, streamed, verified by the server), commit. If anything fails after
 the PENDING version exists, it is aborted (best effort), so nothing half-made
-is left; publishing again uploads only what is still missing.
+is left; publishing again uploads only what is still missing. If the
+registry finds an upload that does not match a recorded digest, the records
+are dropped and the files hashed, once, before giving up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from artfs.client.http import RegistryClient
-from artfs.client.transfer import BlobSource, Progress, hash_paths, upload_blobs
-from artfs.errors import ArtfsError, Conflict
+from artfs.client.transfer import BlobSource, Progress, parallel, upload_blobs
+from artfs.digests import hash_file
+from artfs.errors import ArtfsError, Conflict, DigestMismatch
+from artfs.upload.records import drop_record, read_record
 
 __all__ = ["LocalEntry", "Published", "VersionRequest", "publish"]
+
+log = logging.getLogger("artfs.publish")
 
 
 @dataclass
@@ -75,13 +84,54 @@ def publish(
     workers: int = 8,
     show_progress: bool | None = None,
 ) -> Published:
-    unhashed = [entry for entry in entries if entry.digest is None and entry.uri is None]
-    for entry, (digest, size) in zip(
-        unhashed,
-        hash_paths([entry.local for entry in unhashed if entry.local], workers),
-        strict=True,
-    ):
-        entry.digest, entry.size = digest, size
+    recorded = _fill_digests(entries, workers)
+    try:
+        return _publish_once(client, name, entries, request, workers, show_progress)
+    except DigestMismatch:
+        if not recorded:
+            raise
+        # A record was wrong (its file changed behind the mount's back): trust none.
+        log.warning("an upload did not match a recorded digest; hashing the files instead")
+        for entry in recorded:
+            if entry.local is not None:
+                drop_record(entry.local)
+            entry.digest = None
+        _fill_digests(entries, workers, use_records=False)
+        return _publish_once(client, name, entries, request, workers, show_progress)
+
+
+def _fill_digests(
+    entries: Sequence[LocalEntry], workers: int, *, use_records: bool = True
+) -> list[LocalEntry]:
+    """Give every local entry its digest and size; returns those taken from records."""
+    unhashed = [
+        (entry, entry.local)
+        for entry in entries
+        if entry.digest is None and entry.uri is None and entry.local is not None
+    ]
+
+    def one(item: tuple[LocalEntry, Path]) -> bool:
+        entry, local = item
+        found = read_record(local) if use_records else None
+        recorded = found is not None
+        if found is None:
+            with open(local, "rb") as stream:
+                found = hash_file(stream)
+        entry.digest, entry.size = found
+        return recorded
+
+    from_records = parallel(one, unhashed, workers)
+    return [entry for (entry, _), recorded in zip(unhashed, from_records, strict=True) if recorded]
+
+
+def _publish_once(
+    client: RegistryClient,
+    name: str,
+    entries: Sequence[LocalEntry],
+    request: VersionRequest,
+    workers: int,
+    show_progress: bool | None,
+) -> Published:
     body = {
         "type": request.type,
         "description": request.description,

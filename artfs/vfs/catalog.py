@@ -138,7 +138,7 @@ class Catalog:
 
         async def load() -> ManifestIndex:
             index = await self._call(
-                lambda: ManifestIndex(self.client.list_files(name, f"v{number}"))
+                lambda: ManifestIndex.from_columns(self.client.manifest(name, f"v{number}"))
             )
             self._manifests[key] = index
             return index

@@ -42,7 +42,7 @@ class TreeSettings:
     staging_root: Path | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     inode: int
     kind: Kind

@@ -11,6 +11,9 @@ digest, so it is never downloaded or uploaded unless written to; the first
 write copies it up (the caller fetches its bytes and calls ``materialize``).
 Renames and unlinks of placeholders are just renames and unlinks.
 
+Files written through the mount carry a digest record when they were written
+in order (``artfs.vfs.write_digests``); the commit's hashing step uses it.
+
 Nothing here touches the network or FUSE; the caller runs the slow parts
 (hashing, copy-up) in worker threads.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +56,10 @@ def read_ref(path: Path | str) -> tuple[str, int] | None:
 
 
 class StagingArea:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settle: Callable[[], None] | None = None) -> None:
         self.root = root
+        #: Waits for the digest records of files closed so far (see ``files``).
+        self._settle = settle
         root.mkdir(parents=True, exist_ok=True)
 
     def backing(self, path: str) -> Path:
@@ -91,6 +96,8 @@ class StagingArea:
         files, not links, and nothing outside ``.staging`` may leak into it.
         Empty directories have no place in a manifest and are left out.
         """
+        if self._settle is not None:
+            self._settle()  # files closed just before the commit: their records are due
         real_root = self.root.resolve()
         for directory, dirs, files in os.walk(self.root):
             dirs.sort()

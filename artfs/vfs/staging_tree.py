@@ -10,6 +10,9 @@ what was there when the commit began.
 Placeholders (copy-on-write entries) report their recorded size; a read-only
 open reads them through the verified cache (``Tree`` does that), and any open
 for writing, or a truncate, first copies the bytes up.
+
+Files written in order are hashed as they are written (``WriteDigests``), so
+that a commit need not read them again.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ from artfs.errors import (
     NotFound,
 )
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.upload.records import drop_record, read_record, write_record
 from artfs.vfs.nodes import Kind, Node, Stat, TreeSettings
 from artfs.vfs.staging import StagingArea, read_ref
+from artfs.vfs.write_digests import Key, WriteDigests
 
 __all__ = ["StagedHandle", "StagingTree"]
 
@@ -50,6 +55,8 @@ class StagedHandle:
     fh: int
     node: Node
     fd: int
+    #: The file's entry in ``WriteDigests``; None for a read-only handle.
+    writing: Key | None = None
 
 
 def _os_error(exc: OSError, what: str) -> ArtfsError:
@@ -82,6 +89,7 @@ class StagingTree:
         self._areas: dict[str, StagingArea] = {}
         self._generations: dict[str, int] = {}
         self.handles: dict[int, StagedHandle] = {}
+        self.digests = WriteDigests()
         #: Artifacts whose staging is being committed right now.
         self.committing: set[str] = set()
 
@@ -90,7 +98,9 @@ class StagingTree:
     def area(self, artifact: str) -> StagingArea:
         area = self._areas.get(artifact)
         if area is None:
-            area = self._areas[artifact] = StagingArea(self.state_root / artifact)
+            area = self._areas[artifact] = StagingArea(
+                self.state_root / artifact, self.digests.settle
+            )
         return area
 
     def root_node(self, artifact: str, parent_mtime_ns: int) -> Node:
@@ -303,6 +313,9 @@ class StagingTree:
                 else:
                     await self.copy_up(node)
                 handle = self.handles.get(fh) if fh is not None else None
+                info = os.stat(local, follow_symlinks=False)
+                self.digests.truncated((info.st_dev, info.st_ino), size)
+                drop_record(local)
                 if handle is not None:
                     os.ftruncate(handle.fd, size)
                 else:
@@ -318,6 +331,8 @@ class StagingTree:
                 )
             if atime_ns is not None or mtime_ns is not None:
                 current = os.lstat(local)
+                # `cp -p`, `rsync -t` set the mtime after writing: keep the record true.
+                recorded = read_record(local) if stat.S_ISREG(current.st_mode) else None
                 os.utime(
                     local,
                     ns=(
@@ -326,8 +341,18 @@ class StagingTree:
                     ),
                     follow_symlinks=False,
                 )
+                if recorded is not None:
+                    self._rerecord(local, recorded[0])
         except OSError as exc:
             raise _os_error(exc, f"changing .staging/{node.path}") from exc
+
+    @staticmethod
+    def _rerecord(local: Path, digest: str) -> None:
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            write_record(fd, digest)
+        finally:
+            os.close(fd)
 
     # -- file contents ---------------------------------------------------------------
 
@@ -377,7 +402,9 @@ class StagingTree:
             fd = os.open(self.backing(node), access | (flags & os.O_TRUNC) | os.O_NOFOLLOW)
         except OSError as exc:
             raise _os_error(exc, f"open .staging/{node.path}") from exc
-        handle = StagedHandle(self._next_fh(), node, fd)
+        # Before any write can reach the file: its old digest record goes now.
+        key = self._track(fd, bool(flags & os.O_TRUNC), node.path) if writing else None
+        handle = StagedHandle(self._next_fh(), node, fd, key)
         self.handles[handle.fh] = handle
         return handle
 
@@ -393,9 +420,17 @@ class StagingTree:
             )
         except OSError as exc:
             raise _os_error(exc, f"create .staging/{path}") from exc
-        handle = StagedHandle(self._next_fh(), self._node(parent.artifact, path), fd)
+        key = self._track(fd, True, path)
+        handle = StagedHandle(self._next_fh(), self._node(parent.artifact, path), fd, key)
         self.handles[handle.fh] = handle
         return handle
+
+    def _track(self, fd: int, fresh: bool, path: str) -> Key:
+        try:
+            return self.digests.opened(fd, fresh=fresh)
+        except OSError as exc:
+            os.close(fd)
+            raise _os_error(exc, f"open .staging/{path}") from exc
 
     def read(self, handle: StagedHandle, offset: int, size: int) -> bytes:
         try:
@@ -408,9 +443,15 @@ class StagingTree:
         try:
             # In a worker thread: a 1 MiB write takes milliseconds, which the
             # event loop owes to every other request of the mount.
-            return await trio.to_thread.run_sync(os.pwrite, handle.fd, data, offset)
+            return await trio.to_thread.run_sync(self._pwrite, handle, data, offset)
         except OSError as exc:
             raise _os_error(exc, f"write .staging/{handle.node.path}") from exc
+
+    def _pwrite(self, handle: StagedHandle, data: bytes, offset: int) -> int:
+        written = os.pwrite(handle.fd, data, offset)
+        if handle.writing is not None:
+            self.digests.written(handle.writing, offset, data[:written])
+        return written
 
     async def fsync(self, handle: StagedHandle, datasync: bool) -> None:
         sync: Callable[[int], None] = os.fdatasync if datasync else os.fsync
@@ -421,7 +462,11 @@ class StagingTree:
 
     def release(self, fh: int) -> None:
         handle = self.handles.pop(fh, None)
-        if handle is not None:
+        if handle is None:
+            return
+        if handle.writing is not None:
+            self.digests.closed(handle.writing, handle.fd)  # closes it once hashed
+        else:
             os.close(handle.fd)
 
 

@@ -47,9 +47,8 @@ from datetime import datetime
 import trio
 
 from artfs import names
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
 from artfs.errors import (
-    ArtfsError,
     Conflict,
     InvalidInput,
     LocalError,
@@ -57,12 +56,15 @@ from artfs.errors import (
     ReadOnly,
     Transient,
 )
+from artfs.fetch.batch import SmallBlobBatches
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.names import is_semver
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import Catalog, VersionInfo
 from artfs.vfs.manifest import FileEntry
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
+from artfs.vfs.reads import BlobReads
+from artfs.vfs.siblings import SiblingPrefetch
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
@@ -90,8 +92,9 @@ class Tree:
         root = Node(ROOT_INODE, Kind.ROOT, "", ("root",), mtime_ns=ns(time.time()))
         root.entry_timeout = self.settings.listing_timeout
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
-        self._handles: dict[int, OpenFile] = {}
         self._next_fh = itertools.count(1)
+        self.reads = BlobReads(fetcher, cache, self.settings, lambda: next(self._next_fh))
+        self.siblings = SiblingPrefetch(catalog, SmallBlobBatches(fetcher.client, cache))
         #: Told (parent inode, name) when an entry the kernel may cache has changed;
         #: the fs layer passes it on to the kernel.
         self.notify_changed: Callable[[int, str], None] = lambda _parent, _name: None
@@ -141,7 +144,7 @@ class Tree:
             del self._nodes[inode]
 
     def _is_open(self, node: Node) -> bool:
-        if any(handle.node is node for handle in self._handles.values()):
+        if any(handle.node is node for handle in self.reads.handles.values()):
             return True
         return self.staging is not None and any(
             handle.node is node for handle in self.staging.handles.values()
@@ -245,7 +248,7 @@ class Tree:
         if parent.kind in (Kind.VERSION, Kind.DIR):
             manifest = await self.catalog.manifest(parent.artifact, parent.number)
             path = manifest.child_path(parent.path, name)
-            entry = manifest.files.get(path)
+            entry = manifest.file(path)
             if entry is None and not manifest.is_dir(path):
                 raise NotFound(f"no {path} in {parent.artifact}:v{parent.number}")
             return self._entry_node(parent, name, path, entry)
@@ -280,10 +283,10 @@ class Tree:
         if parent.kind in (Kind.VERSION, Kind.DIR):
             manifest = await self.catalog.manifest(parent.artifact, parent.number)
             nodes = []
-            for name, is_dir in manifest.dirs.get(parent.path, []):
+            for name, is_dir in manifest.children(parent.path):
                 path = manifest.child_path(parent.path, name)
                 nodes.append(
-                    self._entry_node(parent, name, path, None if is_dir else manifest.files[path])
+                    self._entry_node(parent, name, path, None if is_dir else manifest.file(path))
                 )
             return nodes
         raise NotFound(f"{parent.name} is not a directory")
@@ -329,7 +332,7 @@ class Tree:
             ref = self._staging().placeholder(node)
             if ref is not None and not flags & _WRITE_FLAGS:
                 # Unchanged copy-on-write file: read it like a version's file.
-                return await self._open_blob(node, ref[0], ref[1])
+                return await self.reads.open(node, ref[0], ref[1])
             return await self._staging().open(node, flags)
         if node.kind is not Kind.FILE:
             raise NotFound(f"{node.name} is not a file")
@@ -340,19 +343,12 @@ class Tree:
                 f"{node.path} is a remote asset ({node.uri}); reading references through "
                 "the mount is not supported yet"
             )
-        return await self._open_blob(node, node.digest, node.size)
-
-    async def _open_blob(self, node: Node, digest: str, size: int) -> OpenFile:
-        layout = await self.fetcher.layout(digest, size)
-        handle = OpenFile(next(self._next_fh), node, layout)
-        self._handles[handle.fh] = handle
-        self.cache.pin(layout.digest)
-        return handle
+        await self.siblings.before_open(node)
+        return await self.reads.open(node, node.digest, node.size)
 
     def release(self, fh: int) -> None:
         node: Node
-        if (handle := self._handles.pop(fh, None)) is not None:
-            self.cache.unpin(handle.layout.digest)
+        if (handle := self.reads.release(fh)) is not None:
             node = handle.node
         elif self.staging is not None and (staged := self.staging.handles.get(fh)) is not None:
             self.staging.release(fh)
@@ -364,58 +360,13 @@ class Tree:
             self._nodes.pop(node.inode, None)
 
     async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray:
-        handle = self._handles.get(fh)
+        handle = self.reads.handles.get(fh)
         if handle is None:
             staged = self.staging.handles.get(fh) if self.staging is not None else None
             if staged is None:
                 raise NotFound(f"file handle {fh} is not open")
             return self._staging().read(staged, offset, size)
-        layout = handle.layout
-        if offset >= layout.size or size <= 0:
-            return bytearray()
-        size = min(size, layout.size - offset)
-        needed = layout.chunks_for(offset, size)
-        self.fetcher.prefetch(layout, needed)
-        ahead = handle.readahead.after_read(offset, size)
-        if ahead:
-            end = needed.stop + ahead
-            if ahead > 1:
-                # Grow the window in whole request-sized groups: one ranged GET of
-                # several chunks costs the server far less than one per chunk.
-                group = self.fetcher.chunks_per_request
-                end = -(-end // group) * group
-            self.fetcher.prefetch(layout, range(needed.stop, end))
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        with trio.move_on_after(self.settings.read_timeout) as scope:
-            await self._fill(layout, needed, offset, view)
-        if scope.cancelled_caught:
-            log.error(
-                "read of %s at %d timed out after %.1fs",
-                handle.node.path,
-                offset,
-                self.settings.read_timeout,
-            )
-            raise Transient(f"read of {handle.node.path} timed out")
-        return buffer
-
-    async def _fill(
-        self, layout: ChunkLayout, needed: range, offset: int, view: memoryview
-    ) -> None:
-        await self.fetcher.ensure(layout, needed)
-        position = 0
-        for index in needed:
-            inner = max(offset - index * layout.chunk_size, 0)
-            want = min(layout.chunk_length(index) - inner, len(view) - position)
-            for _attempt in range(3):
-                got = self.cache.read(layout, index, inner, view[position : position + want])
-                if got is not None:
-                    break
-                # Evicted or found corrupt on disk: fetch it again.
-                await self.fetcher.ensure(layout, range(index, index + 1))
-            else:
-                raise ArtfsError(f"chunk {index} of {layout.digest} cannot be kept in the cache")
-            position += got
+        return await self.reads.read(handle, offset, size)
 
     # -- attributes -------------------------------------------------------------
 
@@ -504,7 +455,7 @@ class Tree:
         return await self._staging().write(self._staged_handle(fh), offset, data)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        if fh in self._handles:
+        if fh in self.reads.handles:
             return  # immutable: nothing to flush
         await self._staging().fsync(self._staged_handle(fh), datasync)
 
@@ -655,7 +606,7 @@ class Tree:
 
         def fill() -> int:
             count = 0
-            for entry in manifest.files.values():
+            for entry in manifest.files():
                 if entry.digest is None or entry.uri is not None:
                     continue  # remote assets have no bytes here to stand for
                 area.add_placeholder(entry.path, entry.digest, entry.size)

@@ -407,3 +407,10 @@ def test_push_progress_bar_only_on_a_terminal(tmp_path: Path, url: str, name: st
     assert process.returncode == 0, drawn
     assert stdout.decode().strip().splitlines()[-1] == "v2"
     assert b"%|" in drawn
+
+
+def test_serve_access_log_lists_each_request(registry: RegistryProcess, name: str) -> None:
+    before = len(registry.requests_seen())
+    ok(registry.url, "ls")
+    seen = registry.requests_seen()[before:]
+    assert "GET /api/v1/projects/default/artifacts" in [line.split("?")[0] for line in seen]

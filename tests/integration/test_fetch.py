@@ -10,25 +10,20 @@ from pathlib import Path
 import pytest
 import trio
 
-import artfs
 from artfs.cache.chunks import ChunkCache
 from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.errors import Corrupt
 from artfs.fetch.fetcher import ChunkFetcher
 from tests.conftest import ErrorLogPolicy
+from tests.integration.trees import push_tree
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
 
 
 def push_bytes(url: str, name: str, tmp_path: Path, data: bytes) -> str:
-    source = tmp_path / "blob.bin"
-    source.write_bytes(data)
-    artifact = artfs.Artifact(name)
-    artifact.add(source)
-    with artfs.Client(url=url) as client:
-        client.log_artifact(artifact)
+    push_tree(url, name, tmp_path / "src", {"blob.bin": data})
     return hashlib.sha256(data).hexdigest()
 
 

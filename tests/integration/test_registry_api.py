@@ -247,9 +247,12 @@ def test_pending_version_is_invisible_to_readers(
     assert version_ids(url, PROJECT, name, include_deleted=True) == []
     for ref in ("v1", "latest"):
         assert_error(get_version(url, PROJECT, name, ref), 404, "not_found")
-        assert_error(
-            call("GET", f"{art_url(url, PROJECT, name)}/versions/{ref}/files"), 404, "not_found"
-        )
+        for listing in ("files", "manifest"):
+            assert_error(
+                call("GET", f"{art_url(url, PROJECT, name)}/versions/{ref}/{listing}"),
+                404,
+                "not_found",
+            )
     ok(commit(url, PROJECT, started["upload_id"]))
 
     # A pending second version beside a committed one.
@@ -704,6 +707,7 @@ def test_deleted_versions_vanish_and_latest_moves_back(
     assert [v["state"] for v in listed["versions"]] == ["COMMITTED", "COMMITTED", "DELETED"]
     assert_error(get_version(url, PROJECT, name, "v3"), 404, "not_found")
     assert_error(call("GET", f"{art_url(url, PROJECT, name)}/versions/v3/files"), 404)
+    assert_error(call("GET", f"{art_url(url, PROJECT, name)}/versions/v3/manifest"), 404)
     assert_error(delete_version(url, name, "v3"), 404)
     artifact = get_artifact(url, PROJECT, name)
     assert (artifact["latest"], artifact["version_count"]) == ("v2", 2)
@@ -799,6 +803,13 @@ def test_hundred_thousand_file_manifest(shared_registry: RegistryProcess, name: 
     assert paths == expected
     assert {f["digest"] for f in listed} == {sha(c) for c in contents}
     assert time.monotonic() - began < 60
+    # The whole manifest in one response says the same, column by column.
+    manifest = ok(call("GET", f"{art_url(url, PROJECT, name)}/versions/v1/manifest"))
+    assert manifest["version"] == "v1"
+    assert manifest["paths"] == paths
+    assert manifest["sizes"] == [f["size"] for f in listed]
+    assert manifest["digests"] == [f["digest"] for f in listed]
+    assert manifest["uris"] == {}
     # A prefix narrows the listing.
     prefixed = ok(
         call(
@@ -1005,6 +1016,7 @@ def test_unknown_version_ref(seeded: tuple[str, str, str], ref: str, status: int
     code = "not_found" if status == 404 else "invalid_input"
     assert_error(call("GET", versions), status, code)
     assert_error(call("GET", f"{versions}/files"), status, code)
+    assert_error(call("GET", f"{versions}/manifest"), status, code)
     assert_error(call("PATCH", versions, json={"description": "x"}), status, code)
     assert_error(call("DELETE", versions), status, code)
     assert_error(call("PUT", f"{versions}/tags/t2"), status, code)
@@ -1277,3 +1289,47 @@ def test_file_listing_prefix_is_exact(shared_registry: RegistryProcess, name: st
     rest = ok(call("GET", target, params={"prefix": "d", "cursor": first["next_cursor"]}))
     assert [f["path"] for f in rest["files"]] == ["d_/z", "dd/w"]
     assert rest["next_cursor"] is None
+
+
+# -- blob batches ------------------------------------------------------------------
+
+
+def blob_batch(url: str, project: str, digests: Any) -> requests.Response:
+    return call("POST", f"{api(url, project)}/blob-batch", json={"digests": digests})
+
+
+def test_blob_batch_returns_blobs_back_to_back_in_order(seeded: tuple[str, str, str]) -> None:
+    url, project, name = seeded
+    a, b = f"{name} a".encode(), f"{name} b".encode()
+    answer = blob_batch(url, project, [sha(b), sha(a), sha(b)])
+    assert answer.status_code == 200
+    assert answer.content == b + a + b
+
+
+BAD_BATCHES: list[tuple[str, Any, int, str]] = [
+    ("empty", [], 400, "invalid_input"),
+    ("not-a-digest", ["xyz"], 400, "invalid_input"),
+    ("unknown", ["0" * 64], 404, "not_found"),
+    ("too-many", ["0" * 64] * 1025, 413, "too_large"),
+    ("not-a-list", "abc", 400, "invalid_input"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "digests", "status", "code"), BAD_BATCHES, ids=[b[0] for b in BAD_BATCHES]
+)
+def test_bad_blob_batch_is_rejected(
+    seeded: tuple[str, str, str], case: str, digests: Any, status: int, code: str
+) -> None:
+    url, project, name = seeded
+    before = snapshot(url, project)
+    if case == "unknown":
+        digests = [sha(f"{name} a".encode()), *digests]  # one good digest does not save it
+    assert_error(blob_batch(url, project, digests), status, code)
+    assert snapshot(url, project) == before
+
+
+def test_blob_batch_only_serves_blobs_of_its_project(seeded: tuple[str, str, str]) -> None:
+    url, _project, name = seeded
+    other = unique_project()
+    assert_error(blob_batch(url, other, [sha(f"{name} a".encode())]), 404, "not_found")

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import artfs
+from tests.integration.trees import push_tree
 from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess
 
@@ -20,13 +21,7 @@ MiB = 1 << 20
 def _push_tree(url: str, name: str, source: Path) -> dict[str, bytes]:
     rng = random.Random(9)
     files = {"big.bin": rng.randbytes(2 * MiB + 3), "small.txt": b"small", "empty": b""}
-    for path, data in files.items():
-        (source / path).parent.mkdir(parents=True, exist_ok=True)
-        (source / path).write_bytes(data)
-    artifact = artfs.Artifact(name)
-    artifact.add(source)
-    with artfs.Client(url=url) as client:
-        client.log_artifact(artifact)
+    push_tree(url, name, source, files)
     return files
 
 

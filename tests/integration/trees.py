@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BIG_FILE", "make_tree", "read_tree", "write_tree"]
+__all__ = ["BIG_FILE", "make_tree", "push_tree", "read_tree", "write_tree"]
 
 #: Logical path of the random file in :func:`make_tree`'s tree.
 BIG_FILE = "models/ckpt/weights.bin"
@@ -18,6 +18,17 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return root
+
+
+def push_tree(url: str, name: str, root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` below ``root`` and log them as the next version of ``name``."""
+    import artfs  # here, so that tests which never push need not import the SDK
+
+    write_tree(root, files)
+    artifact = artfs.Artifact(name)
+    artifact.add(root)
+    with artfs.Client(url=url) as client:
+        client.log_artifact(artifact)
 
 
 def make_tree(root: Path, big_size: int = 3 << 20) -> dict[str, bytes]:

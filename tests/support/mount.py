@@ -89,7 +89,12 @@ class Mount:
         return sorted(p for p in (self.cache_dir / "chunks").rglob("*") if p.is_file())
 
     def cached_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.chunk_files())
+        """Bytes of chunk files now; a file evicted while we look counts as gone."""
+        total = 0
+        for path in self.chunk_files():
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
     def log_text(self) -> str:
         from artfs.daemon.state import log_path_for

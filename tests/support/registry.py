@@ -26,8 +26,16 @@ class RegistryProcess:
     def __init__(self, data_dir: Path, log_path: Path | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".log")
+        self.access_log = data_dir.with_name(data_dir.name + ".access.log")
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+
+    def requests_seen(self) -> list[str]:
+        """The request lines (``GET /path``) the server has answered so far."""
+        if not self.access_log.exists():
+            return []
+        lines = self.access_log.read_text().splitlines()
+        return [line.split('"')[1].rsplit(" ", 1)[0] for line in lines if '"' in line]
 
     @property
     def url(self) -> str:
@@ -45,6 +53,8 @@ class RegistryProcess:
                     str(self.data_dir),
                     "--port",
                     str(self.port),
+                    "--access-log",
+                    str(self.access_log),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

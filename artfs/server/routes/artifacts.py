@@ -87,6 +87,16 @@ def list_files(
     return registry.list_files(project, name, ref, cursor, limit, prefix)
 
 
+@router.get(
+    "/artifacts/{name}/versions/{ref}/manifest",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def get_manifest(registry: RegistryDep, project: Project, name: str, ref: str) -> Response:
+    """The version's whole file list as parallel arrays: paths, sizes, digests, uris."""
+    return Response(registry.manifest(project, name, ref), media_type="application/json")
+
+
 @router.put("/artifacts/{name}/versions/{ref}/tags/{tag}")
 def add_tag(registry: RegistryDep, project: Project, name: str, ref: str, tag: str) -> JSON:
     return registry.add_tag(project, name, ref, tag)

@@ -7,10 +7,13 @@ thread handoffs and not the bytes are the cost. A larger body is written in
 next batch, so neither the socket nor the disk waits for the other, and at
 most two batches are held per upload.
 
-Downloads are served by ``BlobResponse``, a ``FileResponse`` that answers
-``Range`` with 206 and ``Content-Range`` and sends 1 MiB pieces; a whole small
-blob is read at once instead. The strong ``ETag`` is the digest itself, and
-the bytes are immutable, so clients may cache them forever.
+Downloads that succeed are answered before FastAPI by ``BlobReads``
+(``artfs.server.blob_reads``); the GET route here answers the rest, and so
+defines the errors: a blob the project does not reference, several ranges,
+``If-Range``, a malformed or unsatisfiable ``Range``. Its ``BlobResponse`` is a
+``FileResponse`` that answers ``Range`` with 206 and ``Content-Range``. The
+strong ``ETag`` is the digest itself, and the bytes are immutable, so clients
+may cache them forever.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput, NotFound
+from artfs.server.blob_reads import blob_headers
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project
 from artfs.store.base import BlobInfo, BlobWriter
@@ -40,8 +43,6 @@ router = APIRouter(prefix="/api/v1/projects/{project}/blobs")
 SMALL_BODY = 1 << 20
 #: Bytes gathered from the request stream before one write+hash in a worker thread.
 WRITE_BATCH = 4 << 20
-#: Blobs read whole in the route's worker thread when no range is asked for.
-INLINE_MAX = 1 << 20
 
 
 class BlobResponse(FileResponse):
@@ -56,26 +57,12 @@ class BlobResponse(FileResponse):
         super().__init__(
             path,
             media_type="application/octet-stream",
-            headers=_blob_headers(digest),
+            headers=blob_headers(digest),
             stat_result=stat,
         )
         # A read of chunk_size bytes allocates that much, and a read that fills
         # it asks for one more piece: size a small blob's one read to fit.
         self.chunk_size = min(BlobResponse.chunk_size, stat.st_size + 1)
-
-
-def _blob_headers(digest: str) -> dict[str, str]:
-    return {"ETag": f'"{digest}"', "Cache-Control": "public, max-age=31536000, immutable"}
-
-
-def _inline_blob(path: Path, digest: str, stat: os.stat_result) -> Response:
-    """A small blob read here: ``FileResponse`` would take three more thread handoffs."""
-    with open(path, "rb") as blob:
-        data = blob.read()
-    headers = _blob_headers(digest)
-    headers["Accept-Ranges"] = "bytes"
-    headers["Last-Modified"] = formatdate(stat.st_mtime, usegmt=True)
-    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 def _registry(request: Request) -> Registry:
@@ -206,10 +193,7 @@ def get_blob(request: Request, project: Project, digest: str) -> Response:
     path = registry.store.local_path(digest)
     if path is None:
         raise NotFound(f"blob {digest} is not on local disk")
-    stat = os.stat(path)
-    if request.method == "GET" and "range" not in request.headers and stat.st_size <= INLINE_MAX:
-        return _inline_blob(path, digest, stat)
-    return BlobResponse(path, digest, stat)
+    return BlobResponse(path, digest, os.stat(path))
 
 
 @router.get("/{digest}/chunks")

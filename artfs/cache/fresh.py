@@ -1,0 +1,70 @@
+"""``FreshChunks``: chunks just fetched or verified, kept in memory for their reader.
+
+A sequential reader asks for a chunk shortly after the read-ahead fetched it;
+serving it from memory saves reading back a file the cache wrote with
+``O_DIRECT`` (so not in the page cache). The tier is bounded by bytes and does
+not push out chunks not yet read to make room for newer ones (those are the
+ones readers want soonest): a chunk that finds no room is simply not admitted,
+and the cache writes it through the page cache instead. Room comes from
+readers (``drop`` once a chunk's last byte is read) and from age: an entry
+older than ``stale_after`` seconds (a random reader's chunk, read in part) may
+be pushed out.
+
+Not thread-safe: ``ChunkCache`` calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from mmap import mmap
+
+__all__ = ["Buffer", "FreshChunks"]
+
+Key = tuple[str, int]
+Buffer = bytes | bytearray | memoryview | mmap
+
+
+class FreshChunks:
+    def __init__(
+        self,
+        max_bytes: int,
+        stale_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self._stale_after = stale_after
+        self._clock = clock
+        self._entries: OrderedDict[Key, tuple[float, Buffer]] = OrderedDict()  # oldest first
+        self.bytes = 0
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key) -> Buffer | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
+    def admit(self, key: Key, data: Buffer) -> bool:
+        """Keep ``data`` if it fits after dropping stale entries; say whether it was kept."""
+        self.drop(key)
+        now = self._clock()
+        while self.bytes + len(data) > self.max_bytes and self._entries:
+            oldest, (since, _) = next(iter(self._entries.items()))
+            if now - since < self._stale_after:
+                return False
+            self.drop(oldest)
+        if self.bytes + len(data) > self.max_bytes:
+            return False
+        self._entries[key] = (now, data)
+        self.bytes += len(data)
+        return True
+
+    def drop(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])

@@ -1,0 +1,132 @@
+"""Directories of small files through the mount: walks batch their fetches, seeks do not."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import artfs
+from artfs.errors import Corrupt
+from tests.integration.trees import push_tree
+from tests.support.mount import mounted
+from tests.support.registry import RegistryProcess
+
+FILES = 60
+
+
+def push_small_files(url: str, name: str, root: Path) -> dict[str, bytes]:
+    rng = random.Random(11)
+    files = {f"shard/f{i:03d}.bin": rng.randbytes(rng.randint(1, 8192)) for i in range(FILES)}
+    files["shard/sub/inner.txt"] = b"below"
+    files["shard/zz-last.txt"] = b"after the subdirectory"
+    push_tree(url, name, root, files)
+    return files
+
+
+def blob_requests(registry: RegistryProcess, since: int) -> list[str]:
+    return [
+        line
+        for line in registry.requests_seen()[since:]
+        if "/blobs/" in line or "/blob-batch" in line
+    ]
+
+
+def test_find_xargs_cat_walk_batches_and_reads_every_byte(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        before = len(registry.requests_seen())
+        version = mount.path / name / "v1"
+        walked = subprocess.run(
+            "find . -type f -print0 | sort -z | xargs -0 sha256sum",
+            shell=True,
+            cwd=version,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        sums = {}
+        for line in walked.splitlines():
+            digest, path = line.split("  ", 1)
+            sums[path] = digest
+        assert sums == {f"./{p}": hashlib.sha256(d).hexdigest() for p, d in files.items()}
+        requests = blob_requests(registry, before)
+        # One request per file would be 62; a walk earns batches of growing size.
+        assert len(requests) <= 12, requests
+        assert any("/blob-batch" in line for line in requests)
+
+
+def test_random_opens_fetch_only_the_files_opened(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        before = len(registry.requests_seen())
+        for i in (40, 3, 25, 10, 55, 31):
+            path = f"shard/f{i:03d}.bin"
+            assert (mount.path / name / "v1" / path).read_bytes() == files[path]
+        assert len(mount.chunk_files()) == 6
+        assert not any("/blob-batch" in line for line in blob_requests(registry, before))
+
+
+def test_a_rotten_blob_in_a_batch_is_eio_and_its_neighbours_read(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    victim = "shard/f005.bin"
+    digest = hashlib.sha256(files[victim]).hexdigest()
+    stored = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest
+    rotten = bytearray(stored.read_bytes())
+    rotten[0] ^= 0x01
+    stored.write_bytes(bytes(rotten))
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        version = mount.path / name / "v1"
+        for i in range(12):  # a walk: f002 onwards arrive in batches, f005 among them
+            path = f"shard/f{i:03d}.bin"
+            if path == victim:
+                with pytest.raises(OSError) as caught:
+                    (version / path).read_bytes()
+                assert caught.value.errno == errno.EIO
+            else:
+                assert (version / path).read_bytes() == files[path]
+        assert "failed verification" in mount.log_text()
+
+
+def test_pull_of_small_files_batches_requests_and_verifies(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    before = len(registry.requests_seen())
+    with artfs.Client(url=registry.url) as client:
+        client.get_artifact(name, "v1").download(tmp_path / "out")
+    got = {
+        p.relative_to(tmp_path / "out").as_posix(): p.read_bytes()
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file()
+    }
+    assert got == files
+    # 62 files, each small: a handful of batches, not a request per file.
+    assert len(blob_requests(registry, before)) <= 3
+
+
+def test_pull_with_a_rotten_blob_in_a_batch_fails_cleanly(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    digest = hashlib.sha256(files["shard/f007.bin"]).hexdigest()
+    stored = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest
+    rotten = bytearray(stored.read_bytes())
+    rotten[-1] ^= 0x01
+    stored.write_bytes(bytes(rotten))
+    with artfs.Client(url=registry.url) as client:
+        logged = client.get_artifact(name, "v1")
+        with pytest.raises(Corrupt):
+            logged.download(tmp_path / "out")
+    assert not (tmp_path / "out" / "shard" / "f007.bin").exists()  # never wrong bytes
+    assert (tmp_path / "out" / "shard" / "f006.bin").read_bytes() == files["shard/f006.bin"]
