@@ -27,6 +27,7 @@ from pathlib import Path
 from artfs.digests import CHUNK_SIZE, BlobHasher
 from artfs.errors import DigestMismatch, NotFound
 from artfs.store.base import BlobInfo
+from artfs.store.direct import BlockWriter
 
 __all__ = ["LocalBlobStore"]
 
@@ -55,7 +56,7 @@ class _LocalBlobWriter:
         self._store = store
         self._expected = expected_digest
         self._tmp = store.root / "tmp" / f"{uuid.uuid4().hex}.part"
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed by commit/abort
+        self._file = BlockWriter(self._tmp)
         self._hasher = BlobHasher(CHUNK_SIZE)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -82,10 +83,9 @@ class _LocalBlobWriter:
                 raise DigestMismatch(
                     f"uploaded bytes hash to {digest}, not the claimed {self._expected}"
                 )
-            self._file.flush()
             # The bytes must be on disk before the name is: after a crash the final
             # name may then be missing, but never points at a partly written file.
-            os.fsync(self._file.fileno())
+            self._file.finish()
             self._file.close()
             final = self._store.path_for(digest)
             self._store.ensure_shard(final.parent)
