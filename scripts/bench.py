@@ -10,7 +10,8 @@ one run) to check the bench end to end in a few minutes.
 
 SETUP
 
-One real ``artfs serve`` (SQLite + blob folder, ``--access-log`` on) is started by this script
+One real ``artfs serve`` (SQLite + blob folder, ``--access-log`` on, ``--workers auto``:
+one process per core, as nginx's ``worker_processes auto``) is started by this script
 in a fresh temporary directory on a free loopback port; every figure of the run talks to
 that one server. The peers are Debian's ``nginx``, ``rclone`` and ``wrk``, installed with
 ``apt-get install -y --no-install-recommends`` when missing (only those the selected rows
@@ -325,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved_env = dict(os.environ)
     os.environ.update({f"XDG_{kind}_HOME": str(work / "home" / kind.lower()) for kind in XDG_KINDS})
     os.environ.pop("ARTFS_TOKEN", None)
-    server = RegistryProcess(work / "registry")
+    # One process per core, as nginx's ``worker_processes auto``.
+    server = RegistryProcess(work / "registry", workers="auto")
     leftovers: list[str] = []
     harness: Harness | None = None
     table: TableBench | None = None

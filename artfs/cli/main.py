@@ -94,10 +94,18 @@ def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append one line per HTTP request to this file.",
 )
-def serve(data_dir: Path | None, host: str, port: int, access_log: Path | None) -> None:
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    help="Server processes sharing the port; 'auto' for one per CPU.",
+)
+def serve(
+    data_dir: Path | None, host: str, port: int, access_log: Path | None, workers: str
+) -> None:
     """Run the embedded registry (SQLite + blob folder)."""
     from artfs.server.app import serve as run
-    from artfs.server.settings import ServerSettings, default_data_dir
+    from artfs.server.settings import ServerSettings, default_data_dir, parse_workers
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise InvalidInput(
@@ -106,7 +114,11 @@ def serve(data_dir: Path | None, host: str, port: int, access_log: Path | None) 
         )
     run(
         ServerSettings(
-            data_dir=data_dir or default_data_dir(), host=host, port=port, access_log=access_log
+            data_dir=data_dir or default_data_dir(),
+            host=host,
+            port=port,
+            access_log=access_log,
+            workers=parse_workers(workers),
         )
     )
 

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
 from artfs.config import DEFAULT_HOST, DEFAULT_PORT
+from artfs.errors import InvalidInput
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings", "default_data_dir"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_WORKERS",
+    "ServerSettings",
+    "default_data_dir",
+    "parse_workers",
+]
+
+#: More processes than this only add memory: SQLite takes one writer at a time.
+MAX_WORKERS = 64
 
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("artfs")) / "registry"
+
+
+def parse_workers(text: str) -> int:
+    """``--workers``: a count from 1 to ``MAX_WORKERS``, or ``auto`` for one per usable CPU."""
+    if text.strip().lower() == "auto":
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise InvalidInput(
+            f"--workers must be 'auto' or a number from 1 to {MAX_WORKERS}, not {text!r}"
+        )
+    return count
 
 
 @dataclass(frozen=True)
@@ -25,6 +54,19 @@ class ServerSettings:
     database_url: str | None = None
     #: Where to append one line per request (method, path, status); none when unset.
     access_log: Path | None = None
+    #: Server processes on the one listening socket.
+    workers: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps({key: _plain(value) for key, value in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSettings:
+        fields: dict[str, Any] = json.loads(text)
+        for key in ("data_dir", "access_log"):
+            if fields.get(key) is not None:
+                fields[key] = Path(fields[key])
+        return cls(**fields)
 
     @property
     def resolved_database_url(self) -> str:
@@ -33,3 +75,7 @@ class ServerSettings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value

@@ -122,7 +122,7 @@ class Harness:
         self.dropped_caches: bool | None = None
 
     def server_cpu(self) -> float:
-        return process_cpu(self.server_pid)
+        return tree_cpu(self.server_pid)
 
     def timed(
         self,
@@ -323,6 +323,20 @@ def process_cpu(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu(pid: int) -> float:
+    """``process_cpu`` of a process and all its live descendants (a server's workers)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += process_cpu(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            children = []
+        todo.extend(int(child) for child in children)
+    return total
 
 
 def children_cpu() -> float:

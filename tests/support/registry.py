@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 class RegistryProcess:
-    def __init__(self, data_dir: Path, log_path: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, log_path: Path | None = None, workers: str = "1") -> None:
         self.data_dir = data_dir
+        self.workers = workers
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".log")
         self.access_log = data_dir.with_name(data_dir.name + ".access.log")
         self.port = free_port()
@@ -55,6 +56,8 @@ class RegistryProcess:
                     str(self.port),
                     "--access-log",
                     str(self.access_log),
+                    "--workers",
+                    self.workers,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

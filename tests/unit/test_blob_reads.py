@@ -89,7 +89,8 @@ def test_reader_returns_the_bytes_cached_or_not(tmp_path: Path, cached: bool) ->
         pieces = [(0, 1 << 20), (12345, 1 << 20), ((3 << 20) - 10, 10), (100, 1)]
 
         async def read_all() -> list[bytes]:
-            return [bytes(await reader.read(fd, start, size)) for start, size in pieces]
+            stat = os.fstat(fd)
+            return [bytes(await reader.read(fd, stat, start, size)) for start, size in pieces]
 
         got = asyncio.run(read_all())
     finally:
