@@ -8,6 +8,7 @@ from the tree; this module only converts names (bytes <-> str), ``Stat`` to
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from artfs.fs.errors import translated
 from artfs.vfs.tree import Node, OpenFile, Tree
 
 __all__ = ["ArtfsOperations"]
+
+log = logging.getLogger("artfs.fs")
 
 BLOCK_SIZE = 1 << 20
 #: Every extended attribute artfs has is named user.artfs.* (SPEC §3).
@@ -38,6 +41,16 @@ def _invalidate_entry(parent: int, name: str) -> None:
     pyfuse3.invalidate_entry_async(InodeT(parent), FileNameT(name.encode()), ignore_enoent=True)
 
 
+def _store_in_page_cache(inode: int, data: bytes | bytearray) -> None:
+    # Best effort: the kernel may have forgotten the inode meanwhile (ENOENT), and
+    # then the file's first read fetches its bytes the ordinary way.
+    try:
+        # Any buffer will do (pyfuse3 takes the buffer protocol), so no copy.
+        pyfuse3.notify_store(InodeT(inode), 0, data)  # type: ignore[arg-type]
+    except OSError as exc:
+        log.debug("page cache store of inode %d refused: %s", inode, exc)
+
+
 class ArtfsOperations(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
@@ -47,6 +60,7 @@ class ArtfsOperations(pyfuse3.Operations):
         super().__init__()
         self.tree = tree
         tree.notify_changed = _invalidate_entry
+        tree.siblings.batches.deliver = _store_in_page_cache
         self._dir_listings: dict[int, list[Node]] = {}
         self._next_dir_fh = 1
 

@@ -94,7 +94,9 @@ class Tree:
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
         self._next_fh = itertools.count(1)
         self.reads = BlobReads(fetcher, cache, self.settings, lambda: next(self._next_fh))
-        self.siblings = SiblingPrefetch(catalog, SmallBlobBatches(fetcher.client, cache))
+        self.siblings = SiblingPrefetch(
+            catalog, SmallBlobBatches(fetcher.client, cache), self._idle_file_inode
+        )
         #: Told (parent inode, name) when an entry the kernel may cache has changed;
         #: the fs layer passes it on to the kernel.
         self.notify_changed: Callable[[int, str], None] = lambda _parent, _name: None
@@ -576,6 +578,13 @@ class Tree:
             return
         for name in dict.fromkeys(["latest", STAGING, *request.aliases, *request.alias_expect]):
             self.notify_changed(parent.inode, name)
+
+    def _idle_file_inode(self, artifact: str, number: int, path: str) -> int | None:
+        """The inode of a version's file the kernel holds and nobody has open, if any."""
+        node = self._find(("file", artifact, str(number), path))
+        if node is None or node.lookups <= 0 or self._is_open(node):
+            return None
+        return node.inode
 
     def _find(self, key: tuple[str, ...]) -> Node | None:
         inode = inode_for(key)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
+import mmap
+import os
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +134,41 @@ def test_pull_with_a_rotten_blob_in_a_batch_fails_cleanly(
             logged.download(tmp_path / "out")
     assert not (tmp_path / "out" / "shard" / "f007.bin").exists()  # never wrong bytes
     assert (tmp_path / "out" / "shard" / "f006.bin").read_bytes() == files["shard/f006.bin"]
+
+
+def in_page_cache(path: Path) -> bool:
+    """Whether the kernel holds the first page of ``path`` (mincore: nothing is read)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with path.open("rb") as stream:
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_COPY)
+        anchor = ctypes.c_char.from_buffer(mapped)
+        try:
+            vector = (ctypes.c_ubyte * 1)()
+            assert libc.mincore(ctypes.c_void_p(ctypes.addressof(anchor)), 1, vector) == 0
+            return bool(vector[0] & 1)
+        finally:
+            del anchor
+            mapped.close()
+
+
+def test_a_walk_hands_the_next_files_to_the_kernel_before_they_are_opened(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        shard = mount.path / name / "v1" / "shard"
+        listed = sorted(os.listdir(shard))  # readdirplus: the kernel now knows every inode
+        assert listed[:2] == ["f000.bin", "f001.bin"]
+        for i in range(6):  # a walk in listing order earns batches of the files after it
+            path = f"shard/f{i:03d}.bin"
+            assert (shard.parent / path).read_bytes() == files[path]
+        ahead = shard / "f008.bin"
+        deadline = time.monotonic() + 10
+        while not in_page_cache(ahead) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_page_cache(ahead)
+        assert not in_page_cache(shard / "f050.bin")  # beyond the walk's window
+        # What the kernel was handed is the verified content.
+        for i in range(FILES):
+            path = f"shard/f{i:03d}.bin"
+            assert (shard.parent / path).read_bytes() == files[path]
