@@ -78,19 +78,18 @@ def single_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 class _Mapping:
-    """A blob file mapped into memory, and which of its pages the page cache holds.
+    """A blob file mapped read-only, and which of its pages the page cache holds.
 
-    Mapped copy-on-write only so that ctypes can give the address ``mincore``
-    needs (a read-only mmap exports no writable buffer); nothing ever writes to
-    it, so every page stays the page cache's own. Never closed explicitly: a
-    response may still hold a view of it, and the mapping goes when the last
-    view does.
+    Shared and read-only, so a mapping costs no commit charge however large the
+    blob (a private writable one of a 100 GiB blob is refused with ENOMEM).
+    Never closed explicitly: a response may still hold a view of it, and the
+    mapping goes when the last view does. While it lives, its inode cannot be
+    reused, so the inode number is a safe key for it.
     """
 
     def __init__(self, fd: int, size: int) -> None:
-        self.map = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
-        self._anchor = ctypes.c_char.from_buffer(self.map)
-        self._address = ctypes.addressof(self._anchor)
+        self.map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        self._address = _buffer_address(self.map)
         self.view = memoryview(self.map)
 
     def resident(self, start: int, end: int) -> bool:
@@ -107,6 +106,36 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _mincore = _libc.mincore
 _mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
 _mincore.restype = ctypes.c_int
+
+
+class _PyBuffer(ctypes.Structure):
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+def _buffer_address(mapped: mmap.mmap) -> int:
+    """Where ``mapped`` lies in memory (ctypes' ``from_buffer`` wants a writable buffer).
+
+    The address stays valid while the mmap lives: it is never resized or closed.
+    """
+    view = _PyBuffer()
+    if ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(mapped), ctypes.byref(view), 0) != 0:
+        raise OSError("cannot take the address of a blob mapping")
+    try:
+        return int(view.buf or 0)
+    finally:
+        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
 
 
 class _Reader:
@@ -131,15 +160,22 @@ class _Reader:
     ) -> memoryview | bytearray:
         if size <= 0:
             return bytearray()
-        key = (stat.st_dev, stat.st_ino)
-        mapping = self._maps.get(key)
-        if mapping is None:
-            mapping = self._maps[key] = _Mapping(fd, stat.st_size)
-        if mapping.resident(offset, offset + size):
+        mapping = self._mapping(fd, stat)
+        if mapping is not None and mapping.resident(offset, offset + size):
             return mapping.view[offset : offset + size]
         buffer = bytearray(size)
         await anyio.to_thread.run_sync(_read_fully, fd, memoryview(buffer), offset)
         return buffer
+
+    def _mapping(self, fd: int, stat: os.stat_result) -> _Mapping | None:
+        key = (stat.st_dev, stat.st_ino)
+        mapping = self._maps.get(key)
+        if mapping is None:
+            try:
+                mapping = self._maps[key] = _Mapping(fd, stat.st_size)
+            except OSError:
+                return None  # out of address space or mappings: the thread path still works
+        return mapping
 
 
 def _read_fully(fd: int, buffer: memoryview, offset: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
 
-from artfs.server.blob_reads import _Reader, single_range
+from artfs.server.blob_reads import _Mapping, _Reader, single_range
 
 HEADERS = [
     "bytes=0-0",
@@ -96,3 +96,34 @@ def test_reader_returns_the_bytes_cached_or_not(tmp_path: Path, cached: bool) ->
     finally:
         os.close(fd)
     assert got == [data[start : start + size] for start, size in pieces]
+
+
+def test_a_blob_larger_than_memory_is_mapped_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge"
+    with path.open("wb") as out:
+        out.truncate(100 << 30)  # sparse: 100 GiB of zeros, more than RAM and swap here
+        out.seek(50 << 30)
+        out.write(b"middle")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        mapping = _Mapping(fd, stat.st_size)  # read-only: no commit charge for its size
+        got = asyncio.run(_Reader().read(fd, stat, 50 << 30, 6))
+    finally:
+        os.close(fd)
+    assert bytes(got) == b"middle"
+    assert mapping.resident(50 << 30, (50 << 30) + 6)  # the read above brought the page in
+
+
+def test_residency_follows_the_page_cache(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(1 << 20))
+    evict(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mapping = _Mapping(fd, 1 << 20)
+        assert not mapping.resident(0, 1 << 20)
+        os.pread(fd, 1 << 20, 0)
+        assert mapping.resident(0, 1 << 20)
+    finally:
+        os.close(fd)
