@@ -33,13 +33,14 @@ SETTINGS_ENV = "ARTFS_SERVE_SETTINGS"
 
 
 def prepare(settings: ServerSettings) -> None:
-    """Create the data folder and bring its database to the newest schema."""
+    """Before any worker starts: the data folder, the newest schema, no half uploads."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_registry_engine(settings.resolved_database_url)
     try:
         migrate(engine)
     finally:
         engine.dispose()
+    LocalBlobStore(settings.blob_dir).discard_interrupted_uploads()
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

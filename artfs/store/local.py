@@ -114,11 +114,20 @@ class LocalBlobStore:
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
         _fsync_dir(root)
-        # Leftovers of uploads a crash interrupted are never valid blobs.
-        for stale in (root / "tmp").iterdir():
-            stale.unlink(missing_ok=True)
         self._shards_ready: set[str] = set()
         self._shards_lock = threading.Lock()
+
+    def discard_interrupted_uploads(self) -> int:
+        """Remove what uploads a crash interrupted left (never valid blobs); say how many.
+
+        Only while no process serves this store: with several workers, one
+        starting up would otherwise delete another's upload in flight.
+        """
+        removed = 0
+        for stale in (self.root / "tmp").iterdir():
+            stale.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def ensure_shard(self, shard: Path) -> None:
         """Create ``shard`` if need be, with its own entry durable, once per process.

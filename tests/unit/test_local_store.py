@@ -37,8 +37,19 @@ def test_mismatched_bytes_are_discarded(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_leftover_temp_files_are_cleared_at_start(tmp_path: Path) -> None:
+def test_leftover_temp_files_are_cleared_before_serving(tmp_path: Path) -> None:
     LocalBlobStore(tmp_path)
     (tmp_path / "tmp" / "crashed.part").write_bytes(b"half")
-    LocalBlobStore(tmp_path)
+    assert LocalBlobStore(tmp_path).discard_interrupted_uploads() == 1
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_worker_starting_up_keeps_another_workers_upload_in_flight(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    digest = hashlib.sha256(data).hexdigest()
+    writer = LocalBlobStore(tmp_path).writer(digest)
+    writer.write(data[: 1 << 20])
+    LocalBlobStore(tmp_path)  # a second worker process opens the same folder
+    writer.write(data[1 << 20 :])
+    writer.commit()
+    assert LocalBlobStore(tmp_path).local_path(digest).read_bytes() == data
