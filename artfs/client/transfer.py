@@ -25,7 +25,7 @@ from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.digests import CHUNK_SIZE, BlobHasher, hash_file
 from artfs.errors import ArtfsError, Corrupt, NoSpace, Transient
-from artfs.fetch.streams import read_exactly
+from artfs.fetch.streams import split_into
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -237,8 +237,8 @@ def fetch_small_blobs(
     done = 0
     try:
         with client.open_blob_batch([digest for digest, _, _ in items]) as answer:
-            for digest, size, target in items:
-                data = read_exactly(answer.raw, size)
+            pieces = split_into(answer.raw, [size for _, size, _ in items])
+            for (digest, size, target), data in zip(items, pieces, strict=False):
                 if data is None:
                     raise Transient("the registry's blob batch ended early")
                 layout = ChunkLayout.implied(digest, size)

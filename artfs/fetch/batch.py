@@ -29,7 +29,7 @@ from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError
-from artfs.fetch.streams import read_exactly
+from artfs.fetch.streams import split_into
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
 
@@ -71,7 +71,7 @@ class SmallBlobBatches:
         #: Given (inode, bytes) of each verified blob that names inodes, from the worker
         #: thread, after the blob is in the cache: the fs layer puts the bytes in the
         #: kernel's page cache, so the reader's open file never asks for them.
-        self.deliver: Callable[[int, bytes | bytearray], None] | None = None
+        self.deliver: Callable[[int, bytes | bytearray | memoryview], None] | None = None
         #: Requests sent and blob bytes received, for tests and the benchmark.
         self.requests_made = 0
         self.bytes_fetched = 0
@@ -152,8 +152,8 @@ class SmallBlobBatches:
         try:
             digests = [blob.digest for blob in batch]
             with self.client.open_blob_batch(digests, self.timeout) as answer:
-                for position, blob in enumerate(batch):
-                    data = read_exactly(answer.raw, blob.size)
+                pieces = split_into(answer.raw, [blob.size for blob in batch])
+                for position, (blob, data) in enumerate(zip(batch, pieces, strict=False)):
                     if data is None:
                         log.info("blob batch ended early, at blob %s", blob.digest)
                         return

@@ -95,7 +95,10 @@ class ChunkFetcher:
         A blob of at most one chunk needs no lookup at all (``ChunkLayout.implied``).
         """
         if size is not None and (implied := ChunkLayout.implied(digest, size)) is not None:
-            self.cache.load_external(digest)
+            if not self.cache.has(digest, 0):
+                # An external copy only matters for bytes not cached: a walk whose
+                # batches brought every file skips a file lookup per open.
+                self.cache.load_external(digest)
             return implied
         while (cached := self._layouts.get(digest)) is None:
             flight = self._layout_flights.get(digest)

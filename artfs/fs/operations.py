@@ -41,7 +41,7 @@ def _invalidate_entry(parent: int, name: str) -> None:
     pyfuse3.invalidate_entry_async(InodeT(parent), FileNameT(name.encode()), ignore_enoent=True)
 
 
-def _store_in_page_cache(inode: int, data: bytes | bytearray) -> None:
+def _store_in_page_cache(inode: int, data: bytes | bytearray | memoryview) -> None:
     # Best effort: the kernel may have forgotten the inode meanwhile (ENOENT), and
     # then the file's first read fetches its bytes the ordinary way.
     try:
@@ -250,7 +250,8 @@ class ArtfsOperations(pyfuse3.Operations):
 
     @translated
     async def read(self, fh: FileHandleT, off: int, size: int) -> bytes:
-        # A bytearray, not bytes: pyfuse3 replies from any buffer, so no copy.
+        # Any buffer (a bytearray, a view of a cached chunk): pyfuse3 replies from
+        # the buffer protocol, so no copy.
         return await self.tree.read(fh, off, size)  # type: ignore[return-value]
 
     @translated

@@ -69,9 +69,17 @@ class ManifestIndex:
         position = self._positions.get(path)
         if position is None:
             return None
-        return self._entry(position)
+        return self.entry_at(position)
 
-    def _entry(self, position: int) -> FileEntry:
+    def position(self, path: str) -> int | None:
+        """Where a file is in the sorted path order: a tree walk's order, nearly.
+
+        (Exactly, but where a directory's name followed by a character sorting
+        below ``/`` names a sibling: ``a.txt`` sorts before ``a/x``.)
+        """
+        return self._positions.get(path)
+
+    def entry_at(self, position: int) -> FileEntry:
         return FileEntry(
             self._paths[position],
             self._sizes[position],
@@ -80,7 +88,7 @@ class ManifestIndex:
         )
 
     def files(self) -> list[FileEntry]:
-        return [self._entry(position) for position in range(len(self._paths))]
+        return [self.entry_at(position) for position in range(len(self._paths))]
 
     def is_dir(self, path: str) -> bool:
         if not path:

@@ -56,7 +56,9 @@ class BlobReads:
             self.cache.unpin(handle.layout.digest)
         return handle
 
-    async def read(self, handle: OpenFile, offset: int, size: int) -> bytes | bytearray:
+    async def read(
+        self, handle: OpenFile, offset: int, size: int
+    ) -> bytes | bytearray | memoryview:
         layout = handle.layout
         if offset >= layout.size or size <= 0:
             return b""
@@ -105,7 +107,7 @@ class BlobReads:
 
     def _copy_ready(
         self, layout: ChunkLayout, needed: range, offset: int, size: int
-    ) -> bytes | bytearray | None:
+    ) -> bytes | bytearray | memoryview | None:
         """The bytes if every chunk is verified here already; ``None`` otherwise."""
         chunk_size = layout.chunk_size
         if len(needed) == 1:
@@ -130,7 +132,7 @@ class BlobReads:
 
     async def _wait_and_copy(
         self, layout: ChunkLayout, needed: range, offset: int, size: int
-    ) -> bytes | bytearray:
+    ) -> bytes | bytearray | memoryview:
         for _attempt in range(3):
             await self.fetcher.ensure(layout, needed)
             data = self._copy_ready(layout, needed, offset, size)

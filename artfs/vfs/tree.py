@@ -361,7 +361,7 @@ class Tree:
         if node.lookups <= 0 and not self._is_open(node):
             self._nodes.pop(node.inode, None)
 
-    async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray:
+    async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         handle = self.reads.handles.get(fh)
         if handle is None:
             staged = self.staging.handles.get(fh) if self.staging is not None else None

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import requests
 
+from artfs.cache.chunks import parse_chunk_name
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTFS = Path(sys.executable).with_name("artfs")
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -96,7 +98,12 @@ class BenchMount:
             wait_gone(pid, 15.0)
 
     def chunk_files(self) -> list[Path]:
-        return sorted(p for p in (self.cache_dir / "chunks").rglob("*") if p.is_file())
+        """Chunk files under their final names (not a writer's temporary files)."""
+        return sorted(
+            p
+            for p in (self.cache_dir / "chunks").rglob("*")
+            if parse_chunk_name(p.name) is not None and p.is_file()
+        )
 
     def cached_bytes(self) -> int:
         """Bytes of chunk files now; a file evicted while we look counts as gone."""

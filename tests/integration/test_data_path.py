@@ -21,7 +21,7 @@ from artfs.daemon.mount import READ_AHEAD_KB
 from artfs.daemon.readahead import device_of_mount
 from artfs.fetch.fetcher import ChunkFetcher
 from tests.integration.trees import push_tree
-from tests.support.mount import mounted
+from tests.support.mount import chunk_files, mounted
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -73,7 +73,7 @@ def test_warm_read_in_a_new_mount_fetches_nothing_and_checks_every_chunk(
         assert (mount.path / path).read_bytes() == data
     before = len(blob_gets(registry))
     # Damage one chunk on disk: the new mount verifies before handing out.
-    victim = next(p for p in sorted((cache / "chunks").rglob("4")) if p.is_file())
+    victim = next(p for p in sorted((cache / "chunks").rglob("*.4")) if p.is_file())
     victim.write_bytes(b"\0" * MiB)
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert (mount.path / path).read_bytes() == data
@@ -101,10 +101,9 @@ def test_daemon_killed_mid_read_leaves_a_cache_the_next_mount_reads_correctly(
         reader.wait(timeout=30)
         subprocess.run(["fusermount3", "-u", "-z", str(mount.path)], check=False)
     # Killed mid-write or not, every chunk file under its own name is whole.
-    left = [p for p in (cache / "chunks").rglob("*") if p.is_file()]
+    left = chunk_files(cache)
     assert left
-    for chunk in left:
-        index = int(chunk.name)
+    for chunk, (_, index) in left.items():
         assert chunk.read_bytes() == data[index * MiB : (index + 1) * MiB]
     with mounted(tmp_path / "mnt", shared_registry.url, cache) as mount:
         assert (mount.path / path).read_bytes() == data

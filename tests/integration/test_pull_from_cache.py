@@ -17,7 +17,7 @@ from pathlib import Path
 
 import artfs
 from tests.integration.trees import push_tree
-from tests.support.mount import mounted
+from tests.support.mount import chunk_files, mounted
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -85,9 +85,10 @@ def test_damaged_cached_bytes_are_fetched_again_not_copied(
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _tree(mount.path / name / "v1") == files
     by_digest = {hashlib.sha256(data).hexdigest(): path for path, data in files.items()}
-    chunks = sorted(p for p in (cache / "chunks").rglob("*") if p.is_file())
-    big = [p for p in chunks if by_digest[p.parent.name] == "big.bin" and p.name == "1"]
-    small = [p for p in chunks if by_digest[p.parent.name] != "big.bin" and p.stat().st_size]
+    chunks = chunk_files(cache)
+    big_digest = hashlib.sha256(files["big.bin"]).hexdigest()
+    big = [p for p, key in chunks.items() if key == (big_digest, 1)]
+    small = [p for p, (digest, _) in chunks.items() if digest != big_digest and p.stat().st_size]
     damaged = [big[0], small[0]]
     for chunk in damaged:
         data = bytearray(chunk.read_bytes())
@@ -96,11 +97,11 @@ def test_damaged_cached_bytes_are_fetched_again_not_copied(
     pulled = _requests_during(registry, lambda: _pull(registry.url, name, cache, tmp_path / "b"))
     assert _tree(tmp_path / "b") == files
     assert sorted(line for line in pulled if "/blobs/" in line) == sorted(
-        f"GET /api/v1/projects/default/blobs/{chunk.parent.name}" for chunk in damaged
+        f"GET /api/v1/projects/default/blobs/{chunks[chunk][0]}" for chunk in damaged
     )
     # The small file just fetched again is now the cache's copy of its blob: the
     # user edits it in place and puts its mtime back.
-    edited = tmp_path / "b" / by_digest[small[0].parent.name]
+    edited = tmp_path / "b" / by_digest[chunks[small[0]][0]]
     info = edited.stat()
     data = bytearray(edited.read_bytes())
     data[0] ^= 0xFF
@@ -109,5 +110,5 @@ def test_damaged_cached_bytes_are_fetched_again_not_copied(
     pulled = _requests_during(registry, lambda: _pull(registry.url, name, cache, tmp_path / "c"))
     assert _tree(tmp_path / "c") == files
     assert [line for line in pulled if "/blobs/" in line] == [
-        f"GET /api/v1/projects/default/blobs/{small[0].parent.name}"
+        f"GET /api/v1/projects/default/blobs/{chunks[small[0]][0]}"
     ]

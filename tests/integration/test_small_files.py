@@ -66,6 +66,33 @@ def test_find_xargs_cat_walk_batches_and_reads_every_byte(
         assert any("/blob-batch" in line for line in requests)
 
 
+def test_a_walk_runs_on_into_the_next_directories_without_a_request_each(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    rng = random.Random(12)
+    files = {
+        f"d{d:02d}/f{i:02d}.bin": rng.randbytes(rng.randint(1, 6000))
+        for d in range(12)
+        for i in range(20)
+    }
+    push_tree(registry.url, name, tmp_path / "src", files)
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        before = len(registry.requests_seen())
+        walked = subprocess.run(
+            "find . -type f -print0 | sort -z | xargs -0 sha256sum",
+            shell=True,
+            cwd=mount.path / name / "v1",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        sums = {line[66:]: line[:64] for line in walked.splitlines()}
+        assert sums == {f"./{p}": hashlib.sha256(d).hexdigest() for p, d in files.items()}
+        requests = blob_requests(registry, before)
+        # Fewer requests than directories: entering one finds its files on their way.
+        assert len(requests) < 12, requests
+
+
 def test_random_opens_fetch_only_the_files_opened(
     registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:

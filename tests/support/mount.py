@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from artfs.cache.chunks import parse_chunk_name
+
 __all__ = ["Mount", "artfs", "artfs_argv", "mounted"]
 
 
@@ -36,6 +38,16 @@ def artfs(
 def _mounted_paths() -> set[str]:
     with open("/proc/self/mounts") as mounts:
         return {line.split()[1] for line in mounts if " fuse" in line}
+
+
+def chunk_files(cache_dir: Path) -> dict[Path, tuple[str, int]]:
+    """The cache's chunk files under their final names, each with its (digest, index)."""
+    found = {}
+    for path in sorted((cache_dir / "chunks").rglob("*")):
+        key = parse_chunk_name(path.name)
+        if key is not None and path.is_file():
+            found[path] = key
+    return found
 
 
 class Mount:
@@ -86,7 +98,8 @@ class Mount:
                     os.kill(pid, signal.SIGKILL)
 
     def chunk_files(self) -> list[Path]:
-        return sorted(p for p in (self.cache_dir / "chunks").rglob("*") if p.is_file())
+        """Chunk files under their final names (not a writer's temporary files)."""
+        return list(chunk_files(self.cache_dir))
 
     def cached_bytes(self) -> int:
         """Bytes of chunk files now; a file evicted while we look counts as gone."""
