@@ -52,6 +52,7 @@ import json
 import logging
 import mmap
 import os
+import sys
 import threading
 import time
 import uuid
@@ -137,6 +138,10 @@ Key = tuple[str, int]
 FRESH_BYTES = 128 << 20
 _DIRECT_ALIGN = 4096
 _PART = ".part"
+#: Retired chunk buffers kept for reuse (``new_buffer``): memory a fetch would map anyway.
+SPARE_BUFFERS = 16
+# References to a retired buffer nobody else holds: the list, a variable, the call.
+_RETIRED_REFERENCES = 3
 #: A temporary chunk file this old was left by a writer that crashed.
 STALE_PART_SECONDS = 3600.0
 _PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
@@ -164,7 +169,9 @@ class ChunkCache:
         self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._tmp_names = itertools.count()
         #: Chunks stored by this process lately, kept in memory, oldest first.
-        self._fresh = FreshChunks(fresh_bytes)
+        self._fresh = FreshChunks(fresh_bytes, on_drop=self._retire)
+        #: Chunk buffers the fresh tier let go of, to be reused once no view of them is left.
+        self._retired: list[mmap.mmap] = []
         #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
         self._direct = hasattr(os, "O_DIRECT")
         (root / "chunks").mkdir(parents=True, exist_ok=True)
@@ -479,12 +486,36 @@ class ChunkCache:
             os.close(fd)
 
     def new_buffer(self, length: int) -> Buffer:
-        """A buffer for a chunk about to be fetched, one ``store`` can write fastest."""
+        """A buffer for a chunk about to be fetched, one ``store`` can write fastest.
+
+        Whole chunks reuse a retired buffer when one is free: a fresh mapping
+        costs the kernel page allocation, memory-cgroup charging and clearing,
+        a fifth of a streaming fetch's CPU (perf).
+        """
         if self._direct and length % _DIRECT_ALIGN == 0:
+            if length == CHUNK_SIZE:
+                with self._lock:
+                    for position in range(len(self._retired)):  # not enumerate: its tuple
+                        buffer = self._retired[position]  # would hold a reference too
+                        # Held only by the list, this variable and the call: no reader's
+                        # view of it is left (a view holds a reference), and none can
+                        # appear, since it left the fresh tier under this lock.
+                        if sys.getrefcount(buffer) <= _RETIRED_REFERENCES:
+                            del self._retired[position]
+                            return buffer
             # Page-aligned, as O_DIRECT wants; private (not shmem) and populated
             # at once, which costs far less than a page fault per page.
             return mmap.mmap(-1, length, flags=_PRIVATE_ANONYMOUS)
         return bytearray(length)
+
+    def _retire(self, buffer: Buffer) -> None:
+        # Under the lock (the fresh tier calls it as it drops a chunk).
+        if (
+            isinstance(buffer, mmap.mmap)
+            and len(buffer) == CHUNK_SIZE
+            and len(self._retired) < SPARE_BUFFERS
+        ):
+            self._retired.append(buffer)
 
     def store(self, layout: ChunkLayout, index: int, data: Buffer) -> None:
         """Keep a chunk the caller has verified against ``layout`` (and will not change).

@@ -32,10 +32,13 @@ class FreshChunks:
         max_bytes: int,
         stale_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        on_drop: Callable[[Buffer], None] | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self._stale_after = stale_after
         self._clock = clock
+        #: Given each buffer the tier lets go of (for reuse once nobody holds it).
+        self._on_drop = on_drop
         self._entries: OrderedDict[Key, tuple[float, Buffer]] = OrderedDict()  # oldest first
         self.bytes = 0
 
@@ -68,3 +71,5 @@ class FreshChunks:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= len(entry[1])
+            if self._on_drop is not None:
+                self._on_drop(entry[1])
