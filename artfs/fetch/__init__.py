@@ -1,6 +1,5 @@
-"""Getting blob chunks into the cache: parallel ranged fetches, single flight, read-ahead."""
+"""Getting blob chunks into the cache: parallel ranged fetches, single flight, read-ahead.
 
-from artfs.fetch.fetcher import ChunkFetcher
-from artfs.fetch.readahead import ReadAhead
-
-__all__ = ["ChunkFetcher", "ReadAhead"]
+Import from the modules (``artfs.fetch.fetcher``, …): re-exporting them here
+would load trio into every SDK and CLI process that only needs ``streams``.
+"""
