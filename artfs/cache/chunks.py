@@ -106,7 +106,7 @@ class ChunkLayout:
             return range(0)
         return range(offset // self.chunk_size, (end - 1) // self.chunk_size + 1)
 
-    def verify(self, index: int, data: bytes | bytearray | memoryview) -> bool:
+    def verify(self, index: int, data: Buffer) -> bool:
         return len(data) == self.chunk_length(index) and (
             hashlib.sha256(data).digest() == self.chunk_digest(index)
         )
@@ -300,17 +300,17 @@ class ChunkCache:
         if fd is None:
             return False
         try:
-            if not self._verify_file(layout, index, fd):
+            if self._verify_file(layout, index, fd) is None:
                 return False
         finally:
             os.close(fd)
         return True
 
-    def _verify_file(self, layout: ChunkLayout, index: int, fd: int) -> bytes | None:
+    def _verify_file(self, layout: ChunkLayout, index: int, fd: int) -> Buffer | None:
         """The chunk's bytes if they match the layout; else drop the file and say ``None``."""
         key = (layout.digest, index)
-        data = _read_all(fd)
-        if not layout.verify(index, data):
+        data = self._read_chunk_file(layout, index, fd)
+        if data is None or not layout.verify(index, data):
             log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
             self._forget(key)
             with contextlib.suppress(OSError):
@@ -323,6 +323,26 @@ class ChunkCache:
         with contextlib.suppress(OSError):
             os.utime(fd)  # recency for the next process's scan
         return data
+
+    def _read_chunk_file(self, layout: ChunkLayout, index: int, fd: int) -> Buffer | None:
+        """A chunk file's bytes, into a reused buffer; ``None`` if its size is wrong."""
+        length = layout.chunk_length(index)
+        if os.fstat(fd).st_size != length:
+            return None
+        buffer = self.new_buffer(length)
+        if isinstance(buffer, mmap.mmap) and self._direct:
+            # Straight from the disk into the buffer: the bytes are held in memory
+            # for their reader, so a page-cache copy would only cost a second copy.
+            with contextlib.suppress(OSError):
+                direct = os.open(self._chunk_file(layout.digest, index), os.O_RDONLY | os.O_DIRECT)
+                try:
+                    got = os.preadv(direct, [buffer], 0)
+                finally:
+                    os.close(direct)
+                return buffer if got == length else None
+        if os.preadv(fd, [buffer], 0) != length:
+            return None
+        return buffer
 
     def not_in_memory(self, layout: ChunkLayout, indexes: range) -> list[int]:
         """Of ``indexes``: the chunks verified here whose bytes are only on disk."""
@@ -755,8 +775,3 @@ def parse_chunk_name(name: str) -> Key | None:
     if dot and len(digest) == 2 * DIGEST_BYTES and index.isdigit() and index.isascii():
         return digest, int(index)
     return None
-
-
-def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, size, 0)

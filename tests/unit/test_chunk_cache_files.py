@@ -99,3 +99,22 @@ def test_eviction_removes_chunk_files_and_leaves_shards(tmp_path: Path) -> None:
     assert cache.total_bytes <= 2 * MiB
     assert len(left) == cache.stats()["chunks"] < 4
     assert f"{layout.digest}.3" in left  # the newest stays
+
+
+def test_a_chunk_file_of_the_wrong_size_is_dropped_and_reported_absent(tmp_path: Path) -> None:
+    data = os.urandom(2 * MiB)
+    layout = _layout(data, MiB)
+    cache = ChunkCache(tmp_path, max_bytes=64 * MiB)
+    for index in range(2):
+        cache.store(layout, index, data[index * MiB : (index + 1) * MiB])
+    shard = tmp_path / "chunks" / layout.digest[:2]
+    with open(shard / f"{layout.digest}.0", "ab") as chunk:
+        chunk.write(b"stray")  # longer than the layout says
+    (shard / f"{layout.digest}.1").write_bytes(data[MiB : 2 * MiB - 7])  # torn short
+
+    reopened = ChunkCache(tmp_path, max_bytes=64 * MiB)
+
+    assert _read(reopened, layout, 0) is None
+    assert _read(reopened, layout, 1) is None
+    assert sorted(shard.iterdir()) == []
+    assert reopened.stats()["chunks"] == 0
