@@ -54,6 +54,11 @@ class BlobStore(Protocol):
         """A path the server can hand to ``sendfile``, when the store is on local disk."""
         ...
 
+    def read_many(self, digests: Sequence[str], max_bytes: int) -> bytes:
+        """Several whole blobs back to back, in order (``NotFound``, ``TooLarge`` past
+        ``max_bytes``): the bytes of a blob batch."""
+        ...
+
     def sync_published(self, digests: Collection[str]) -> None:
         """Make the publication of these blobs (``commit(durable=False)``) crash-safe."""
         ...

@@ -25,7 +25,7 @@ from concurrent import futures
 from pathlib import Path
 
 from artfs.digests import CHUNK_SIZE, BlobHasher
-from artfs.errors import DigestMismatch, NotFound
+from artfs.errors import DigestMismatch, NotFound, TooLarge, Transient
 from artfs.store.base import BlobInfo
 from artfs.store.direct import BlockWriter
 
@@ -158,6 +158,33 @@ class LocalBlobStore:
         if not path.is_file():
             raise NotFound(f"blob {digest} is not in the store")
         return path
+
+    def read_many(self, digests: Sequence[str], max_bytes: int) -> bytes:
+        """The bytes of each blob, back to back in order; at most ``max_bytes`` in all.
+
+        Plain ``os`` calls, no ``Path`` or buffered file per blob: a walk over
+        small files asks for thousands of them, and per-blob overhead was most
+        of the registry's CPU for it.
+        """
+        pieces: list[bytes] = []
+        total = 0
+        for digest in digests:
+            try:
+                fd = os.open(f"{self.root}/sha256/{digest[:2]}/{digest}", os.O_RDONLY)
+            except FileNotFoundError:
+                raise NotFound(f"blob {digest} is not in the store") from None
+            try:
+                size = os.fstat(fd).st_size
+                total += size
+                if total > max_bytes:
+                    raise TooLarge(f"a blob batch returns at most {max_bytes} bytes")
+                data = os.pread(fd, size, 0)
+            finally:
+                os.close(fd)
+            if len(data) != size:
+                raise Transient(f"blob {digest} changed size while read")
+            pieces.append(data)
+        return b"".join(pieces)
 
     def sync_published(self, digests: Collection[str]) -> None:
         for shard in sorted({self.path_for(digest).parent for digest in digests}):

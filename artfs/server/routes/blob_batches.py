@@ -10,8 +10,6 @@ for single blob reads.
 
 from __future__ import annotations
 
-import os
-
 from fastapi import APIRouter, Depends, Response
 
 from artfs.digests import check_digest
@@ -43,16 +41,6 @@ def get_blob_batch(registry: RegistryDep, project: Project, body: BlobBatch) -> 
     hidden = set(body.digests) - registry.blobs_visible(project, body.digests)
     if hidden:
         raise NotFound(f"no version in project {project} references blob {min(hidden)}")
-    pieces: list[bytes] = []
-    total = 0
-    for digest in body.digests:
-        path = registry.store.local_path(digest)
-        if path is None:
-            raise NotFound(f"blob {digest} is not on local disk")
-        with open(path, "rb") as blob:
-            size = os.fstat(blob.fileno()).st_size
-            total += size
-            if total > MAX_BYTES:
-                raise TooLarge(f"a blob batch returns at most {MAX_BYTES} bytes")
-            pieces.append(blob.read())
-    return Response(b"".join(pieces), media_type="application/octet-stream")
+    return Response(
+        registry.store.read_many(body.digests, MAX_BYTES), media_type="application/octet-stream"
+    )
