@@ -3,6 +3,7 @@
 Layout under the cache dir::
 
     chunks/<d[:2]>/<digest>.<index>      one chunk's bytes (the last one may be short)
+    packs/<writer>-<n>.pack              small blobs fetched together (``artfs.cache.packs``)
     layouts/<d[:2]>/<digest>             the blob's size, chunk size and chunk sha256s
     external/<d[:2]>/<digest>            where a verified whole copy lies outside the cache
 
@@ -33,6 +34,10 @@ each chunk dropped as soon as a reader has read its last byte (the kernel's
 page cache of the mount holds it from then on). A chunk the tier has no room
 for is written through the page cache as before.
 
+Small blobs fetched together lie in one pack file (``artfs.cache.packs``); a
+pack is deleted when its last blob is evicted, so until then the disk holds a
+little more than the bound says (a pack is at most one batch, 4 MiB).
+
 Size is bounded by ``max_bytes``: least-recently-used chunks are evicted, never
 those of a blob that is pinned (open by a reader). Recency survives restarts as
 the files' mtimes. Several processes may share the directory; each keeps its
@@ -57,16 +62,18 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import platformdirs
 
 from artfs.cache.fresh import Buffer, FreshChunks
+from artfs.cache.packs import PACK_SUFFIX, read_index, write_pack
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 
-__all__ = ["ChunkCache", "ChunkLayout", "default_cache_dir", "parse_chunk_name"]
+__all__ = ["ChunkCache", "ChunkLayout", "cached_chunks", "default_cache_dir", "parse_chunk_name"]
 
 log = logging.getLogger("artfs.cache")
 
@@ -172,12 +179,18 @@ class ChunkCache:
         self._fresh = FreshChunks(fresh_bytes, on_drop=self._retire)
         #: Chunk buffers the fresh tier let go of, to be reused once no view of them is left.
         self._retired: list[mmap.mmap] = []
+        self._packs_root = str(root / "packs")
+        #: Chunks that lie in a pack rather than in a file of their own: (pack, offset).
+        self._packed: dict[Key, tuple[str, int]] = {}
+        #: Listed chunks per pack; a pack whose count falls to 0 is deleted.
+        self._pack_live: Counter[str] = Counter()
         #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
         self._direct = hasattr(os, "O_DIRECT")
         (root / "chunks").mkdir(parents=True, exist_ok=True)
         (root / "layouts").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "external").mkdir(parents=True, exist_ok=True)
+        (root / "packs").mkdir(parents=True, exist_ok=True)
         self._scan()
 
     # -- paths ----------------------------------------------------------------
@@ -185,6 +198,10 @@ class ChunkCache:
     def _chunk_file(self, digest: str, index: int) -> str:
         # A plain string, not a Path: built once per read on the hot path.
         return f"{self._chunks_root}/{digest[:2]}/{digest}.{index}"
+
+    def _where(self, key: Key) -> tuple[str, int]:
+        """The file holding a chunk, and where in it the chunk starts (caller holds the lock)."""
+        return self._packed.get(key) or (self._chunk_file(*key), 0)
 
     def _layout_path(self, digest: str) -> Path:
         return self.root / "layouts" / digest[:2] / digest
@@ -195,32 +212,35 @@ class ChunkCache:
     def _scan(self) -> None:
         """Rebuild the LRU from the files on disk, oldest mtime first.
 
-        Moves chunks of the older per-blob-directory layout into place and
-        removes temporary files a crashed writer left behind.
+        First moves chunks of the older per-blob-directory layout into place
+        and removes what a crashed writer left behind (temporary files older
+        than ``STALE_PART_SECONDS``) and damaged packs.
         """
-        found: list[tuple[float, Key, int]] = []
         now = time.time()
         for shard in os.scandir(self._chunks_root):
-            if not shard.is_dir(follow_symlinks=False):
-                continue
-            for entry in os.scandir(shard.path):
-                if entry.is_dir(follow_symlinks=False):
-                    self._migrate_blob_dir(entry.path)
-            for entry in os.scandir(shard.path):
-                key = parse_chunk_name(entry.name)
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # evicted or renamed by another process meanwhile
-                if key is not None:
-                    found.append((stat.st_mtime, key, stat.st_size))
-                elif entry.name.endswith(_PART) and now - stat.st_mtime > STALE_PART_SECONDS:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-        found.sort()
+            if shard.is_dir(follow_symlinks=False):
+                for entry in os.scandir(shard.path):
+                    if entry.is_dir(follow_symlinks=False):
+                        self._migrate_blob_dir(entry.path)
+                    else:
+                        _remove_if_stale(entry, now)
+        for entry in os.scandir(self._packs_root):
+            if entry.name.endswith(PACK_SUFFIX) and read_index(entry.path) is None:
+                log.warning("dropping damaged cache pack %s", entry.path)
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            else:
+                _remove_if_stale(entry, now)
+        found, packed = _list_disk(self.root)
         with self._lock:
             self._lru = OrderedDict((key, size) for _, key, size in found)
             self._total = sum(size for *_, size in found)
+            self._packed = packed
+            self._pack_live = Counter(path for path, _ in packed.values())
+        for entry in os.scandir(self._packs_root):
+            if entry.name.endswith(PACK_SUFFIX) and entry.path not in self._pack_live:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # every blob in it is stored on its own now
 
     @staticmethod
     def _migrate_blob_dir(blob_dir: str) -> None:
@@ -296,25 +316,27 @@ class ChunkCache:
                 return True
             if key not in self._lru:
                 return False
-        fd = self._open_chunk(key)
-        if fd is None:
+        opened = self._open_chunk(key)
+        if opened is None:
             return False
+        fd, base = opened
         try:
-            if self._verify_file(layout, index, fd) is None:
+            if self._verify_file(layout, index, fd, base) is None:
                 return False
         finally:
             os.close(fd)
         return True
 
-    def _verify_file(self, layout: ChunkLayout, index: int, fd: int) -> Buffer | None:
-        """The chunk's bytes if they match the layout; else drop the file and say ``None``."""
+    def _verify_file(self, layout: ChunkLayout, index: int, fd: int, base: int) -> Buffer | None:
+        """The chunk's bytes if they match the layout; else drop the chunk and say ``None``."""
         key = (layout.digest, index)
-        data = self._read_chunk_file(layout, index, fd)
+        data = self._read_chunk_file(layout, index, fd, base)
         if data is None or not layout.verify(index, data):
             log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
             self._forget(key)
-            with contextlib.suppress(OSError):
-                os.unlink(self._chunk_file(*key))
+            if not base:  # a file of its own (a pack goes once its last chunk is gone)
+                with contextlib.suppress(OSError):
+                    os.unlink(self._chunk_file(*key))
             return None
         with self._lock:
             if key in self._lru:
@@ -324,9 +346,14 @@ class ChunkCache:
             os.utime(fd)  # recency for the next process's scan
         return data
 
-    def _read_chunk_file(self, layout: ChunkLayout, index: int, fd: int) -> Buffer | None:
-        """A chunk file's bytes, into a reused buffer; ``None`` if its size is wrong."""
+    def _read_chunk_file(
+        self, layout: ChunkLayout, index: int, fd: int, base: int
+    ) -> Buffer | None:
+        """A chunk's bytes, into a reused buffer; ``None`` if its file's size is wrong."""
         length = layout.chunk_length(index)
+        if base:  # in a pack
+            data = os.pread(fd, length, base)
+            return data if len(data) == length else None
         if os.fstat(fd).st_size != length:
             return None
         buffer = self.new_buffer(length)
@@ -361,12 +388,14 @@ class ChunkCache:
         cache instead of waiting on the disk there.
         """
         for index in indexes:
+            with self._lock:
+                path, base = self._where((layout.digest, index))
             try:
-                fd = os.open(self._chunk_file(layout.digest, index), os.O_RDONLY)
+                fd = os.open(path, os.O_RDONLY)
             except OSError:
                 continue  # gone: the reader will find out and fetch it
             try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                os.posix_fadvise(fd, base, layout.chunk_length(index), os.POSIX_FADV_WILLNEED)
             finally:
                 os.close(fd)
 
@@ -383,11 +412,12 @@ class ChunkCache:
         source = self._ready_source((layout.digest, index))
         if source is None:
             return None
-        if isinstance(source, int):
+        if isinstance(source, tuple):
+            fd, base = source
             try:
-                return os.pread(source, length, offset)
+                return os.pread(fd, min(length, layout.chunk_length(index) - offset), base + offset)
             finally:
-                os.close(source)
+                os.close(fd)
         if offset + length >= len(source):
             self._consumed((layout.digest, index))
         return memoryview(source)[offset : offset + length]
@@ -399,19 +429,21 @@ class ChunkCache:
         source = self._ready_source((layout.digest, index))
         if source is None:
             return None
-        if isinstance(source, int):
+        if isinstance(source, tuple):
+            fd, base = source
             try:
-                return os.preadv(source, [view], offset)
+                return os.preadv(fd, [view[: layout.chunk_length(index) - offset]], base + offset)
             finally:
-                os.close(source)
+                os.close(fd)
         got = max(min(len(view), len(source) - offset), 0)
         view[:got] = memoryview(source)[offset : offset + got]
         if offset + got >= len(source):
             self._consumed((layout.digest, index))
         return got
 
-    def _ready_source(self, key: Key) -> Buffer | int | None:
-        """A verified chunk's bytes in memory, else an open fd on its file; ``None``: not ready."""
+    def _ready_source(self, key: Key) -> Buffer | tuple[int, int] | None:
+        """A verified chunk's bytes in memory, else an open fd on its file and where it starts
+        in it; ``None``: not ready."""
         with self._lock:
             if key not in self._verified:
                 return None
@@ -421,10 +453,13 @@ class ChunkCache:
             return fresh
         return self._open_chunk(key)
 
-    def _open_chunk(self, key: Key) -> int | None:
-        """A read-only fd on a listed chunk's file; ``None`` if it has vanished."""
+    def _open_chunk(self, key: Key) -> tuple[int, int] | None:
+        """A read-only fd on a listed chunk's file and where the chunk starts in it;
+        ``None`` if it has vanished."""
+        with self._lock:
+            path, base = self._where(key)
         try:
-            return os.open(self._chunk_file(*key), os.O_RDONLY)
+            return os.open(path, os.O_RDONLY), base
         except FileNotFoundError:
             self._forget(key)  # evicted by another process sharing the cache
             return None
@@ -565,9 +600,57 @@ class ChunkCache:
         with self._lock:
             if key in self._lru:
                 self._total -= self._lru.pop(key)
+            emptied = self._unpack(key)  # stored again, on its own: the packed copy is moot
             self._lru[key] = len(data)
             self._total += len(data)
             self._verified.add(key)
+        if emptied is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(emptied)
+        self._evict_if_needed()
+
+    def store_many(self, blobs: Sequence[tuple[ChunkLayout, Buffer]]) -> None:
+        """Keep several one-chunk blobs the caller has verified, written together as one pack."""
+        if len(blobs) < 2:
+            for layout, data in blobs:
+                self.store(layout, 0, data)
+            return
+        keys = [(layout.digest, 0) for layout, _ in blobs]
+        with self._lock:
+            for key, (_, data) in zip(keys, blobs, strict=True):
+                self._fresh.admit(key, data)
+        path = f"{self._packs_root}/{self._writer_id}-{next(self._tmp_names)}{PACK_SUFFIX}"
+        named = [(layout.digest, data) for layout, data in blobs]
+        try:
+            try:
+                entries = write_pack(path, path + _PART, named)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                if not self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True):
+                    raise NoSpace(f"cache disk full at {self.root}") from exc
+                log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
+                entries = write_pack(path, path + _PART, named)
+        except BaseException:
+            with self._lock:
+                for key in keys:
+                    self._fresh.drop(key)
+            raise
+        emptied: list[str] = []
+        with self._lock:
+            for key, (_, offset, size) in zip(keys, entries, strict=True):
+                if key in self._lru:
+                    self._total -= self._lru.pop(key)
+                if (old := self._unpack(key)) is not None:
+                    emptied.append(old)
+                self._lru[key] = size
+                self._total += size
+                self._verified.add(key)
+                self._packed[key] = (path, offset)
+                self._pack_live[path] += 1
+        for old in emptied:
+            with contextlib.suppress(OSError):
+                os.unlink(old)
         self._evict_if_needed()
 
     def _consumed(self, key: Key) -> None:
@@ -598,18 +681,20 @@ class ChunkCache:
                 self._lru.move_to_end(key)
         if not known:
             return self._read_external(layout, index, offset, view)
-        fd = self._open_chunk(key)
-        if fd is None:
+        opened = self._open_chunk(key)
+        if opened is None:
             return None
+        fd, base = opened
         try:
             if not verified:
-                data = self._verify_file(layout, index, fd)
+                data = self._verify_file(layout, index, fd, base)
                 if data is None:
                     return None
                 got = min(len(view), len(data) - offset)
                 view[:got] = data[offset : offset + got]
                 return got
-            return os.preadv(fd, [view], offset)
+            want = view[: layout.chunk_length(index) - offset]
+            return os.preadv(fd, [want], base + offset)
         finally:
             os.close(fd)
 
@@ -620,6 +705,21 @@ class ChunkCache:
                 self._total -= size
             self._verified.discard(key)
             self._drop_fresh(key)
+            emptied = self._unpack(key)
+        if emptied is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(emptied)
+
+    def _unpack(self, key: Key) -> str | None:
+        """Stop counting ``key`` in its pack; the pack, if that left it empty (under the lock)."""
+        where = self._packed.pop(key, None)
+        if where is None:
+            return None
+        self._pack_live[where[0]] -= 1
+        if self._pack_live[where[0]] > 0:
+            return None
+        del self._pack_live[where[0]]
+        return where[0]
 
     # -- pins and eviction ----------------------------------------------------
 
@@ -686,13 +786,19 @@ class ChunkCache:
                         continue
                     victims.append(key)
                     self._total -= size
+            doomed: list[str] = []
             for key in victims:
                 del self._lru[key]
                 self._verified.discard(key)
                 self._drop_fresh(key)
-        for digest, index in victims:
+                if key in self._packed:
+                    if (emptied := self._unpack(key)) is not None:
+                        doomed.append(emptied)
+                else:
+                    doomed.append(self._chunk_file(*key))
+        for path in doomed:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._chunk_file(digest, index))
+                os.unlink(path)
         return len(victims)
 
     def stats(self) -> dict[str, int]:
@@ -767,6 +873,62 @@ class ChunkCache:
             if exc.errno == errno.ENOSPC:
                 raise NoSpace(f"cache disk full at {self.root}") from exc
             raise
+
+
+def cached_chunks(root: Path) -> dict[Key, int]:
+    """The chunks a cache directory holds, with their sizes (reads only; for tools and tests)."""
+    return {key: size for _, key, size in _list_disk(root)[0]}
+
+
+def _list_disk(root: Path) -> tuple[list[tuple[float, Key, int]], dict[Key, tuple[str, int]]]:
+    """(mtime, key, size) of every chunk on disk, oldest first, and where packed ones lie."""
+    found: list[tuple[float, Key, int]] = []
+    for shard in _entries(root / "chunks"):
+        if not shard.is_dir(follow_symlinks=False):
+            continue
+        for entry in _entries(shard.path):
+            key = parse_chunk_name(entry.name)
+            if key is None:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
+                found.append(
+                    (entry.stat(follow_symlinks=False).st_mtime, key, entry.stat().st_size)
+                )
+    on_their_own = {key for _, key, _ in found}
+    packed: dict[Key, tuple[str, int]] = {}
+    for entry in _entries(root / "packs"):
+        if not entry.name.endswith(PACK_SUFFIX) or (index := read_index(entry.path)) is None:
+            continue
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        for digest, offset, size in index:
+            key = (digest, 0)
+            # A chunk in a file of its own was stored after the pack (a refetch).
+            if key not in on_their_own and key not in packed:
+                packed[key] = (entry.path, offset)
+                found.append((mtime, key, size))
+    found.sort()
+    return found, packed
+
+
+def _entries(directory: str | Path) -> list[os.DirEntry[str]]:
+    """A directory's entries; none if it is gone (removed by another process, or never made)."""
+    try:
+        with os.scandir(directory) as listing:
+            return list(listing)
+    except FileNotFoundError:
+        return []
+
+
+def _remove_if_stale(entry: os.DirEntry[str], now: float) -> None:
+    """Remove a temporary file a crashed writer left behind."""
+    if not entry.name.endswith(_PART):
+        return
+    with contextlib.suppress(OSError):
+        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_PART_SECONDS:
+            os.unlink(entry.path)
 
 
 def parse_chunk_name(name: str) -> Key | None:

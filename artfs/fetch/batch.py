@@ -33,8 +33,8 @@ from artfs.fetch.streams import split_into
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
 
-#: Blobs stored between two announcements to the loop.
-ANNOUNCE_EVERY = 16
+#: Blobs stored together (one pack) and announced to the loop at once.
+KEEP_EVERY = 32
 
 log = logging.getLogger("artfs.fetch")
 
@@ -142,13 +142,15 @@ class SmallBlobBatches:
     def _download(
         self, batch: list[SmallBlob], flights: dict[str, trio.Event], token: trio.lowlevel.TrioToken
     ) -> None:
-        """Worker thread: one request; each blob verified, stored and announced.
+        """Worker thread: one request; each blob verified, then stored and announced in groups.
 
-        Announcements are queued on the loop without waiting (``run_sync_soon``),
-        the first blob at once (its opener is waiting) and then in groups, so a
-        batch of 256 files costs a handful of wake-ups, not 256 round trips.
+        The first blob goes alone (its opener is waiting); the others in groups
+        of ``KEEP_EVERY``, each stored as one pack (``ChunkCache.store_many``:
+        one file, not one per blob) and announced on the loop without waiting
+        (``run_sync_soon``), so a batch of 256 files costs a handful of files
+        and wake-ups, not 256 of each.
         """
-        arrived: list[SmallBlob] = []
+        verified: list[tuple[SmallBlob, memoryview]] = []
         try:
             digests = [blob.digest for blob in batch]
             with self.client.open_blob_batch(digests, self.timeout) as answer:
@@ -160,19 +162,28 @@ class SmallBlobBatches:
                     if hashlib.sha256(data).hexdigest() != blob.digest:
                         log.error("blob %s in a batch failed verification; dropped", blob.digest)
                         continue
-                    self.cache.store(blob.layout, 0, data)
-                    arrived.append(blob)
-                    # Only now, with the blob ready in the cache: a read of that inode
-                    # in flight (holding its page) is answered without this thread.
-                    if self.deliver is not None:
-                        for inode in blob.inodes:
-                            self.deliver(inode, data)
-                    if position == 0 or len(arrived) >= ANNOUNCE_EVERY:
-                        token.run_sync_soon(self._arrived, arrived, flights)
-                        arrived = []
+                    verified.append((blob, data))
+                    if position == 0 or len(verified) >= KEEP_EVERY:
+                        group, verified = verified, []
+                        self._keep(group, flights, token)
         except (requests.RequestException, OSError, ArtfsError) as exc:
             log.info("blob batch request failed: %s", exc)
         finally:
-            if arrived:
-                with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(self._arrived, arrived, flights)
+            if verified:  # what arrived whole before the batch broke off
+                with contextlib.suppress(OSError, ArtfsError, trio.RunFinishedError):
+                    self._keep(verified, flights, token)
+
+    def _keep(
+        self,
+        group: list[tuple[SmallBlob, memoryview]],
+        flights: dict[str, trio.Event],
+        token: trio.lowlevel.TrioToken,
+    ) -> None:
+        self.cache.store_many([(blob.layout, data) for blob, data in group])
+        # Only now, with the blobs ready in the cache: a read of such an inode in
+        # flight (holding its page) is answered without this thread.
+        if self.deliver is not None:
+            for blob, data in group:
+                for inode in blob.inodes:
+                    self.deliver(inode, data)
+        token.run_sync_soon(self._arrived, [blob for blob, _ in group], flights)

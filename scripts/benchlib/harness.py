@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from artfs.cache.chunks import parse_chunk_name
+from artfs.cache.chunks import cached_chunks, parse_chunk_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTFS = Path(sys.executable).with_name("artfs")
@@ -106,12 +106,8 @@ class BenchMount:
         )
 
     def cached_bytes(self) -> int:
-        """Bytes of chunk files now; a file evicted while we look counts as gone."""
-        total = 0
-        for path in self.chunk_files():
-            with contextlib.suppress(FileNotFoundError):
-                total += path.stat().st_size
-        return total
+        """Bytes of the chunks cached now, in files of their own or in packs."""
+        return sum(cached_chunks(self.cache_dir).values())
 
 
 class Harness:

@@ -93,6 +93,26 @@ def test_a_walk_runs_on_into_the_next_directories_without_a_request_each(
         assert len(requests) < 12, requests
 
 
+def test_a_walk_keeps_its_files_in_a_few_packs_that_a_new_mount_reads(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = push_small_files(registry.url, name, tmp_path / "src")
+    cache = tmp_path / "cache"
+    walk = "find . -type f -print0 | sort -z | xargs -0 cat"
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        version = mount.path / name / "v1"
+        subprocess.run(walk, shell=True, cwd=version, capture_output=True, check=True)
+        assert mount.cached_bytes() == sum(len(data) for data in files.values())
+    packs = list((cache / "packs").glob("*.pack"))
+    assert 1 <= len(packs) <= len(files) // 8  # not a file per blob
+    before = len(registry.requests_seen())
+    with mounted(tmp_path / "mnt", registry.url, cache) as mount:
+        version = mount.path / name / "v1"
+        for path, data in files.items():
+            assert (version / path).read_bytes() == data
+    assert blob_requests(registry, before) == []
+
+
 def test_random_opens_fetch_only_the_files_opened(
     registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:

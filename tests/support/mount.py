@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from artfs.cache.chunks import parse_chunk_name
+from artfs.cache.chunks import cached_chunks, parse_chunk_name
 
 __all__ = ["Mount", "artfs", "artfs_argv", "mounted"]
 
@@ -102,12 +102,8 @@ class Mount:
         return list(chunk_files(self.cache_dir))
 
     def cached_bytes(self) -> int:
-        """Bytes of chunk files now; a file evicted while we look counts as gone."""
-        total = 0
-        for path in self.chunk_files():
-            with contextlib.suppress(FileNotFoundError):
-                total += path.stat().st_size
-        return total
+        """Bytes of the chunks cached now, in files of their own or in packs."""
+        return sum(cached_chunks(self.cache_dir).values())
 
     def log_text(self) -> str:
         from artfs.daemon.state import log_path_for
