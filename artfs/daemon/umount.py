@@ -7,27 +7,18 @@ endpoint is not connected") is detached lazily instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from artfs.daemon.mount import is_mounted
+from artfs.daemon.pids import wait_exit
 from artfs.daemon.state import forget_record, read_record
 from artfs.errors import Conflict, InvalidInput
 
 __all__ = ["unmount"]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def unmount(mountpoint: Path, timeout: float = 15.0) -> None:
@@ -47,11 +38,9 @@ def unmount(mountpoint: Path, timeout: float = 15.0) -> None:
             ["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False
         )
     if record is not None:
-        deadline = time.monotonic() + timeout
-        while _pid_alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(record.pid):
-            os.kill(record.pid, signal.SIGKILL)
+        if not wait_exit(record.pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
         forget_record(Path(record.mountpoint))
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import requests
 
 from artfs.cache.chunks import cached_chunks, parse_chunk_name
+from artfs.daemon.pids import wait_exit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTFS = Path(sys.executable).with_name("artfs")
@@ -293,15 +294,9 @@ def mounted_paths() -> set[str]:
 
 def wait_gone(pid: int, timeout: float) -> None:
     """Wait for ``pid`` to exit; SIGKILL it after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    if not wait_exit(pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def recorded_daemon_pid(records: Path, mountpoint: Path) -> int | None:

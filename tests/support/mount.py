@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from artfs.cache.chunks import cached_chunks, parse_chunk_name
+from artfs.daemon.pids import wait_exit
 
 __all__ = ["Mount", "artfs", "artfs_argv", "mounted"]
 
@@ -85,17 +85,9 @@ class Mount:
             result = artfs("umount", str(self.path), timeout=60)
             if result.returncode != 0 and str(self.path) in _mounted_paths():
                 subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
-        if pid is not None:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        if pid is not None and not wait_exit(pid, 15):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def chunk_files(self) -> list[Path]:
         """Chunk files under their final names (not a writer's temporary files)."""
