@@ -883,17 +883,21 @@ class Registry:
         wanted = set(digests)
         found = {digest for digest in wanted if self._visible.known(project, digest)}
         unknown = sorted(wanted - found)
+        # Driven from the digest index, the project checked per file found: as a
+        # join, SQLite walked every file of every version of the project instead
+        # (34 ms per batch of 256 next to a 100,000-file version, against 2 ms).
+        in_project = (
+            select(versions.c.id)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(versions.c.id == files.c.version_id, artifacts.c.project == project)
+            .exists()
+        )
         with self._read() as conn:
             for start in range(0, len(unknown), 500):  # bound the IN list
                 rows = conn.execute(
                     select(files.c.digest)
                     .distinct()
-                    .join(versions, versions.c.id == files.c.version_id)
-                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(
-                        files.c.digest.in_(unknown[start : start + 500]),
-                        artifacts.c.project == project,
-                    )
+                    .where(files.c.digest.in_(unknown[start : start + 500]), in_project)
                 )
                 found.update(row[0] for row in rows)
         self._visible.remember(project, found)
