@@ -22,14 +22,16 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        state = []  # no /proc to ask: only whether the pid exists
+    if state:
+        return state[0] not in (b"Z", b"X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
-    return state not in ([b"Z"], [b"X"], [])
+    return True
 
 
 def wait_exit(pid: int, timeout: float) -> bool:
