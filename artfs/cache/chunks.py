@@ -282,6 +282,11 @@ class ChunkCache:
         with self._lock:
             return (digest, index) in self._lru
 
+    def has_small(self, digest: str) -> bool:
+        """A one-chunk blob is at hand: cached, or a known external copy (``missing``, cheaper)."""
+        with self._lock:
+            return (digest, 0) in self._lru or digest in self._external
+
     def missing(self, layout: ChunkLayout, indexes: range) -> list[int]:
         with self._lock:
             if layout.digest in self._external:

@@ -82,7 +82,7 @@ class SmallBlobBatches:
 
     def wanted(self, blob: SmallBlob) -> bool:
         """Neither in the cache nor on its way there."""
-        return blob.digest not in self._flights and bool(self.cache.missing(blob.layout, range(1)))
+        return blob.digest not in self._flights and not self.cache.has_small(blob.digest)
 
     async def fetch(self, first: SmallBlob, ahead: Sequence[SmallBlob]) -> None:
         """Bring ``first`` and as many of ``ahead`` as fit into the cache, in one request.
