@@ -62,14 +62,15 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 
 from artfs.cache.fresh import Buffer, FreshChunks
-from artfs.cache.packs import PACK_SUFFIX, read_index, write_pack
+from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 
@@ -141,6 +142,7 @@ class ChunkLayout:
 
 
 Key = tuple[str, int]
+T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20
 _DIRECT_ALIGN = 4096
@@ -225,22 +227,23 @@ class ChunkCache:
                     else:
                         _remove_if_stale(entry, now)
         for entry in os.scandir(self._packs_root):
-            if entry.name.endswith(PACK_SUFFIX) and read_index(entry.path) is None:
-                log.warning("dropping damaged cache pack %s", entry.path)
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-            else:
-                _remove_if_stale(entry, now)
-        found, packed = _list_disk(self.root)
+            _remove_if_stale(entry, now)
+        found, packed, damaged = _list_disk(self.root)
+        for path in damaged:
+            log.warning("dropping damaged cache pack %s", path)
         with self._lock:
             self._lru = OrderedDict((key, size) for _, key, size in found)
             self._total = sum(size for *_, size in found)
             self._packed = packed
             self._pack_live = Counter(path for path, _ in packed.values())
-        for entry in os.scandir(self._packs_root):
-            if entry.name.endswith(PACK_SUFFIX) and entry.path not in self._pack_live:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)  # every blob in it is stored on its own now
+        # Damaged packs, and packs whose every blob is stored on its own now.
+        _remove(
+            *(
+                e.path
+                for e in _entries(self._packs_root)
+                if e.name.endswith(PACK_SUFFIX) and e.path not in self._pack_live
+            )
+        )
 
     @staticmethod
     def _migrate_blob_dir(blob_dir: str) -> None:
@@ -252,8 +255,7 @@ class ChunkCache:
                 with contextlib.suppress(FileNotFoundError):  # another process moved it
                     os.replace(chunk.path, f"{shard}/{digest}.{chunk.name}")
             else:
-                with contextlib.suppress(OSError):
-                    os.unlink(chunk.path)  # a stray: not a chunk of the older layout
+                _remove(chunk.path)  # a stray: not a chunk of the older layout
         with contextlib.suppress(OSError):
             os.rmdir(blob_dir)
 
@@ -340,8 +342,7 @@ class ChunkCache:
             log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
             self._forget(key)
             if not base:  # a file of its own (a pack goes once its last chunk is gone)
-                with contextlib.suppress(OSError):
-                    os.unlink(self._chunk_file(*key))
+                _remove(self._chunk_file(*key))
             return None
         with self._lock:
             if key in self._lru:
@@ -589,29 +590,14 @@ class ChunkCache:
             # Invisible to readers until verified-and-listed below.
             kept = self._fresh.admit(key, data)
         try:
-            try:
-                self._write_chunk(layout.digest, index, data, direct=kept)
-            except NoSpace:
-                # The disk filled up below our bound (other files grew): give up
-                # our own oldest chunks for room, once, before failing the read.
-                if not self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True):
-                    raise
-                log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
-                self._write_chunk(layout.digest, index, data, direct=kept)
+            self._making_room(lambda: self._write_chunk(layout.digest, index, data, direct=kept))
         except BaseException:
             with self._lock:
                 self._fresh.drop(key)
             raise
         with self._lock:
-            if key in self._lru:
-                self._total -= self._lru.pop(key)
-            emptied = self._unpack(key)  # stored again, on its own: the packed copy is moot
-            self._lru[key] = len(data)
-            self._total += len(data)
-            self._verified.add(key)
-        if emptied is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(emptied)
+            emptied = self._list(key, len(data), None)
+        _remove(emptied)
         self._evict_if_needed()
 
     def store_many(self, blobs: Sequence[tuple[ChunkLayout, Buffer]]) -> None:
@@ -627,36 +613,54 @@ class ChunkCache:
         path = f"{self._packs_root}/{self._writer_id}-{next(self._tmp_names)}{PACK_SUFFIX}"
         named = [(layout.digest, data) for layout, data in blobs]
         try:
-            try:
-                entries = write_pack(path, path + _PART, named)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                if not self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True):
-                    raise NoSpace(f"cache disk full at {self.root}") from exc
-                log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
-                entries = write_pack(path, path + _PART, named)
+            entries = self._making_room(lambda: self._write_pack(path, named))
         except BaseException:
             with self._lock:
                 for key in keys:
                     self._fresh.drop(key)
             raise
-        emptied: list[str] = []
         with self._lock:
-            for key, (_, offset, size) in zip(keys, entries, strict=True):
-                if key in self._lru:
-                    self._total -= self._lru.pop(key)
-                if (old := self._unpack(key)) is not None:
-                    emptied.append(old)
-                self._lru[key] = size
-                self._total += size
-                self._verified.add(key)
-                self._packed[key] = (path, offset)
-                self._pack_live[path] += 1
-        for old in emptied:
-            with contextlib.suppress(OSError):
-                os.unlink(old)
+            emptied = [
+                self._list(key, size, (path, offset))
+                for key, (_, offset, size) in zip(keys, entries, strict=True)
+            ]
+        _remove(*emptied)
         self._evict_if_needed()
+
+    def _write_pack(self, path: str, blobs: list[tuple[str, Buffer]]) -> list[PackEntry]:
+        try:
+            return write_pack(path, path + _PART, blobs)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise NoSpace(f"cache disk full at {self.root}") from exc
+            raise
+
+    def _making_room(self, write: Callable[[], T]) -> T:
+        """Run a cache write; if the disk filled up below our bound (other files grew),
+        give up our own oldest chunks for room, once, before failing."""
+        try:
+            return write()
+        except NoSpace:
+            if not self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True):
+                raise
+            log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
+            return write()
+
+    def _list(self, key: Key, size: int, packed: tuple[str, int] | None) -> str | None:
+        """List a chunk just stored and verified, in place of any older copy (under the lock).
+
+        Says which pack, if any, that older copy emptied (to delete).
+        """
+        if key in self._lru:
+            self._total -= self._lru.pop(key)
+        emptied = self._unpack(key)
+        self._lru[key] = size
+        self._total += size
+        self._verified.add(key)
+        if packed is not None:
+            self._packed[key] = packed
+            self._pack_live[packed[0]] += 1
+        return emptied
 
     def _consumed(self, key: Key) -> None:
         # A reader took the chunk's last bytes: a sequential reader is done with
@@ -711,9 +715,7 @@ class ChunkCache:
             self._verified.discard(key)
             self._drop_fresh(key)
             emptied = self._unpack(key)
-        if emptied is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(emptied)
+        _remove(emptied)
 
     def _unpack(self, key: Key) -> str | None:
         """Stop counting ``key`` in its pack; the pack, if that left it empty (under the lock)."""
@@ -801,9 +803,7 @@ class ChunkCache:
                         doomed.append(emptied)
                 else:
                     doomed.append(self._chunk_file(*key))
-        for path in doomed:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        _remove(*doomed)
         return len(victims)
 
     def stats(self) -> dict[str, int]:
@@ -885,8 +885,11 @@ def cached_chunks(root: Path) -> dict[Key, int]:
     return {key: size for _, key, size in _list_disk(root)[0]}
 
 
-def _list_disk(root: Path) -> tuple[list[tuple[float, Key, int]], dict[Key, tuple[str, int]]]:
-    """(mtime, key, size) of every chunk on disk, oldest first, and where packed ones lie."""
+def _list_disk(
+    root: Path,
+) -> tuple[list[tuple[float, Key, int]], dict[Key, tuple[str, int]], list[str]]:
+    """(mtime, key, size) of every chunk on disk, oldest first; where packed ones lie;
+    and the packs found damaged."""
     found: list[tuple[float, Key, int]] = []
     for shard in _entries(root / "chunks"):
         if not shard.is_dir(follow_symlinks=False):
@@ -901,8 +904,13 @@ def _list_disk(root: Path) -> tuple[list[tuple[float, Key, int]], dict[Key, tupl
                 )
     on_their_own = {key for _, key, _ in found}
     packed: dict[Key, tuple[str, int]] = {}
+    damaged: list[str] = []
     for entry in _entries(root / "packs"):
-        if not entry.name.endswith(PACK_SUFFIX) or (index := read_index(entry.path)) is None:
+        if not entry.name.endswith(PACK_SUFFIX):
+            continue
+        index = read_index(entry.path)
+        if index is None:
+            damaged.append(entry.path)
             continue
         try:
             mtime = entry.stat(follow_symlinks=False).st_mtime
@@ -915,7 +923,15 @@ def _list_disk(root: Path) -> tuple[list[tuple[float, Key, int]], dict[Key, tupl
                 packed[key] = (entry.path, offset)
                 found.append((mtime, key, size))
     found.sort()
-    return found, packed
+    return found, packed, damaged
+
+
+def _remove(*paths: str | None) -> None:
+    """Delete these files; one already gone (or ``None``) is no matter."""
+    for path in paths:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _entries(directory: str | Path) -> list[os.DirEntry[str]]:

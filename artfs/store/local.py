@@ -162,7 +162,7 @@ class LocalBlobStore:
     def read_many(self, digests: Sequence[str], max_bytes: int) -> bytes:
         """The bytes of each blob, back to back in order; at most ``max_bytes`` in all.
 
-        Plain ``os`` calls, no ``Path`` or buffered file per blob: a walk over
+        Plain ``os`` calls, no stat or buffered file per blob: a walk over
         small files asks for thousands of them, and per-blob overhead was most
         of the registry's CPU for it.
         """
@@ -170,7 +170,7 @@ class LocalBlobStore:
         total = 0
         for digest in digests:
             try:
-                fd = os.open(f"{self.root}/sha256/{digest[:2]}/{digest}", os.O_RDONLY)
+                fd = os.open(self.path_for(digest), os.O_RDONLY)
             except FileNotFoundError:
                 raise NotFound(f"blob {digest} is not in the store") from None
             try:
