@@ -20,8 +20,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ from artfs.errors import (
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.upload.records import drop_record, read_record, write_record
 from artfs.vfs.nodes import Kind, Node, Stat, TreeSettings
-from artfs.vfs.staging import StagingArea, read_ref
+from artfs.vfs.staging import StagingArea, delete_discarded, read_ref
 from artfs.vfs.write_digests import Key, WriteDigests
 
 __all__ = ["StagedHandle", "StagingTree"]
@@ -92,6 +94,17 @@ class StagingTree:
         self.digests = WriteDigests()
         #: Artifacts whose staging is being committed right now.
         self.committing: set[str] = set()
+        delete_discarded(state_root)
+
+    def delete_later(self, discarded: Path) -> None:
+        """Delete an emptied staging tree in the background; see ``StagingArea.clear``."""
+        threading.Thread(
+            target=shutil.rmtree,
+            args=(discarded,),
+            kwargs={"ignore_errors": True},
+            name="delete-discarded",
+            daemon=True,
+        ).start()
 
     # -- areas and nodes -----------------------------------------------------------
 

@@ -549,7 +549,7 @@ class Tree:
         staging.committing.add(artifact)
         try:
             published = await trio.to_thread.run_sync(self._publish, artifact, request)
-            await trio.to_thread.run_sync(area.clear)
+            staging.delete_later(await trio.to_thread.run_sync(area.clear))
         finally:
             staging.committing.discard(artifact)
         self.catalog.invalidate(artifact)

@@ -223,6 +223,36 @@ def test_staging_survives_a_daemon_crash_and_a_remount(
         assert tree_bytes(mount.path / name / "v1") == files
 
 
+def test_a_commit_deletes_the_staged_bytes_and_a_crash_leftover_goes_at_start(
+    shared_registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    files = sample_tree(3)
+    staging_dir = tmp_path / "staging"
+    args = (tmp_path / "mnt", shared_registry.url, tmp_path / "cache", "--staging-dir")
+    with mounted(*args, str(staging_dir)) as mount:
+        artifact, kept = mount.path / name, mount.path / f"{name}-kept"
+        artifact.mkdir()
+        kept.mkdir()
+        write_tree(artifact / ".staging", files)
+        write_tree(kept / ".staging", {"keep.txt": b"kept"})
+        assert commit_cli(artifact) == "v1"
+        assert os.listdir(artifact / ".staging") == []
+        # The bytes leave the disk too, just after the commit has returned.
+        deadline = time.monotonic() + 10
+        while any(p.name == "model.bin" for p in staging_dir.rglob("*")):
+            assert time.monotonic() < deadline, "the committed bytes were never deleted"
+            time.sleep(0.05)
+        # What a crash would leave between emptying .staging and deleting its bytes:
+        (discarded,) = staging_dir.rglob("#discarded")
+        leftover = discarded / "crashed" / "model.bin"
+        leftover.parent.mkdir()
+        leftover.write_bytes(b"committed already")
+    with mounted(*args, str(staging_dir)) as mount:
+        assert not leftover.parent.exists()
+        assert tree_bytes(mount.path / f"{name}-kept" / ".staging") == {"keep.txt": b"kept"}
+        assert tree_bytes(mount.path / name / "v1") == files
+
+
 def test_two_mounts_committing_one_artifact_at_once(
     shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
