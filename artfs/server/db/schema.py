@@ -87,6 +87,7 @@ aliases = Table(
     Column("name", String(100), primary_key=True),
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_aliases_version_id", "version_id"),
 )
 
 version_tags = Table(
