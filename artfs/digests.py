@@ -1,25 +1,36 @@
-"""Content digests: whole-blob sha256, per-chunk sha256, and version digests.
+"""Content digests: whole-blob sha256, per-chunk digests, and version digests.
 
 A blob is identified by the sha256 of its bytes. When a blob is stored, the
-sha256 of every ``CHUNK_SIZE`` slice is recorded too, so that a reader that
+digest of every ``CHUNK_SIZE`` slice is recorded too, so that a reader that
 fetched only some ranges can still verify every byte it hands out. A version's
 digest is the sha256 over its sorted manifest, so identical content gives an
 identical digest whatever order the files were added in.
+
+Chunk digests are BLAKE3 (``CHUNK_HASH``): every chunk a mount hands out is
+hashed once per process, and sha256 was the largest single cost of a read, a
+third of the daemon's CPU on a cold read and nearly half on a warm one (perf).
+BLAKE3 hashes 6 GB/s per core here against sha256's 1.7. Blobs stored before
+keep their sha256 chunk digests; each layout names its hash (``CHUNK_HASHES``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
+
+from blake3 import blake3
 
 from artfs.errors import InvalidInput
 
 __all__ = [
+    "CHUNK_HASH",
+    "CHUNK_HASHES",
     "CHUNK_SIZE",
     "BlobHasher",
+    "check_chunk_hash",
     "check_digest",
     "hash_file",
     "version_digest",
@@ -29,6 +40,23 @@ __all__ = [
 CHUNK_SIZE = 1 << 20
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class _Hasher(Protocol):
+    def update(self, data: Any, /) -> object: ...
+    def digest(self) -> bytes: ...
+
+
+#: Per-chunk hash of the blobs stored from now on.
+CHUNK_HASH = "blake3"
+#: Every per-chunk hash a layout may name; all give 32-byte digests.
+CHUNK_HASHES: dict[str, Callable[[], _Hasher]] = {"blake3": blake3, "sha256": hashlib.sha256}
+
+
+def check_chunk_hash(value: object) -> str:
+    if not isinstance(value, str) or value not in CHUNK_HASHES:
+        raise InvalidInput(f"unknown chunk hash {value!r}: expected one of {sorted(CHUNK_HASHES)}")
+    return value
 
 
 def check_digest(value: object) -> str:
@@ -42,16 +70,22 @@ class BlobHasher:
     """Hashes a stream fed in arbitrary pieces, whole and per chunk, in one pass.
 
     ``update`` does both; ``update_whole`` and ``update_chunks`` do one each and
-    touch disjoint state, so two threads may run them side by side (hashlib
-    releases the GIL), each fed every piece in order.
+    touch disjoint state, so two threads may run them side by side (hashlib and
+    blake3 release the GIL), each fed every piece in order.
     """
 
     chunk_size: int = CHUNK_SIZE
+    chunk_hash: str = CHUNK_HASH
     size: int = 0
     chunk_digests: list[bytes] = field(default_factory=list)
     _whole: hashlib._Hash = field(default_factory=hashlib.sha256)
-    _chunk: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _new_chunk: Callable[[], _Hasher] = field(init=False, repr=False)
+    _chunk: _Hasher = field(init=False, repr=False)
     _chunk_fill: int = 0
+
+    def __post_init__(self) -> None:
+        self._new_chunk = CHUNK_HASHES[self.chunk_hash]
+        self._chunk = self._new_chunk()
 
     def update(self, data: bytes | memoryview) -> None:
         self.update_whole(data)
@@ -70,14 +104,14 @@ class BlobHasher:
             view = view[take:]
             if self._chunk_fill == self.chunk_size:
                 self.chunk_digests.append(self._chunk.digest())
-                self._chunk = hashlib.sha256()
+                self._chunk = self._new_chunk()
                 self._chunk_fill = 0
 
     def finish(self) -> str:
         """Close the last partial chunk and return the whole digest (hex)."""
         if self._chunk_fill:
             self.chunk_digests.append(self._chunk.digest())
-            self._chunk = hashlib.sha256()
+            self._chunk = self._new_chunk()
             self._chunk_fill = 0
         return self._whole.hexdigest()
 

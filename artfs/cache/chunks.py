@@ -4,7 +4,7 @@ Layout under the cache dir::
 
     chunks/<d[:2]>/<digest>.<index>      one chunk's bytes (the last one may be short)
     packs/<writer>-<n>.pack              small blobs fetched together (``artfs.cache.packs``)
-    layouts/<d[:2]>/<digest>             the blob's size, chunk size and chunk sha256s
+    layouts/<d[:2]>/<digest>             the blob's size, chunk size, chunk digests and their hash
     external/<d[:2]>/<digest>            where a verified whole copy lies outside the cache
 
 An *external copy* is a file an SDK pull wrote for the user: rather than write
@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import json
 import logging
@@ -71,7 +70,7 @@ import platformdirs
 
 from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
-from artfs.digests import CHUNK_SIZE
+from artfs.digests import CHUNK_HASHES, CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 
 __all__ = ["ChunkCache", "ChunkLayout", "cached_chunks", "default_cache_dir", "parse_chunk_name"]
@@ -82,6 +81,9 @@ DIGEST_BYTES = 32
 #: Bytes of its own chunks the cache gives up when the disk is full.
 NO_SPACE_RELIEF = 64 * CHUNK_SIZE
 _LAYOUT_HEADER = 16  # size (8 bytes) + chunk size (8 bytes), big-endian
+# A layout file naming its chunk hash starts with this byte, then the hash's name
+# and a newline. The older files (sha256 only) start with a size's high byte: 0.
+_NAMED_HASH = b"\xff"
 
 
 def default_cache_dir() -> Path:
@@ -90,12 +92,14 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ChunkLayout:
-    """How a blob splits into chunks, with the sha256 of each (recorded at commit)."""
+    """How a blob splits into chunks, with the digest of each (recorded at commit)."""
 
     digest: str
     size: int
     chunk_size: int
     chunk_digests: bytes
+    #: The hash of ``chunk_digests`` (``artfs.digests.CHUNK_HASHES``).
+    chunk_hash: str = "sha256"
 
     @property
     def chunk_count(self) -> int:
@@ -115,28 +119,43 @@ class ChunkLayout:
         return range(offset // self.chunk_size, (end - 1) // self.chunk_size + 1)
 
     def verify(self, index: int, data: Buffer) -> bool:
-        return len(data) == self.chunk_length(index) and (
-            hashlib.sha256(data).digest() == self.chunk_digest(index)
-        )
+        if len(data) != self.chunk_length(index):
+            return False
+        hasher = CHUNK_HASHES[self.chunk_hash]()
+        hasher.update(data)
+        return hasher.digest() == self.chunk_digest(index)
 
     @classmethod
     def implied(cls, digest: str, size: int) -> ChunkLayout | None:
-        """A blob of at most one chunk: its one chunk digest is the blob's own digest."""
+        """A blob of at most one chunk: its one chunk digest is the blob's own (sha256) digest."""
         if size > CHUNK_SIZE:
             return None
-        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"")
+        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"", "sha256")
 
     def encode(self) -> bytes:
         return (
-            self.size.to_bytes(8, "big") + self.chunk_size.to_bytes(8, "big") + self.chunk_digests
+            _NAMED_HASH
+            + self.chunk_hash.encode()
+            + b"\n"
+            + self.size.to_bytes(8, "big")
+            + self.chunk_size.to_bytes(8, "big")
+            + self.chunk_digests
         )
 
     @classmethod
     def decode(cls, digest: str, raw: bytes) -> ChunkLayout:
+        chunk_hash = "sha256"
+        if raw.startswith(_NAMED_HASH):
+            name, _, raw = raw[len(_NAMED_HASH) :].partition(b"\n")
+            chunk_hash = name.decode("ascii", "replace")
         size = int.from_bytes(raw[:8], "big")
         chunk_size = int.from_bytes(raw[8:_LAYOUT_HEADER], "big")
-        layout = cls(digest, size, chunk_size, raw[_LAYOUT_HEADER:])
-        if chunk_size <= 0 or len(layout.chunk_digests) != layout.chunk_count * DIGEST_BYTES:
+        layout = cls(digest, size, chunk_size, raw[_LAYOUT_HEADER:], chunk_hash)
+        if (
+            chunk_hash not in CHUNK_HASHES
+            or chunk_size <= 0
+            or len(layout.chunk_digests) != layout.chunk_count * DIGEST_BYTES
+        ):
             raise Corrupt(f"cached layout of blob {digest} is damaged")
         return layout
 

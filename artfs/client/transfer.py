@@ -23,7 +23,7 @@ import requests
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
-from artfs.digests import CHUNK_SIZE, BlobHasher, hash_file
+from artfs.digests import CHUNK_HASH, CHUNK_SIZE, BlobHasher, hash_file
 from artfs.errors import ArtfsError, Corrupt, NoSpace, Transient
 from artfs.fetch.streams import split_into
 
@@ -208,7 +208,8 @@ def fetch_blob(
         # A stale or damaged part file: one clean attempt from the first byte.
         _retrying(attempt, f"download of {target}")
     if size:
-        _record(cache, ChunkLayout(digest, size, CHUNK_SIZE, b"".join(chunk_digests)), target)
+        layout = ChunkLayout(digest, size, CHUNK_SIZE, b"".join(chunk_digests), CHUNK_HASH)
+        _record(cache, layout, target)
 
 
 def _record(cache: ChunkCache | None, layout: ChunkLayout, target: Path) -> None:

@@ -14,7 +14,7 @@ not by the reader that asked for it. So:
 
 Contiguous missing chunks go out as one HTTP ``Range`` request of at most
 ``max_request_bytes`` (``RangeReader``: read straight into chunk buffers); each
-chunk is verified against the layout's sha256 as it arrives, stored, and
+chunk is verified against the layout's digest as it arrives, stored, and
 announced at once, so a reader waits for its own chunk, not for the whole
 request. Requests run in worker threads, at most ``max_parallel`` at a time. A
 failed request is retried with backoff until ``fetch_timeout``; a chunk that
@@ -38,8 +38,8 @@ from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
-from artfs.digests import CHUNK_SIZE
-from artfs.errors import ArtfsError, Corrupt, Transient
+from artfs.digests import CHUNK_SIZE, check_chunk_hash
+from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
 from artfs.fetch.ranged import RangeReader
 
 __all__ = ["ChunkFetcher"]
@@ -129,12 +129,18 @@ class ChunkFetcher:
 
     def _fetch_layout(self, digest: str) -> ChunkLayout:
         answer = self.client.blob_chunks(digest)
-        return ChunkLayout(
-            digest=digest,
-            size=int(answer["size"]),
-            chunk_size=int(answer["chunk_size"]),
-            chunk_digests=bytes.fromhex(answer["chunk_digests"]),
-        )
+        try:
+            return ChunkLayout(
+                digest=digest,
+                size=int(answer["size"]),
+                chunk_size=int(answer["chunk_size"]),
+                chunk_digests=bytes.fromhex(answer["chunk_digests"]),
+                chunk_hash=check_chunk_hash(answer["chunk_hash"]),
+            )
+        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+            raise Corrupt(
+                f"the registry's chunk list of blob {digest} is malformed: {exc}"
+            ) from exc
 
     # -- chunks -----------------------------------------------------------------
 

@@ -908,7 +908,9 @@ class Registry:
             row = conn.execute(select(blobs).where(blobs.c.digest == digest)).mappings().first()
         if row is None:
             raise NotFound(f"blob {digest} does not exist")
-        return BlobInfo(row["digest"], row["size"], row["chunk_size"], row["chunk_digests"])
+        return BlobInfo(
+            row["digest"], row["size"], row["chunk_size"], row["chunk_digests"], row["chunk_hash"]
+        )
 
     def record_blob(self, info: BlobInfo) -> None:
         """Record a blob the store has published (``commit(durable=False)`` is enough).
@@ -930,6 +932,7 @@ class Registry:
                 "size": info.size,
                 "chunk_size": info.chunk_size,
                 "chunk_digests": info.chunk_digests,
+                "chunk_hash": info.chunk_hash,
                 "created_at": now,
             }
             for info in infos

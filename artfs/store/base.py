@@ -19,7 +19,8 @@ class BlobInfo:
     digest: str
     size: int
     chunk_size: int
-    chunk_digests: bytes  # concatenated 32-byte sha256 digests, one per chunk
+    chunk_digests: bytes  # concatenated 32-byte digests, one per chunk
+    chunk_hash: str  # which hash made them (``artfs.digests.CHUNK_HASHES``)
 
 
 class BlobWriter(Protocol):

@@ -100,6 +100,7 @@ class _LocalBlobWriter:
             size=self._hasher.size,
             chunk_size=self._hasher.chunk_size,
             chunk_digests=b"".join(self._hasher.chunk_digests),
+            chunk_hash=self._hasher.chunk_hash,
         )
 
     def abort(self) -> None:

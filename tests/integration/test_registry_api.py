@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import blake3
 import pytest
 import requests
 
@@ -386,10 +387,13 @@ def test_blob_chunk_digests_match_data(
     assert answer["digest"] == digest
     assert answer["size"] == len(data)
     assert answer["chunk_size"] == CHUNK
+    assert answer["chunk_hash"] == "blake3"
     hexes = answer["chunk_digests"]
     assert len(hexes) == 3 * 64
     chunks = [hexes[i : i + 64] for i in range(0, len(hexes), 64)]
-    assert chunks == [sha(data[i : i + CHUNK]) for i in range(0, len(data), CHUNK)]
+    assert chunks == [
+        blake3.blake3(data[i : i + CHUNK]).hexdigest() for i in range(0, len(data), CHUNK)
+    ]
 
 
 # -- 3. digest mismatch and missing blobs -------------------------------------

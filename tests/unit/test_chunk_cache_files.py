@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import blake3
+
 from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, ChunkLayout, cached_chunks
 from artfs.digests import CHUNK_SIZE
 
@@ -186,3 +188,34 @@ def test_a_torn_pack_and_a_stale_temporary_are_removed_at_start(tmp_path: Path) 
 
     assert list((tmp_path / "packs").iterdir()) == []
     assert cache.stats()["chunks"] == 0
+
+
+def test_layouts_name_their_chunk_hash_and_older_files_mean_sha256(tmp_path: Path) -> None:
+    data = os.urandom(2 * MiB + 7)
+    pieces = [data[i : i + MiB] for i in range(0, len(data), MiB)]
+    digest = hashlib.sha256(data).hexdigest()
+    new = ChunkLayout(
+        digest, len(data), MiB, b"".join(blake3.blake3(p).digest() for p in pieces), "blake3"
+    )
+    cache = ChunkCache(tmp_path, max_bytes=64 * MiB)
+    cache.store_layout(new)
+    assert ChunkCache(tmp_path, max_bytes=64 * MiB).layout(digest) == new
+    assert all(new.verify(i, p) for i, p in enumerate(pieces))
+    assert not new.verify(0, b"\0" * MiB)
+
+    # Written before chunk hashes were named: size, chunk size, sha256 digests.
+    old_digests = b"".join(hashlib.sha256(p).digest() for p in pieces)
+    layout_file = tmp_path / "layouts" / digest[:2] / digest
+    layout_file.write_bytes(len(data).to_bytes(8, "big") + MiB.to_bytes(8, "big") + old_digests)
+    old = ChunkCache(tmp_path, max_bytes=64 * MiB).layout(digest)
+    assert old is not None
+    assert old.chunk_hash == "sha256"
+    assert all(old.verify(i, p) for i, p in enumerate(pieces))
+    for index, piece in enumerate(pieces):
+        cache.store(old, index, piece)
+    assert _read(ChunkCache(tmp_path, max_bytes=64 * MiB), old, 1) == pieces[1]
+
+    # A hash this version does not know is a damaged layout: dropped, asked for again.
+    layout_file.write_bytes(b"\xffmd5\n" + layout_file.read_bytes())
+    assert ChunkCache(tmp_path, max_bytes=64 * MiB).layout(digest) is None
+    assert not layout_file.exists()

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from artfs.server.db.engine import WRITE, create_registry_engine, migrate
+from artfs.server.registry import Registry
+from artfs.store.local import LocalBlobStore
 
 
 def _config(conn: object) -> Config:
@@ -29,7 +31,7 @@ def test_fresh_database_reaches_head_and_is_idempotent(tmp_path: Path) -> None:
     columns = {c["name"] for c in inspect(engine).get_columns("versions")}
     assert "requested_semver" in columns
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def test_0002_moves_a_pending_label_to_requested(tmp_path: Path) -> None:
@@ -64,3 +66,22 @@ def test_0002_moves_a_pending_label_to_requested(tmp_path: Path) -> None:
             text("SELECT id, semver, requested_semver FROM versions ORDER BY id")
         ).all()
     assert [tuple(r) for r in rows] == [(1, "1.0.0", None), (2, None, "2.0.0")]
+
+
+def test_0004_blobs_stored_before_keep_sha256_chunk_digests(tmp_path: Path) -> None:
+    engine = create_registry_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.connect().execution_options(**WRITE) as conn:
+        command.upgrade(_config(conn), "0003")
+        conn.commit()
+    digest = "ab" * 32
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        conn.execute(
+            text(
+                "INSERT INTO blobs (digest, size, chunk_size, chunk_digests, created_at)"
+                " VALUES (:d, 5, 1048576, :c, :t)"
+            ),
+            {"d": digest, "c": bytes(32), "t": datetime.now(UTC)},
+        )
+    migrate(engine)
+    registry = Registry(engine, LocalBlobStore(tmp_path / "blobs"))
+    assert registry.blob_info(digest).chunk_hash == "sha256"

@@ -105,5 +105,6 @@ blobs = Table(
     Column("chunk_size", Integer, nullable=False),
     # Concatenated 32-byte sha256 digests of each chunk, in order.
     Column("chunk_digests", LargeBinary, nullable=False),
+    Column("chunk_hash", String(16), nullable=False, server_default="sha256"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -198,7 +198,7 @@ def get_blob(request: Request, project: Project, digest: str) -> Response:
 
 @router.get("/{digest}/chunks")
 def get_chunks(request: Request, project: Project, digest: str) -> dict[str, Any]:
-    """The per-chunk sha256 digests recorded when the blob was stored."""
+    """The per-chunk digests recorded when the blob was stored, and the hash that made them."""
     check_digest(digest)
     registry = _registry(request)
     _check_visible(registry, project, digest)
@@ -208,4 +208,5 @@ def get_chunks(request: Request, project: Project, digest: str) -> dict[str, Any
         "size": info.size,
         "chunk_size": info.chunk_size,
         "chunk_digests": info.chunk_digests.hex(),
+        "chunk_hash": info.chunk_hash,
     }
