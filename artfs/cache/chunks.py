@@ -5,7 +5,8 @@ Layout under the cache dir::
     chunks/<d[:2]>/<digest>.<index>      one chunk's bytes (the last one may be short)
     packs/<writer>-<n>.pack              small blobs fetched together (``artfs.cache.packs``)
     layouts/<d[:2]>/<digest>             the blob's size, chunk size, chunk digests and their hash
-    external/<d[:2]>/<digest>            where a verified whole copy lies outside the cache
+    external.log                         where verified whole copies lie outside the cache
+                                         (``artfs.cache.externals``)
 
 An *external copy* is a file an SDK pull wrote for the user: rather than write
 every byte twice, the pull records where the blob now lies. Reads from it are
@@ -52,7 +53,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
 import logging
 import mmap
 import os
@@ -62,12 +62,13 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import platformdirs
 
+from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
 from artfs.digests import CHUNK_HASHES, CHUNK_SIZE
@@ -175,13 +176,6 @@ STALE_PART_SECONDS = 3600.0
 _PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
 
 
-@dataclass(frozen=True)
-class _External:
-    path: str
-    size: int
-    mtime_ns: int
-
-
 class ChunkCache:
     def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
         self.root = root
@@ -191,7 +185,6 @@ class ChunkCache:
         self._total = 0
         self._pins: Counter[str] = Counter()
         self._verified: set[Key] = set()
-        self._external: dict[str, _External] = {}
         self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
         self._chunks_root = str(root / "chunks")
         self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -210,8 +203,8 @@ class ChunkCache:
         (root / "chunks").mkdir(parents=True, exist_ok=True)
         (root / "layouts").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
-        (root / "external").mkdir(parents=True, exist_ok=True)
         (root / "packs").mkdir(parents=True, exist_ok=True)
+        self._external = ExternalCopies(root)
         self._scan()
 
     # -- paths ----------------------------------------------------------------
@@ -226,9 +219,6 @@ class ChunkCache:
 
     def _layout_path(self, digest: str) -> Path:
         return self.root / "layouts" / digest[:2] / digest
-
-    def _external_path(self, digest: str) -> Path:
-        return self.root / "external" / digest[:2] / digest
 
     def _scan(self) -> None:
         """Rebuild the LRU from the files on disk, oldest mtime first.
@@ -494,44 +484,32 @@ class ChunkCache:
     def add_external(self, layout: ChunkLayout, path: Path) -> None:
         """Record that ``path`` holds the whole blob, verified by the caller just now."""
         stat = path.stat()
-        external = _External(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
+        external = ExternalCopy(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
         if ChunkLayout.implied(layout.digest, layout.size) is None:
             self.store_layout(layout)  # a one-chunk blob's layout is implied by its digest
-        self._write_atomically(
-            self._external_path(layout.digest), json.dumps(asdict(external)).encode()
-        )
+        try:
+            self._external.add(layout.digest, external)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise NoSpace(f"cache disk full at {self.root}") from exc
+            raise
         with self._lock:
-            self._external[layout.digest] = external
             self._external_verified.update(
                 (layout.digest, index, stat.st_mtime_ns) for index in range(layout.chunk_count)
             )
 
     def load_external(self, digest: str) -> None:
-        """Learn of an external copy another process (a pull) recorded for ``digest``."""
-        with self._lock:
-            if digest in self._external:
-                return
-        try:
-            raw = json.loads(self._external_path(digest).read_bytes())
-            external = _External(str(raw["path"]), int(raw["size"]), int(raw["mtime_ns"]))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError):
-            self._drop_external(digest)
-            return
-        with self._lock:
-            self._external[digest] = external
+        """Learn of an external copy another process (a pull) may have recorded for ``digest``."""
+        if digest not in self._external:
+            self._external.refresh()
 
     def _drop_external(self, digest: str) -> None:
-        with self._lock:
-            self._external.pop(digest, None)
-        self._external_path(digest).unlink(missing_ok=True)
+        self._external.drop(digest)
 
     def _read_external(
         self, layout: ChunkLayout, index: int, offset: int, view: memoryview
     ) -> int | None:
-        with self._lock:
-            external = self._external.get(layout.digest)
+        external = self._external.get(layout.digest)
         if external is None:
             return None
         try:

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import artfs
+from artfs.cache.externals import ExternalCopies
 from tests.integration.trees import push_tree
 from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess
@@ -85,7 +86,7 @@ def test_a_pull_writes_nothing_twice(registry: RegistryProcess, tmp_path: Path, 
     _pull(registry.url, name, cache, tmp_path / "pulled")
     # The pulled files are the cache's copies: no chunk files, only small records.
     assert [p for p in (cache / "chunks").rglob("*") if p.is_file()] == []
-    assert len([p for p in (cache / "external").rglob("*") if p.is_file()]) == 2
+    assert len(ExternalCopies(cache)) == 2
 
 
 def test_an_edited_pulled_copy_is_never_served(

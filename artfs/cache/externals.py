@@ -1,0 +1,181 @@
+"""``ExternalCopies``: where whole, verified copies of blobs lie outside the cache.
+
+An external copy is a file an SDK pull wrote for the user (see ``ChunkCache``);
+every process sharing the cache records the copies it makes and learns of the
+others'. They are kept in one append-only journal, ``external.log``: a line of
+JSON per copy made or given up on, and the last line about a digest wins. One
+file, not a record file per blob: a pull of 1,000 cached small files read
+1,000 record files (a third of its time when the page cache was cold), and a
+first pull wrote 1,000 of them (a temporary file and a rename each).
+
+Each line goes out in one ``write`` on an ``O_APPEND`` descriptor, so processes
+do not interleave their lines, and starts on a line of its own, so a line torn
+by a crash costs that line only. A reader keeps its offset and reads only what
+was appended since it last looked. When the journal holds far more lines than
+live copies, a new instance rewrites it (under an exclusive ``flock``, to a
+temporary file renamed over it). A line appended to the old file meanwhile is
+lost: that costs a fetch, never a wrong byte, since a copy is checked against
+its size and mtime, and verified, whenever it is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["ExternalCopies", "ExternalCopy"]
+
+log = logging.getLogger("artfs.cache")
+
+#: Rewrite the journal at start when it has this many more lines than live copies.
+COMPACT_SLACK = 4096
+#: A rewrite's temporary file this old was left by a crash.
+STALE_REWRITE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class ExternalCopy:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class ExternalCopies:
+    def __init__(self, root: Path) -> None:
+        self.path = root / "external.log"
+        self._lock = threading.Lock()
+        self._copies: dict[str, ExternalCopy] = {}
+        self._lines = 0
+        self._offset = 0
+        self._inode: int | None = None
+        self._adopt_record_files(root / "external")
+        self._remove_stale_rewrites()
+        self.refresh()
+        if self._lines > len(self._copies) + COMPACT_SLACK:
+            self._compact()
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._copies
+
+    def get(self, digest: str) -> ExternalCopy | None:
+        return self._copies.get(digest)
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def add(self, digest: str, copy: ExternalCopy) -> None:
+        self._append(
+            {"digest": digest, "path": copy.path, "size": copy.size, "mtime_ns": copy.mtime_ns}
+        )
+        with self._lock:
+            self._copies[digest] = copy
+
+    def drop(self, digest: str) -> None:
+        """Forget a copy that is gone or changed, here and for the other processes."""
+        with self._lock:
+            if self._copies.pop(digest, None) is None:
+                return
+        with contextlib.suppress(OSError):  # best effort: readers check every copy anyway
+            self._append({"digest": digest, "drop": True})
+
+    def refresh(self) -> None:
+        """Learn what other processes recorded since the last look (a ``stat`` if nothing)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        with self._lock:
+            if stat.st_ino != self._inode:  # rewritten by another process: read it all
+                self._inode, self._offset, self._lines = stat.st_ino, 0, 0
+            if stat.st_size <= self._offset:
+                return
+            with open(self.path, "rb") as journal:
+                journal.seek(self._offset)
+                new = journal.read()
+            complete = new.rfind(b"\n") + 1  # a line still being written waits
+            self._offset += complete
+            for line in new[:complete].splitlines():
+                self._apply(line)
+
+    def _apply(self, line: bytes) -> None:
+        if not line:
+            return
+        self._lines += 1
+        try:
+            record = json.loads(line)
+            digest = str(record["digest"])
+            if record.get("drop"):
+                self._copies.pop(digest, None)
+            else:
+                self._copies[digest] = ExternalCopy(
+                    str(record["path"]), int(record["size"]), int(record["mtime_ns"])
+                )
+        except (ValueError, KeyError, TypeError):
+            log.debug("skipping a torn line of %s", self.path)
+
+    def _append(self, record: dict[str, object]) -> None:
+        self._write_lines([record])
+
+    def _write_lines(self, records: list[dict[str, object]]) -> None:
+        data = b"".join(b"\n" + json.dumps(record).encode() + b"\n" for record in records)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def _compact(self) -> None:
+        with open(self.path, "rb") as journal:
+            try:
+                fcntl.flock(journal, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # another process is at it
+            self.refresh()
+            with self._lock:
+                live = dict(self._copies)
+            tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.part")
+            try:
+                with open(tmp, "wb") as out:
+                    for digest, copy in live.items():
+                        out.write(json.dumps({"digest": digest, **asdict(copy)}).encode() + b"\n")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                log.warning("could not rewrite %s: %s", self.path, exc)
+                return
+        log.info("rewrote %s: %d live copies", self.path, len(live))
+        self.refresh()
+
+    def _remove_stale_rewrites(self) -> None:
+        """Temporary files of rewrites a crash interrupted (an hour old: not in progress)."""
+        for part in self.path.parent.glob(f"{self.path.name}.*.part"):
+            with contextlib.suppress(OSError):
+                if time.time() - part.stat().st_mtime > STALE_REWRITE_SECONDS:
+                    part.unlink()
+
+    def _adopt_record_files(self, directory: Path) -> None:
+        """Move the records of the older one-file-per-blob layout into the journal."""
+        if not directory.is_dir():
+            return
+        records: list[dict[str, object]] = []
+        for path in directory.glob("*/*"):
+            try:
+                raw = json.loads(path.read_bytes())
+                records.append(
+                    {"digest": path.name, "path": str(raw["path"]),
+                     "size": int(raw["size"]), "mtime_ns": int(raw["mtime_ns"])}
+                )  # fmt: skip
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a damaged record: that copy is fetched again
+        if records:
+            self._write_lines(records)
+        shutil.rmtree(directory, ignore_errors=True)
