@@ -31,6 +31,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ExternalCopies", "ExternalCopy"]
 
@@ -73,9 +74,7 @@ class ExternalCopies:
         return len(self._copies)
 
     def add(self, digest: str, copy: ExternalCopy) -> None:
-        self._append(
-            {"digest": digest, "path": copy.path, "size": copy.size, "mtime_ns": copy.mtime_ns}
-        )
+        self._append(_record(digest, copy))
         with self._lock:
             self._copies[digest] = copy
 
@@ -116,9 +115,7 @@ class ExternalCopies:
             if record.get("drop"):
                 self._copies.pop(digest, None)
             else:
-                self._copies[digest] = ExternalCopy(
-                    str(record["path"]), int(record["size"]), int(record["mtime_ns"])
-                )
+                self._copies[digest] = _parse(record)
         except (ValueError, KeyError, TypeError):
             log.debug("skipping a torn line of %s", self.path)
 
@@ -129,7 +126,9 @@ class ExternalCopies:
         data = b"".join(b"\n" + json.dumps(record).encode() + b"\n" for record in records)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 
@@ -146,7 +145,7 @@ class ExternalCopies:
             try:
                 with open(tmp, "wb") as out:
                     for digest, copy in live.items():
-                        out.write(json.dumps({"digest": digest, **asdict(copy)}).encode() + b"\n")
+                        out.write(json.dumps(_record(digest, copy)).encode() + b"\n")
                 os.replace(tmp, self.path)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
@@ -169,13 +168,18 @@ class ExternalCopies:
         records: list[dict[str, object]] = []
         for path in directory.glob("*/*"):
             try:
-                raw = json.loads(path.read_bytes())
-                records.append(
-                    {"digest": path.name, "path": str(raw["path"]),
-                     "size": int(raw["size"]), "mtime_ns": int(raw["mtime_ns"])}
-                )  # fmt: skip
+                records.append(_record(path.name, _parse(json.loads(path.read_bytes()))))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a damaged record: that copy is fetched again
         if records:
             self._write_lines(records)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _record(digest: str, copy: ExternalCopy) -> dict[str, object]:
+    return {"digest": digest, **asdict(copy)}
+
+
+def _parse(record: dict[str, Any]) -> ExternalCopy:
+    """A copy from a journal line or an older record file (``KeyError``/``ValueError`` if bad)."""
+    return ExternalCopy(str(record["path"]), int(record["size"]), int(record["mtime_ns"]))
