@@ -135,7 +135,8 @@ class ChunkFetcher:
                 size=int(answer["size"]),
                 chunk_size=int(answer["chunk_size"]),
                 chunk_digests=bytes.fromhex(answer["chunk_digests"]),
-                chunk_hash=check_chunk_hash(answer["chunk_hash"]),
+                # A registry from before chunk hashes were named recorded sha256 only.
+                chunk_hash=check_chunk_hash(answer.get("chunk_hash", "sha256")),
             )
         except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise Corrupt(

@@ -103,7 +103,7 @@ blobs = Table(
     Column("digest", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("chunk_size", Integer, nullable=False),
-    # Concatenated 32-byte sha256 digests of each chunk, in order.
+    # Concatenated 32-byte digests of each chunk, in order, made by ``chunk_hash``.
     Column("chunk_digests", LargeBinary, nullable=False),
     Column("chunk_hash", String(16), nullable=False, server_default="sha256"),
     Column("created_at", DateTime(timezone=True), nullable=False),
