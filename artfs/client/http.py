@@ -11,7 +11,7 @@ from worker threads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -242,6 +242,16 @@ class RegistryClient:
             self._url(f"/blobs/{digest}"),
             data=body,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+
+    def upload_blob_batch(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Upload many small blobs in one request (``PUT …/blob-batch``); bad ones store none."""
+        header = json.dumps([[digest, len(data)] for digest, data in blobs]).encode()
+        self._request(
+            "PUT",
+            self._url("/blob-batch"),
+            data=b"".join([header, b"\n", *(data for _, data in blobs)]),
+            headers={"Content-Type": "application/octet-stream"},
         )
 
     def open_blob(self, digest: str, start: int = 0, end: int | None = None) -> requests.Response:

@@ -1,6 +1,6 @@
 """Group commit: concurrent callers share one expensive flush (a transaction, an fsync).
 
-Each caller hands in one item and blocks until a flush that contained it has
+Each caller hands in one item (or several) and blocks until flushes that held them have
 finished. One flush runs at a time; whoever finds none running does it, for
 every item waiting, so a lone caller never waits for a timer and, under load,
 the items that arrive during one flush all go into the next. A flush that
@@ -36,16 +36,21 @@ class GroupCommit(Generic[T]):
 
     def submit(self, item: T) -> None:
         """Return once ``item`` was flushed; raise what its flush raised."""
-        ticket = _Ticket(item)
+        self.submit_many([item])
+
+    def submit_many(self, items: list[T]) -> None:
+        """Return once every item was flushed; raise the first error a flush of them raised."""
+        tickets = [_Ticket(item) for item in items]
         with self._cond:
-            self._queue.append(ticket)
-            while not ticket.done:
+            self._queue.extend(tickets)
+            while not all(ticket.done for ticket in tickets):
                 if self._flushing:
                     self._cond.wait()
                 else:
                     self._lead()
-        if ticket.error is not None:
-            raise ticket.error
+        for ticket in tickets:
+            if ticket.error is not None:
+                raise ticket.error
 
     def _lead(self) -> None:
         """Flush the oldest waiting items; called, and returns, with the lock held."""

@@ -922,6 +922,10 @@ class Registry:
         """
         self._blob_rows.submit(info)
 
+    def record_blobs(self, infos: list[BlobInfo]) -> None:
+        """``record_blob`` for many blobs at once (one sync and transaction, or a few)."""
+        self._blob_rows.submit_many(infos)
+
     def _record_blobs(self, infos: list[BlobInfo]) -> None:
         self.store.sync_published({info.digest for info in infos})
         now = _now()

@@ -4,6 +4,7 @@ paths, cut-off uploads, and the inline and file-backed download paths."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import socket
@@ -153,6 +154,69 @@ def test_blob_survives_sigkill_right_after_its_put(registry: RegistryProcess) ->
     assert missing.json() == {"missing": []}
     for data in datas:
         assert call("GET", f"{blobs_url(registry.url)}/{sha(data)}").content == data
+
+
+def batch_body(blobs: list[tuple[str, bytes]]) -> bytes:
+    header = json.dumps([[digest, len(data)] for digest, data in blobs]).encode()
+    return b"".join([header, b"\n", *(data for _, data in blobs)])
+
+
+def batch_url(url: str) -> str:
+    return f"{url}/api/v1/projects/{PROJECT}/blob-batch"
+
+
+def missing_of(url: str, datas: list[bytes]) -> list[str]:
+    digests = [sha(data) for data in datas]
+    answer = call("POST", f"{blobs_url(url)}/missing", json={"digests": digests})
+    missing: list[str] = answer.json()["missing"]
+    return missing
+
+
+def test_a_batch_of_small_blobs_is_stored_in_one_request_and_survives_sigkill(
+    registry: RegistryProcess,
+) -> None:
+    datas = [os.urandom(random.randrange(0, 9000)) for _ in range(300)]
+    datas = list({sha(data): data for data in datas}.values())  # each blob once
+    announce(registry.url, *datas)
+    stored_before = call("PUT", f"{blobs_url(registry.url)}/{sha(datas[0])}", data=datas[0])
+    assert stored_before.status_code == 201  # a blob the registry has already is no matter
+    answer = call("PUT", batch_url(registry.url), data=batch_body([(sha(d), d) for d in datas]))
+    assert answer.status_code == 201, answer.text
+    assert answer.json() == {"stored": [sha(data) for data in datas]}
+    registry.restart(kill=True)  # answered means durable
+    assert missing_of(registry.url, datas) == []
+    for data in datas[:20] + datas[-5:]:
+        assert call("GET", f"{blobs_url(registry.url)}/{sha(data)}").content == data
+    assert tmp_files(registry) == []
+
+
+def _bad_batches(good: list[bytes], unannounced: bytes) -> list[tuple[bytes, int, str]]:
+    blobs = [(sha(d), d) for d in good]
+    header = json.dumps([[digest, len(data)] for digest, data in blobs]).encode()
+    joined = b"".join(data for _, data in blobs)
+    swapped = [(blobs[0][0], blobs[1][1]), (blobs[1][0], blobs[0][1]), *blobs[2:]]
+    return [
+        (batch_body(swapped), 400, "digest_mismatch"),  # bytes that hash to another digest
+        (batch_body([*blobs, (sha(unannounced), unannounced)]), 404, "not_found"),
+        (header + b"\n" + joined[:-1], 400, "invalid_input"),  # a byte short
+        (header + b"\n" + joined + b"x", 400, "invalid_input"),  # a byte too many
+        (batch_body([*blobs, blobs[0]]), 400, "invalid_input"),  # a blob twice
+        (b'{"not": "a list"}\n' + joined, 400, "invalid_input"),
+        (b"[[" + header, 400, "invalid_input"),  # no JSON line at all
+        (json.dumps([["nothex", 1]]).encode() + b"\nx", 400, "invalid_input"),
+        (json.dumps([[sha(b"x"), -1]]).encode() + b"\n", 400, "invalid_input"),
+        (json.dumps([[sha(b"x"), 0]] * 1025).encode() + b"\n", 413, "too_large"),
+    ]
+
+
+def test_a_bad_batch_is_refused_whole_and_stores_nothing(registry: RegistryProcess) -> None:
+    good = [os.urandom(1000 + i) for i in range(4)]
+    announce(registry.url, *good)
+    for body, status, code in _bad_batches(good, os.urandom(50)):
+        answer = call("PUT", batch_url(registry.url), data=body)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), body[:80]
+        assert sorted(missing_of(registry.url, good)) == sorted(sha(d) for d in good)
+    assert tmp_files(registry) == []
 
 
 # -- downloads ------------------------------------------------------------------

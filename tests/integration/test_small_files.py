@@ -17,6 +17,7 @@ import pytest
 import artfs
 from artfs.errors import Corrupt
 from tests.integration.trees import push_tree
+from tests.support.mount import artfs as artfs_cli
 from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess
 
@@ -219,3 +220,31 @@ def test_a_walk_hands_the_next_files_to_the_kernel_before_they_are_opened(
         for i in range(FILES):
             path = f"shard/f{i:03d}.bin"
             assert (shard.parent / path).read_bytes() == files[path]
+
+
+def test_a_push_and_a_commit_of_small_files_upload_them_many_per_request(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    rng = random.Random(12)
+    files = {f"d/f{i:03d}.bin": rng.randbytes(rng.randint(1, 8192)) for i in range(300)}
+    files["big.bin"] = rng.randbytes(3 << 20)  # large blobs still go one per request
+    before = len(registry.requests_seen())
+    push_tree(registry.url, name, tmp_path / "src", files)
+    uploads = [line for line in registry.requests_seen()[before:] if line.startswith("PUT ")]
+    assert len(uploads) <= 4, uploads  # 300 small files: 2 batches, and the big file
+    assert sum("/blob-batch" in line for line in uploads) == 2
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        artifact = mount.path / name
+        for path, data in files.items():
+            assert (artifact / "v1" / path).read_bytes() == data
+        # The same through .staging: a commit uploads what is new, in batches too.
+        staged = {f"n/g{i:03d}.txt": f"new {i}".encode() for i in range(100)}
+        for path, data in staged.items():
+            (artifact / ".staging" / path).parent.mkdir(parents=True, exist_ok=True)
+            (artifact / ".staging" / path).write_bytes(data)
+        before = len(registry.requests_seen())
+        assert artfs_cli("commit", str(artifact)).returncode == 0
+        uploads = [line for line in registry.requests_seen()[before:] if line.startswith("PUT ")]
+        assert uploads == ["PUT /api/v1/projects/default/blob-batch"], uploads
+        for path, data in staged.items():
+            assert (artifact / "v2" / path).read_bytes() == data
