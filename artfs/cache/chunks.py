@@ -73,6 +73,7 @@ from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
 from artfs.digests import CHUNK_HASHES, CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
+from artfs.fileio import write_all
 
 __all__ = ["ChunkCache", "ChunkLayout", "cached_chunks", "default_cache_dir", "parse_chunk_name"]
 
@@ -849,9 +850,7 @@ class ChunkCache:
             except FileNotFoundError:  # the shard's first chunk, or the cache was wiped
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 fd = os.open(path, mode, 0o644)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
         except OSError as exc:
             # O_DIRECT refused at open or at the first write: say so, never again.
             if flags and exc.errno == errno.EINVAL:

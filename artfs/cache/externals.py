@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from artfs.fileio import write_file
+
 __all__ = ["ExternalCopies", "ExternalCopy"]
 
 log = logging.getLogger("artfs.cache")
@@ -124,13 +126,7 @@ class ExternalCopies:
 
     def _write_lines(self, records: list[dict[str, object]]) -> None:
         data = b"".join(b"\n" + json.dumps(record).encode() + b"\n" for record in records)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        write_file(self.path, data, os.O_APPEND | os.O_CREAT)
 
     def _compact(self) -> None:
         with open(self.path, "rb") as journal:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from mmap import mmap
+
+from artfs.fileio import Buffer
 
 __all__ = ["Buffer", "FreshChunks"]
 
 Key = tuple[str, int]
-Buffer = bytes | bytearray | memoryview | mmap
 
 
 class FreshChunks:

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Sequence
 
 from artfs.cache.fresh import Buffer
+from artfs.fileio import write_file
 
 __all__ = ["PACK_SUFFIX", "PackEntry", "read_index", "write_pack"]
 
@@ -49,13 +50,7 @@ def write_pack(path: str, tmp: str, blobs: Sequence[tuple[str, Buffer]]) -> list
         offset += len(data)
     whole = bytes(header) + b"".join(data for _, data in blobs)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(whole)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        write_file(tmp, whole, os.O_CREAT | os.O_TRUNC)
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):

@@ -17,6 +17,8 @@ import fcntl
 import mmap
 import os
 
+from artfs.fileio import write_all
+
 __all__ = ["BLOCK_SIZE", "BlockWriter"]
 
 #: Bytes per ``O_DIRECT`` write: large enough that the disk, not the call, sets the pace.
@@ -63,7 +65,7 @@ class BlockWriter:
         if self._direct:
             try:
                 self._set_direct(True)
-                _write_all(self.fd, out)
+                write_all(self.fd, out)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -71,9 +73,9 @@ class BlockWriter:
                 # O_DIRECT write wrote nothing, so the block is simply written again.
                 self._direct = False
                 self._set_direct(False)
-                _write_all(self.fd, out)
+                write_all(self.fd, out)
         else:
-            _write_all(self.fd, out)
+            write_all(self.fd, out)
         out.release()
         self._fill = 0
 
@@ -87,7 +89,7 @@ class BlockWriter:
         """Write what is left and fsync; the file is then whole on disk."""
         if self._block is None:
             for piece in self._pending:
-                _write_all(self.fd, memoryview(piece))
+                write_all(self.fd, memoryview(piece))
             self._pending.clear()
         else:
             aligned = self._fill - self._fill % mmap.PAGESIZE
@@ -96,7 +98,7 @@ class BlockWriter:
                 self._write_block(aligned)
             if self._direct:
                 self._set_direct(False)
-            _write_all(self.fd, memoryview(tail))
+            write_all(self.fd, memoryview(tail))
             self._fill = 0
         os.fsync(self.fd)
 
@@ -108,8 +110,3 @@ class BlockWriter:
             self._block.close()
             self._block = None
         self._pending.clear()
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
