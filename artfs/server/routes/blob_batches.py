@@ -29,6 +29,7 @@ from artfs.digests import check_digest
 from artfs.errors import DigestMismatch, InvalidInput, NotFound, TooLarge
 from artfs.server.models import BlobBatch
 from artfs.server.registry import Registry
+from artfs.server.routes.blobs import write_whole
 from artfs.server.routes.deps import Project, RegistryDep, bounded_body
 
 router = APIRouter(prefix="/api/v1/projects/{project}")
@@ -92,13 +93,7 @@ def _store_batch(registry: Registry, project: str, body: bytes) -> list[str]:
     for digest, data in blobs:
         if digest not in missing:
             continue  # stored already: content-addressed, nothing to add
-        writer = registry.store.writer(digest)
-        try:
-            writer.write(data)
-            infos.append(writer.commit(durable=False))
-        except BaseException:
-            writer.abort()
-            raise
+        infos.append(write_whole(registry, digest, data))
     registry.record_blobs(infos)
     return digests
 
@@ -119,7 +114,7 @@ def _parse_batch(body: bytes) -> list[tuple[str, memoryview]]:
     view = memoryview(rest)
     offset = 0
     for item in listed:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)):
+        if not (isinstance(item, list) and len(item) == 2 and type(item[1]) is int):
             raise InvalidInput(f"blob batch entry {item!r} is not [digest, size]")
         digest, size = check_digest(item[0]), item[1]
         if size < 0:

@@ -100,13 +100,20 @@ async def put_blob(request: Request, project: Project, digest: str) -> JSONRespo
 def _store_whole(registry: Registry, project: str, digest: str, body: bytes) -> BlobInfo:
     """Worker thread: check, write, verify, publish and record a body already in memory."""
     _check_visible(registry, project, digest)
+    info = write_whole(registry, digest, body)
+    registry.record_blob(info)
+    return info
+
+
+def write_whole(registry: Registry, digest: str, body: bytes | memoryview) -> BlobInfo:
+    """Write, verify and publish a blob already in memory; recording it is the caller's."""
     writer = registry.store.writer(digest)
     try:
         writer.write(body)
+        return writer.commit(durable=False)  # durable once recorded: see ``_publish``
     except BaseException:
         writer.abort()
         raise
-    return _publish(registry, writer)
 
 
 def _publish(registry: Registry, writer: BlobWriter) -> BlobInfo:
