@@ -26,6 +26,7 @@ from blake3 import blake3
 from artfs.errors import InvalidInput
 
 __all__ = [
+    "BLOB_HASH",
     "CHUNK_HASH",
     "CHUNK_HASHES",
     "CHUNK_SIZE",
@@ -47,10 +48,13 @@ class _Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
+#: The hash of a blob's identity; also the chunk hash of every blob stored before
+#: chunk hashes were named, and of a one-chunk blob, whose chunk digest is its own.
+BLOB_HASH = "sha256"
 #: Per-chunk hash of the blobs stored from now on.
 CHUNK_HASH = "blake3"
 #: Every per-chunk hash a layout may name; all give 32-byte digests.
-CHUNK_HASHES: dict[str, Callable[[], _Hasher]] = {"blake3": blake3, "sha256": hashlib.sha256}
+CHUNK_HASHES: dict[str, Callable[[], _Hasher]] = {"blake3": blake3, BLOB_HASH: hashlib.sha256}
 
 
 def check_chunk_hash(value: object) -> str:

@@ -71,7 +71,7 @@ import platformdirs
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
-from artfs.digests import CHUNK_HASHES, CHUNK_SIZE
+from artfs.digests import BLOB_HASH, CHUNK_HASHES, CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 from artfs.fileio import write_all
 
@@ -101,7 +101,7 @@ class ChunkLayout:
     chunk_size: int
     chunk_digests: bytes
     #: The hash of ``chunk_digests`` (``artfs.digests.CHUNK_HASHES``).
-    chunk_hash: str = "sha256"
+    chunk_hash: str = BLOB_HASH
 
     @property
     def chunk_count(self) -> int:
@@ -132,7 +132,7 @@ class ChunkLayout:
         """A blob of at most one chunk: its one chunk digest is the blob's own (sha256) digest."""
         if size > CHUNK_SIZE:
             return None
-        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"", "sha256")
+        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"", BLOB_HASH)
 
     def encode(self) -> bytes:
         return (
@@ -146,7 +146,7 @@ class ChunkLayout:
 
     @classmethod
     def decode(cls, digest: str, raw: bytes) -> ChunkLayout:
-        chunk_hash = "sha256"
+        chunk_hash = BLOB_HASH
         if raw.startswith(_NAMED_HASH):
             name, _, raw = raw[len(_NAMED_HASH) :].partition(b"\n")
             chunk_hash = name.decode("ascii", "replace")

@@ -38,7 +38,7 @@ from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
-from artfs.digests import CHUNK_SIZE, check_chunk_hash
+from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
 from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
 from artfs.fetch.ranged import RangeReader
 
@@ -136,7 +136,7 @@ class ChunkFetcher:
                 chunk_size=int(answer["chunk_size"]),
                 chunk_digests=bytes.fromhex(answer["chunk_digests"]),
                 # A registry from before chunk hashes were named recorded sha256 only.
-                chunk_hash=check_chunk_hash(answer.get("chunk_hash", "sha256")),
+                chunk_hash=check_chunk_hash(answer.get("chunk_hash", BLOB_HASH)),
             )
         except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise Corrupt(

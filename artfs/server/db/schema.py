@@ -24,6 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from artfs.digests import BLOB_HASH
+
 metadata = MetaData()
 
 artifacts = Table(
@@ -105,6 +107,6 @@ blobs = Table(
     Column("chunk_size", Integer, nullable=False),
     # Concatenated 32-byte digests of each chunk, in order, made by ``chunk_hash``.
     Column("chunk_digests", LargeBinary, nullable=False),
-    Column("chunk_hash", String(16), nullable=False, server_default="sha256"),
+    Column("chunk_hash", String(16), nullable=False, server_default=BLOB_HASH),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
