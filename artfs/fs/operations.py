@@ -27,6 +27,8 @@ log = logging.getLogger("artfs.fs")
 BLOCK_SIZE = 1 << 20
 #: Every extended attribute artfs has is named user.artfs.* (SPEC §3).
 XATTR_PREFIX = b"user.artfs."
+# The only namespace artfs answers in: security labels and POSIX ACLs do not exist here.
+XATTR_NAMESPACE = b"user."
 
 
 def _name(raw: bytes) -> str:
@@ -275,9 +277,12 @@ class ArtfsOperations(pyfuse3.Operations):
 
     @translated
     async def getxattr(self, inode: InodeT, name: XAttrNameT, ctx: pyfuse3.RequestContext) -> bytes:
+        if not name.startswith(XATTR_NAMESPACE):
+            # `ls -l` asks for security.selinux and system.posix_acl_access; "not
+            # supported" (unlike "absent") makes it stop asking for the rest of the
+            # mount, which saves two round trips per file listed.
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         if not name.startswith(XATTR_PREFIX):
-            # `ls -l` asks every file for security.selinux and system.posix_acl_access:
-            # answer those without building the attribute set.
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         value = (await self.tree.xattrs(inode)).get(name.decode("utf-8", "replace"))
         if value is None:

@@ -226,6 +226,28 @@ def test_xattrs_describe_versions_and_files(
     assert datetime.fromisoformat(created).year >= 2024
 
 
+def test_labels_and_acls_are_unsupported_so_ls_asks_once(
+    mount: Mount, model: tuple[str, dict[str, bytes]]
+) -> None:
+    name, files = model
+    version = mount.path / name / "v1"
+    for path in (version, version / "README.md"):
+        for attribute in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as unsupported:
+                os.getxattr(path, attribute, follow_symlinks=False)
+            assert unsupported.value.errno == errno.ENOTSUP, attribute
+        # The user namespace is supported: a name artfs does not set is just absent.
+        with pytest.raises(OSError) as absent:
+            os.getxattr(path, "user.other")
+        assert absent.value.errno == errno.ENODATA
+    listed = subprocess.run(["ls", "-l", str(version)], capture_output=True, text=True, check=True)
+    assert listed.stderr == ""
+    # No "+" after the mode: ls found no ACL, rather than failing to ask.
+    modes = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
+    assert len(modes) == len({p.split("/")[0] for p in files})
+    assert all(not mode.endswith("+") for mode in modes)
+
+
 def test_alias_move_shows_soon_and_open_files_keep_their_version(
     mount: Mount, shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
