@@ -400,6 +400,25 @@ def write_small_files(directory: Path, count: int) -> list[str]:
     return digests
 
 
+def time_bare_creates(directory: Path, count: int) -> float:
+    """Seconds to create ``count`` small files (open, write, close) in a new directory.
+
+    The least any copy of that many files into ``directory``'s disk costs right
+    now: on ext4, creating files soon after many deletions costs far more than
+    usual, and the benchmark deletes a lot.
+    """
+    directory.mkdir(parents=True)
+    payload = os.urandom(SMALL_SIZE)
+    started = time.perf_counter()
+    for i in range(count):
+        fd = os.open(directory / file_name(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, payload)
+        finally:
+            os.close(fd)
+    return time.perf_counter() - started
+
+
 def sha256_file(path: Path) -> str:
     hasher = hashlib.sha256()
     with open(path, "rb") as stream:

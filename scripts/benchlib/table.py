@@ -28,6 +28,7 @@ from benchlib.harness import (
     file_name,
     pattern_blocks,
     process_cpu,
+    time_bare_creates,
     write_pattern,
     write_small_files,
 )
@@ -556,6 +557,11 @@ class TableBench:
             raise RuntimeError(f"the pull into {dest} did not write {self.sizes.pull_files} files")
         row.artfs.append(sample.wall)
         row.details.setdefault("requests", []).append(answered)
+        bare = self.work / "pulls" / f"bare{run}"
+        row.details.setdefault("bare_creates_seconds", []).append(
+            time_bare_creates(bare, self.sizes.pull_files)
+        )
+        shutil.rmtree(bare)
         requests = sorted(row.details["requests"])[len(row.details["requests"]) // 2]
         row.artfs_suffix = f"{requests} requests"
         # "No request per file": the requests must not grow with the files.
