@@ -227,7 +227,7 @@ def test_xattrs_describe_versions_and_files(
 
 
 def test_labels_and_acls_are_unsupported_so_ls_asks_once(
-    mount: Mount, model: tuple[str, dict[str, bytes]]
+    mount: Mount, model: tuple[str, dict[str, bytes]], tmp_path: Path
 ) -> None:
     name, files = model
     version = mount.path / name / "v1"
@@ -246,6 +246,19 @@ def test_labels_and_acls_are_unsupported_so_ls_asks_once(
     modes = [line.split()[0] for line in listed.stdout.splitlines()[1:]]
     assert len(modes) == len({p.split("/")[0] for p in files})
     assert all(not mode.endswith("+") for mode in modes)
+    # Copies that keep ACLs and attributes take "not supported" as "none", quietly.
+    for tool in (
+        ["cp", "-a", str(version), str(tmp_path / "cp")],
+        ["rsync", "-aAX", f"{version}/", str(tmp_path / "rsync")],
+        ["tar", "--xattrs", "--acls", "-cf", str(tmp_path / "v.tar"), "-C", str(version), "."],
+    ):
+        copied = subprocess.run(tool, check=False, capture_output=True, text=True)
+        assert (copied.returncode, copied.stderr) == (0, ""), tool
+    assert tree_bytes(tmp_path / "cp") == files
+    assert tree_bytes(tmp_path / "rsync") == files
+    assert os.getxattr(tmp_path / "cp" / "README.md", "user.artfs.sha256") == (
+        hashlib.sha256(files["README.md"]).hexdigest().encode()
+    )
 
 
 def test_alias_move_shows_soon_and_open_files_keep_their_version(
