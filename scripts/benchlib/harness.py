@@ -404,8 +404,8 @@ def time_bare_creates(directory: Path, count: int) -> float:
     """Seconds to create ``count`` small files (open, write, close) in a new directory.
 
     The least any copy of that many files into ``directory``'s disk costs right
-    now: on ext4, creating files soon after many deletions costs far more than
-    usual, and the benchmark deletes a lot.
+    now: on ext4 without a journal, creating files after many deletions costs
+    far more than usual, and the benchmark deletes a lot.
     """
     directory.mkdir(parents=True)
     payload = os.urandom(SMALL_SIZE)
