@@ -486,6 +486,26 @@ def test_download_refuses_symlinked_file(tmp_path: Path, small: artfs.LoggedArti
     assert victim.read_bytes() == b"keep me"
 
 
+@pytest.mark.parametrize(
+    ("in_the_way", "message"),
+    [
+        ({"sub": b"a file where the version has a directory"}, "sub exists and is not a dir"),
+        ({"a.txt/x": b"a directory where the version has a file"}, "a.txt exists and is not a reg"),
+    ],
+)
+def test_download_refuses_a_tree_of_another_shape_and_writes_nothing(
+    tmp_path: Path, small: artfs.LoggedArtifact, in_the_way: dict[str, bytes], message: str
+) -> None:
+    dest = write_tree(tmp_path / "dest", in_the_way)
+    for strategy in ("FAIL", "PRESERVE", "OVERWRITE"):
+        with pytest.raises(artfs.InvalidInput, match=message):
+            small.download(dest, overwrite_strategy=strategy)
+        assert read_tree(dest) == in_the_way
+        assert sorted(p.name for p in dest.iterdir()) == sorted(
+            {path.split("/")[0] for path in in_the_way}
+        )
+
+
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a/../../x", "a/./b", "", "a//b", "..", "a\0b"])
 def test_safe_target_refuses_escapes(tmp_path: Path, bad: str) -> None:
     with pytest.raises(artfs.InvalidInput):
