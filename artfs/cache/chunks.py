@@ -1,9 +1,10 @@
-"""``ChunkCache``: blob bytes on local disk, one file per verified chunk.
+"""``ChunkCache``: blob bytes on local disk, in verified chunks.
 
 Layout under the cache dir::
 
     chunks/<d[:2]>/<digest>.<index>      one chunk's bytes (the last one may be short)
-    packs/<writer>-<n>.pack              small blobs fetched together (``artfs.cache.packs``)
+    packs/<writer>-<n>.pack              chunks fetched together: the chunks of one ranged
+                                         request, or small blobs (``artfs.cache.packs``)
     layouts/<d[:2]>/<digest>             the blob's size, chunk size, chunk digests and their hash
     external.log                         where verified whole copies lie outside the cache
                                          (``artfs.cache.externals``)
@@ -35,9 +36,12 @@ each chunk dropped as soon as a reader has read its last byte (the kernel's
 page cache of the mount holds it from then on). A chunk the tier has no room
 for is written through the page cache as before.
 
-Small blobs fetched together lie in one pack file (``artfs.cache.packs``); a
-pack is deleted when its last blob is evicted, so until then the disk holds a
-little more than the bound says (a pack is at most one batch, 4 MiB).
+Chunks fetched together lie in one pack file (``artfs.cache.packs``): the
+chunks of one ranged request (``storing_run``: a file per chunk cost ext4 an
+inode each, a quarter of a cold read's fetch threads after many deletions,
+perf), and small blobs fetched in one batch. A chunk evicted from a pack gives
+its space back at once (a hole punched in the pack); the pack is deleted
+with its last chunk.
 
 Size is bounded by ``max_bytes``: least-recently-used chunks are evicted, never
 those of a blob that is pinned (open by a reader). Recency survives restarts as
@@ -52,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import logging
 import mmap
@@ -61,8 +66,8 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -70,12 +75,28 @@ import platformdirs
 
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
-from artfs.cache.packs import PACK_SUFFIX, PackEntry, read_index, write_pack
+from artfs.cache.packs import (
+    ALIGN,
+    PACK_SUFFIX,
+    PackEntry,
+    PackWriter,
+    punch_hole,
+    read_index,
+    write_pack,
+)
 from artfs.digests import BLOB_HASH, CHUNK_HASHES, CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 from artfs.fileio import write_all
 
-__all__ = ["ChunkCache", "ChunkLayout", "cached_chunks", "default_cache_dir", "parse_chunk_name"]
+__all__ = [
+    "ChunkCache",
+    "ChunkLayout",
+    "ChunkPlace",
+    "cached_chunks",
+    "chunk_places",
+    "default_cache_dir",
+    "parse_chunk_name",
+]
 
 log = logging.getLogger("artfs.cache")
 
@@ -166,7 +187,6 @@ Key = tuple[str, int]
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20
-_DIRECT_ALIGN = 4096
 _PART = ".part"
 #: Retired chunk buffers kept for reuse (``new_buffer``): memory a fetch would map anyway.
 SPARE_BUFFERS = 16
@@ -175,6 +195,21 @@ _RETIRED_REFERENCES = 3
 #: A temporary chunk file this old was left by a writer that crashed.
 STALE_PART_SECONDS = 3600.0
 _PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+
+
+@dataclass
+class _Run:
+    """The pack one download's chunks go into (``ChunkCache.storing_run``)."""
+
+    layout: ChunkLayout
+    final: str
+    planned: list[tuple[str, int, int]]
+    writer: PackWriter | None = None
+    keys: list[Key] = field(default_factory=list)
+
+    @property
+    def part(self) -> str:
+        return self.final + _PART
 
 
 class ChunkCache:
@@ -211,8 +246,7 @@ class ChunkCache:
     # -- paths ----------------------------------------------------------------
 
     def _chunk_file(self, digest: str, index: int) -> str:
-        # A plain string, not a Path: built once per read on the hot path.
-        return f"{self._chunks_root}/{digest[:2]}/{digest}.{index}"
+        return _chunk_path(self._chunks_root, digest, index)
 
     def _where(self, key: Key) -> tuple[str, int]:
         """The file holding a chunk, and where in it the chunk starts (caller holds the lock)."""
@@ -367,23 +401,22 @@ class ChunkCache:
     ) -> Buffer | None:
         """A chunk's bytes, into a reused buffer; ``None`` if its file's size is wrong."""
         length = layout.chunk_length(index)
-        if base:  # in a pack
-            data = os.pread(fd, length, base)
-            return data if len(data) == length else None
-        if os.fstat(fd).st_size != length:
+        if not base and os.fstat(fd).st_size != length:
             return None
         buffer = self.new_buffer(length)
-        if isinstance(buffer, mmap.mmap) and self._direct:
+        if isinstance(buffer, mmap.mmap) and self._direct and base % ALIGN == 0:
             # Straight from the disk into the buffer: the bytes are held in memory
             # for their reader, so a page-cache copy would only cost a second copy.
+            # (The same file opened again, by its descriptor: a pack being
+            # renamed into place meanwhile is no matter.)
             with contextlib.suppress(OSError):
-                direct = os.open(self._chunk_file(layout.digest, index), os.O_RDONLY | os.O_DIRECT)
+                direct = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT)
                 try:
-                    got = os.preadv(direct, [buffer], 0)
+                    got = os.preadv(direct, [buffer], base)
                 finally:
                     os.close(direct)
                 return buffer if got == length else None
-        if os.preadv(fd, [buffer], 0) != length:
+        if os.preadv(fd, [buffer], base) != length:
             return None
         return buffer
 
@@ -473,12 +506,18 @@ class ChunkCache:
         """A read-only fd on a listed chunk's file and where the chunk starts in it;
         ``None`` if it has vanished."""
         with self._lock:
-            path, base = self._where(key)
-        try:
-            return os.open(path, os.O_RDONLY), base
-        except FileNotFoundError:
-            self._forget(key)  # evicted by another process sharing the cache
-            return None
+            where = self._where(key)
+        while True:
+            try:
+                return os.open(where[0], os.O_RDONLY), where[1]
+            except FileNotFoundError:
+                with self._lock:
+                    moved = self._where(key)
+                if moved == where:
+                    break
+                where = moved  # a pack renamed into place as it was finished
+        self._forget(key)  # evicted by another process sharing the cache
+        return None
 
     # -- external copies ------------------------------------------------------
 
@@ -551,7 +590,7 @@ class ChunkCache:
         costs the kernel page allocation, memory-cgroup charging and clearing,
         a fifth of a streaming fetch's CPU (perf).
         """
-        if self._direct and length % _DIRECT_ALIGN == 0:
+        if self._direct and length % ALIGN == 0:
             if length == CHUNK_SIZE:
                 with self._lock:
                     for position in range(len(self._retired)):  # not enumerate: its tuple
@@ -620,10 +659,97 @@ class ChunkCache:
         with self._lock:
             emptied = [
                 self._list(key, size, (path, offset))
-                for key, (_, offset, size) in zip(keys, entries, strict=True)
+                for key, (_, _, offset, size) in zip(keys, entries, strict=True)
             ]
         _remove(*emptied)
         self._evict_if_needed()
+
+    @contextlib.contextmanager
+    def storing_run(
+        self, layout: ChunkLayout, indexes: range
+    ) -> Iterator[Callable[[int, Buffer], None]]:
+        """``store`` for the consecutive chunks of one download, which keeps them in one pack.
+
+        Yields ``store(index, data)``, to be called for ``indexes`` in order as
+        each chunk arrives (verified); each is readable at once. Leaving the
+        block closes the pack with the chunks stored so far. A run of one chunk
+        is a file of its own, as ``store`` keeps it.
+        """
+        if len(indexes) < 2:
+            yield functools.partial(self.store, layout)
+            return
+        run = _Run(
+            layout,
+            f"{self._packs_root}/{self._writer_id}-{next(self._tmp_names)}{PACK_SUFFIX}",
+            [(layout.digest, i, layout.chunk_length(i)) for i in indexes],
+        )
+        try:
+            yield functools.partial(self._store_in_run, run)
+        finally:
+            self._close_run(run)
+
+    def _store_in_run(self, run: _Run, index: int, data: Buffer) -> None:
+        key = (run.layout.digest, index)
+        with self._lock:
+            kept = self._fresh.admit(key, data)
+        try:
+            offset = self._making_room(lambda: self._put_in_run(run, index, data, direct=kept))
+        except BaseException:
+            with self._lock:
+                self._fresh.drop(key)
+            raise
+        with self._lock:
+            emptied = self._list(key, len(data), (run.part, offset))
+        run.keys.append(key)
+        _remove(emptied)
+        self._evict_if_needed()
+
+    def _put_in_run(self, run: _Run, index: int, data: Buffer, *, direct: bool) -> int:
+        try:
+            if run.writer is None:
+                run.writer = PackWriter(run.part, run.planned)
+                with self._lock:
+                    # The writer's own hold: evicting every chunk stored so far
+                    # must not delete the pack under it.
+                    self._pack_live[run.part] += 1
+            offset = run.writer.put(run.layout.digest, index, data, direct=direct and self._direct)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise NoSpace(f"cache disk full at {self.root}") from exc
+            raise
+        if run.writer.direct_refused:
+            self._direct = False
+        return offset
+
+    def _close_run(self, run: _Run) -> None:
+        """Finish a run's pack and rename it into place; delete it if nothing of it is listed."""
+        if run.writer is None:
+            return
+        try:
+            run.writer.finish()
+        except OSError as exc:
+            # Removed: its chunks are found missing when read, and fetched again.
+            log.warning("cannot finish cache pack %s: %s", run.part, exc)
+        doomed = None
+        with self._lock:
+            self._pack_live[run.part] -= 1
+            if self._pack_live[run.part] <= 0:
+                del self._pack_live[run.part]
+                doomed = run.part
+            else:
+                try:
+                    # Under the lock, so that a reader who finds the old name gone
+                    # finds the new one listed (``_open_chunk``).
+                    os.replace(run.part, run.final)
+                except OSError as exc:
+                    log.warning("cannot rename cache pack %s into place: %s", run.part, exc)
+                else:
+                    self._pack_live[run.final] = self._pack_live.pop(run.part)
+                    for key in run.keys:
+                        where = self._packed.get(key)
+                        if where is not None and where[0] == run.part:
+                            self._packed[key] = (run.final, where[1])
+        _remove(doomed)
 
     def _write_pack(self, path: str, blobs: list[tuple[str, Buffer]]) -> list[PackEntry]:
         try:
@@ -792,16 +918,22 @@ class ChunkCache:
                     victims.append(key)
                     self._total -= size
             doomed: list[str] = []
+            holes: list[tuple[str, int, int]] = []
             for key in victims:
-                del self._lru[key]
+                size = self._lru.pop(key)
                 self._verified.discard(key)
                 self._drop_fresh(key)
                 if key in self._packed:
+                    path, offset = self._packed[key]
                     if (emptied := self._unpack(key)) is not None:
                         doomed.append(emptied)
+                    else:
+                        holes.append((path, offset, size))
                 else:
                     doomed.append(self._chunk_file(*key))
         _remove(*doomed)
+        for hole in holes:
+            punch_hole(*hole)
         return len(victims)
 
     def stats(self) -> dict[str, int]:
@@ -829,7 +961,7 @@ class ChunkCache:
         # Unique among processes (pid) and threads (the counter), no syscall to draw it.
         tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{_PART}"
         try:
-            direct = self._direct and isinstance(data, mmap.mmap) and len(data) % _DIRECT_ALIGN == 0
+            direct = self._direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
             if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
                 self._write_file(tmp, data, 0)
             os.replace(tmp, final)
@@ -876,6 +1008,25 @@ class ChunkCache:
             raise
 
 
+@dataclass(frozen=True)
+class ChunkPlace:
+    """Where a cached chunk's bytes lie: a file of its own (offset 0) or a pack."""
+
+    path: str
+    offset: int
+    size: int
+
+
+def chunk_places(root: Path) -> dict[Key, ChunkPlace]:
+    """The chunks a cache directory holds and where (reads only; for tools and tests)."""
+    found, packed, _ = _list_disk(root)
+    places: dict[Key, ChunkPlace] = {}
+    for _, key, size in found:
+        path, offset = packed.get(key) or (_chunk_path(f"{root}/chunks", *key), 0)
+        places[key] = ChunkPlace(path, offset, size)
+    return places
+
+
 def cached_chunks(root: Path) -> dict[Key, int]:
     """The chunks a cache directory holds, with their sizes (reads only; for tools and tests)."""
     return {key: size for _, key, size in _list_disk(root)[0]}
@@ -912,14 +1063,19 @@ def _list_disk(
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
             continue
-        for digest, offset, size in index:
-            key = (digest, 0)
+        for digest, chunk, offset, size in index:
+            key = (digest, chunk)
             # A chunk in a file of its own was stored after the pack (a refetch).
             if key not in on_their_own and key not in packed:
                 packed[key] = (entry.path, offset)
                 found.append((mtime, key, size))
     found.sort()
     return found, packed, damaged
+
+
+def _chunk_path(chunks_root: str, digest: str, index: int) -> str:
+    # A plain string, not a Path: built once per read on the hot path.
+    return f"{chunks_root}/{digest[:2]}/{digest}.{index}"
 
 
 def _remove(*paths: str | None) -> None:

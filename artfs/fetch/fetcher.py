@@ -14,7 +14,8 @@ not by the reader that asked for it. So:
 
 Contiguous missing chunks go out as one HTTP ``Range`` request of at most
 ``max_request_bytes`` (``RangeReader``: read straight into chunk buffers); each
-chunk is verified against the layout's digest as it arrives, stored, and
+chunk is verified against the layout's digest as it arrives, stored (the
+chunks of one request in one pack file: ``ChunkCache.storing_run``), and
 announced at once, so a reader waits for its own chunk, not for the whole
 request. Requests run in worker threads, at most ``max_parallel`` at a time. A
 failed request is retried with backoff until ``fetch_timeout``; a chunk that
@@ -273,8 +274,12 @@ class ChunkFetcher:
         end = min((run[-1] + 1) * layout.chunk_size, layout.size)
         announce = self._token.run_sync_soon
         announce(self._count_request)
-        with self._ranges.open(layout.digest, start, end) as body:
-            for index in range(run[0], run[-1] + 1):
+        indexes = range(run[0], run[-1] + 1)
+        with (
+            self._ranges.open(layout.digest, start, end) as body,
+            self.cache.storing_run(layout, indexes) as store,
+        ):
+            for index in indexes:
                 buffer = self.cache.new_buffer(layout.chunk_length(index))
                 view = memoryview(buffer)
                 if not body.read_into(view):
@@ -287,7 +292,7 @@ class ChunkFetcher:
                     )
                     raise Corrupt(f"chunk {index} of blob {layout.digest} is corrupt")
                 try:
-                    self.cache.store(layout, index, buffer)
+                    store(index, buffer)
                 except OSError as exc:
                     raise Transient(
                         f"cannot store chunk {index} of {layout.digest}: {exc}"

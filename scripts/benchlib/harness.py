@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from artfs.cache.chunks import cached_chunks, parse_chunk_name
+from artfs.cache.chunks import ChunkPlace, cached_chunks, chunk_places
 from artfs.daemon.pids import wait_exit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -98,13 +98,9 @@ class BenchMount:
         if pid is not None:
             wait_gone(pid, 15.0)
 
-    def chunk_files(self) -> list[Path]:
-        """Chunk files under their final names (not a writer's temporary files)."""
-        return sorted(
-            p
-            for p in (self.cache_dir / "chunks").rglob("*")
-            if parse_chunk_name(p.name) is not None and p.is_file()
-        )
+    def chunks(self) -> dict[tuple[str, int], ChunkPlace]:
+        """The chunks cached now, in files of their own or in finished packs."""
+        return chunk_places(self.cache_dir)
 
     def cached_bytes(self) -> int:
         """Bytes of the chunks cached now, in files of their own or in packs."""

@@ -579,8 +579,8 @@ class TableBench:
                 ]
             )  # fmt: skip
             time.sleep(0.5)  # let any read-ahead the reads triggered land
-            chunks = mount.chunk_files()
-            fetched = sum(path.stat().st_size for path in chunks)
+            chunks = mount.chunks()
+            fetched = sum(place.size for place in chunks.values())
         answer = json.loads(out)
         offsets: list[int] = answer["offsets"]
         hasher = hashlib.sha256()

@@ -14,14 +14,14 @@ from typing import BinaryIO
 import pytest
 import trio
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache, ChunkLayout, chunk_places
 from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.daemon.mount import READ_AHEAD_KB
 from artfs.daemon.readahead import device_of_mount
 from artfs.fetch.fetcher import ChunkFetcher
 from tests.integration.trees import push_tree
-from tests.support.mount import chunk_files, mounted
+from tests.support.mount import mounted, read_chunk, write_chunk
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -73,14 +73,14 @@ def test_warm_read_in_a_new_mount_fetches_nothing_and_checks_every_chunk(
         assert (mount.path / path).read_bytes() == data
     before = len(blob_gets(registry))
     # Damage one chunk on disk: the new mount verifies before handing out.
-    victim = next(p for p in sorted((cache / "chunks").rglob("*.4")) if p.is_file())
-    victim.write_bytes(b"\0" * MiB)
+    digest = hashlib.sha256(data).hexdigest()
+    write_chunk(chunk_places(cache)[(digest, 4)], b"\0" * MiB)
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert (mount.path / path).read_bytes() == data
         assert "corrupt" in mount.log_text()
     # Only the damaged chunk crossed the network again.
     assert len(blob_gets(registry)) == before + 1
-    assert victim.read_bytes() == data[4 * MiB : 5 * MiB]
+    assert read_chunk(chunk_places(cache)[(digest, 4)]) == data[4 * MiB : 5 * MiB]
 
 
 def test_daemon_killed_mid_read_leaves_a_cache_the_next_mount_reads_correctly(
@@ -95,16 +95,16 @@ def test_daemon_killed_mid_read_leaves_a_cache_the_next_mount_reads_correctly(
         assert pid is not None
         reader = subprocess.Popen(["cat", str(mount.path / path)], stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
-        while not mount.chunk_files() and time.monotonic() < deadline:
+        while not mount.chunks() and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(pid, signal.SIGKILL)
         reader.wait(timeout=30)
         subprocess.run(["fusermount3", "-u", "-z", str(mount.path)], check=False)
-    # Killed mid-write or not, every chunk file under its own name is whole.
-    left = chunk_files(cache)
+    # Killed mid-write or not, every chunk under a final name (file or pack) is whole.
+    left = chunk_places(cache)
     assert left
-    for chunk, (_, index) in left.items():
-        assert chunk.read_bytes() == data[index * MiB : (index + 1) * MiB]
+    for (_, index), place in left.items():
+        assert read_chunk(place) == data[index * MiB : (index + 1) * MiB]
     with mounted(tmp_path / "mnt", shared_registry.url, cache) as mount:
         assert (mount.path / path).read_bytes() == data
 
@@ -159,6 +159,11 @@ def test_fetcher_reads_ranges_into_intact_chunks_one_request_per_run(
     assert layout is not None
     for index in range(20):
         assert cache.read_ready(layout, index, 0, MiB) == data[index * MiB : (index + 1) * MiB]
+    # The chunks of one request lie together: a pack per request, no file per chunk.
+    places = chunk_places(tmp_path / "cache")
+    assert len(places) == 20
+    assert len({place.path for place in places.values()}) == 10
+    assert all(place.path.endswith(".pack") for place in places.values())
 
 
 def sha256_of(stream: BinaryIO) -> str:

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import artfs
-from tests.support.mount import Mount, mounted
+from artfs.cache.chunks import chunk_places
+from tests.support.mount import Mount, mounted, read_chunk, write_chunk
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
 
@@ -300,7 +301,7 @@ def test_random_4k_reads_fetch_only_their_chunks(
         path = mount.path / name / "v1" / "big.bin"
         fd = os.open(path, os.O_RDONLY)
         try:
-            assert mount.chunk_files() == []  # opening fetched nothing
+            assert mount.chunks() == {}  # opening fetched nothing
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
             for _ in range(16):
                 offset = rng.randrange(0, (1 << 30) // 4096) * 4096
@@ -310,7 +311,7 @@ def test_random_4k_reads_fetch_only_their_chunks(
                 assert got == expected
         finally:
             os.close(fd)
-        assert 1 <= len(mount.chunk_files()) <= 16
+        assert 1 <= len(mount.chunks()) <= 16
 
 
 def test_corrupted_cache_chunk_is_detected_and_refetched(
@@ -321,14 +322,14 @@ def test_corrupted_cache_chunk_is_detected_and_refetched(
     cache = tmp_path / "cache"
     with mounted(tmp_path / "mnt", shared_registry.url, cache) as mount:
         assert (mount.path / name / "v1" / "weights" / "layer0.bin").read_bytes() == data
-        chunks = [p for p in mount.chunk_files() if p.stat().st_size == MiB]
+        chunks = [key for key, place in mount.chunks().items() if place.size == MiB]
     victim = chunks[0]
-    original = victim.read_bytes()
-    victim.write_bytes(b"\xff" * 100 + original[100:])
+    original = read_chunk(chunk_places(cache)[victim])
+    write_chunk(chunk_places(cache)[victim], b"\xff" * 100 + original[100:])
     with mounted(tmp_path / "mnt", shared_registry.url, cache) as mount:
         assert (mount.path / name / "v1" / "weights" / "layer0.bin").read_bytes() == data
         assert "corrupt" in mount.log_text()
-    assert victim.read_bytes() == original
+    assert read_chunk(chunk_places(cache)[victim]) == original
 
 
 def test_server_down_read_fails_with_eio_then_recovers(

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import artfs
+from artfs.cache.chunks import chunk_places
 from tests.integration.trees import push_tree
-from tests.support.mount import chunk_files, mounted
+from tests.support.mount import mounted, read_chunk, write_chunk
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -81,27 +82,27 @@ def test_damaged_cached_bytes_are_fetched_again_not_copied(
 ) -> None:
     files = _push(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
-    # Chunk files, from a mount's reads: damage one chunk of big.bin and one small file.
+    # Chunks, from a mount's reads: damage one chunk of big.bin and one small file.
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _tree(mount.path / name / "v1") == files
     by_digest = {hashlib.sha256(data).hexdigest(): path for path, data in files.items()}
-    chunks = chunk_files(cache)
+    chunks = chunk_places(cache)
     big_digest = hashlib.sha256(files["big.bin"]).hexdigest()
-    big = [p for p, key in chunks.items() if key == (big_digest, 1)]
-    small = [p for p, (digest, _) in chunks.items() if digest != big_digest and p.stat().st_size]
+    big = [key for key in chunks if key == (big_digest, 1)]
+    small = [key for key, place in chunks.items() if key[0] != big_digest and place.size]
     damaged = [big[0], small[0]]
     for chunk in damaged:
-        data = bytearray(chunk.read_bytes())
+        data = bytearray(read_chunk(chunks[chunk]))
         data[len(data) // 2] ^= 0xFF
-        chunk.write_bytes(bytes(data))
+        write_chunk(chunks[chunk], bytes(data))
     pulled = _requests_during(registry, lambda: _pull(registry.url, name, cache, tmp_path / "b"))
     assert _tree(tmp_path / "b") == files
     assert sorted(line for line in pulled if "/blobs/" in line) == sorted(
-        f"GET /api/v1/projects/default/blobs/{chunks[chunk][0]}" for chunk in damaged
+        f"GET /api/v1/projects/default/blobs/{chunk[0]}" for chunk in damaged
     )
     # The small file just fetched again is now the cache's copy of its blob: the
     # user edits it in place and puts its mtime back.
-    edited = tmp_path / "b" / by_digest[chunks[small[0]][0]]
+    edited = tmp_path / "b" / by_digest[small[0][0]]
     info = edited.stat()
     data = bytearray(edited.read_bytes())
     data[0] ^= 0xFF
@@ -110,5 +111,5 @@ def test_damaged_cached_bytes_are_fetched_again_not_copied(
     pulled = _requests_during(registry, lambda: _pull(registry.url, name, cache, tmp_path / "c"))
     assert _tree(tmp_path / "c") == files
     assert [line for line in pulled if "/blobs/" in line] == [
-        f"GET /api/v1/projects/default/blobs/{chunks[small[0]][0]}"
+        f"GET /api/v1/projects/default/blobs/{small[0][0]}"
     ]

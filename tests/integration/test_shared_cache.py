@@ -11,9 +11,10 @@ import random
 from pathlib import Path
 
 import artfs
+from artfs.cache.chunks import cached_chunks, chunk_places
 from artfs.cache.externals import ExternalCopies
 from tests.integration.trees import push_tree
-from tests.support.mount import mounted
+from tests.support.mount import mounted, write_chunk
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -84,8 +85,8 @@ def test_a_pull_writes_nothing_twice(registry: RegistryProcess, tmp_path: Path, 
     _push_tree(registry.url, name, tmp_path / "src")
     cache = tmp_path / "cache"
     _pull(registry.url, name, cache, tmp_path / "pulled")
-    # The pulled files are the cache's copies: no chunk files, only small records.
-    assert [p for p in (cache / "chunks").rglob("*") if p.is_file()] == []
+    # The pulled files are the cache's copies: no chunks, only small records.
+    assert cached_chunks(cache) == {}
     assert len(ExternalCopies(cache)) == 2
 
 
@@ -118,9 +119,9 @@ def test_a_corrupt_cached_chunk_is_fetched_again_by_a_pull(
     with mounted(tmp_path / "mnt", registry.url, cache) as mount:
         assert _read_tree(mount.path / name / "v1") == files
     corrupted = 0
-    for chunk in (cache / "chunks").rglob("*"):
-        if chunk.is_file() and chunk.stat().st_size == MiB:
-            chunk.write_bytes(b"\0" * MiB)
+    for place in chunk_places(cache).values():
+        if place.size == MiB:
+            write_chunk(place, b"\0" * MiB)
             corrupted += 1
     assert corrupted == 2
     _pull(registry.url, name, cache, tmp_path / "second")

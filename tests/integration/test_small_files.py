@@ -123,7 +123,7 @@ def test_random_opens_fetch_only_the_files_opened(
         for i in (40, 3, 25, 10, 55, 31):
             path = f"shard/f{i:03d}.bin"
             assert (mount.path / name / "v1" / path).read_bytes() == files[path]
-        assert len(mount.chunk_files()) == 6
+        assert len(mount.chunks()) == 6
         assert not any("/blob-batch" in line for line in blob_requests(registry, before))
 
 

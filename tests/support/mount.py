@@ -10,10 +10,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from artfs.cache.chunks import cached_chunks, parse_chunk_name
+from artfs.cache.chunks import ChunkPlace, cached_chunks, chunk_places
 from artfs.daemon.pids import wait_exit
 
-__all__ = ["Mount", "artfs", "artfs_argv", "mounted"]
+__all__ = ["Mount", "artfs", "artfs_argv", "mounted", "read_chunk", "write_chunk"]
 
 
 def artfs_argv() -> list[str]:
@@ -40,14 +40,17 @@ def _mounted_paths() -> set[str]:
         return {line.split()[1] for line in mounts if " fuse" in line}
 
 
-def chunk_files(cache_dir: Path) -> dict[Path, tuple[str, int]]:
-    """The cache's chunk files under their final names, each with its (digest, index)."""
-    found = {}
-    for path in sorted((cache_dir / "chunks").rglob("*")):
-        key = parse_chunk_name(path.name)
-        if key is not None and path.is_file():
-            found[path] = key
-    return found
+def read_chunk(place: ChunkPlace) -> bytes:
+    """A cached chunk's bytes, from its file or its pack."""
+    with open(place.path, "rb") as source:
+        return os.pread(source.fileno(), place.size, place.offset)
+
+
+def write_chunk(place: ChunkPlace, data: bytes) -> None:
+    """Overwrite a cached chunk where it lies (to damage it), leaving its neighbours alone."""
+    assert len(data) == place.size
+    with open(place.path, "r+b") as target:
+        os.pwrite(target.fileno(), data, place.offset)
 
 
 class Mount:
@@ -89,9 +92,9 @@ class Mount:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def chunk_files(self) -> list[Path]:
-        """Chunk files under their final names (not a writer's temporary files)."""
-        return list(chunk_files(self.cache_dir))
+    def chunks(self) -> dict[tuple[str, int], ChunkPlace]:
+        """The chunks cached now, in files of their own or in finished packs."""
+        return chunk_places(self.cache_dir)
 
     def cached_bytes(self) -> int:
         """Bytes of the chunks cached now, in files of their own or in packs."""
