@@ -101,3 +101,18 @@ def test_a_rewrite_a_crash_interrupted_is_removed_once_stale(tmp_path: Path) -> 
     os.utime(stale, (old, old))
     assert A in ExternalCopies(tmp_path)
     assert (stale.exists(), recent.exists()) == (False, True)
+
+
+def test_a_line_damaged_inside_costs_that_copy_only_when_it_is_asked_for(tmp_path: Path) -> None:
+    copies = ExternalCopies(tmp_path)
+    copies.add(A, ExternalCopy("/data/a", 1, 2))
+    copies.add(B, ExternalCopy("/data/b", 1, 2))
+    journal = copies.path.read_bytes()
+    # Bit rot inside B's line: its digest and its end still look right.
+    damaged = journal.replace(b'"/data/b", "size": 1', b'"/data/b", "size": "?"')
+    assert damaged != journal
+    copies.path.write_bytes(damaged)
+    fresh = ExternalCopies(tmp_path)
+    assert fresh.get(B) is None
+    assert B not in fresh
+    assert fresh.get(A) == ExternalCopy("/data/a", 1, 2)
