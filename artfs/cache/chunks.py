@@ -404,15 +404,17 @@ class ChunkCache:
         if not base and os.fstat(fd).st_size != length:
             return None
         buffer = self.new_buffer(length)
-        if isinstance(buffer, mmap.mmap) and self._direct and base % ALIGN == 0:
-            # Straight from the disk into the buffer: the bytes are held in memory
-            # for their reader, so a page-cache copy would only cost a second copy.
-            # (The same file opened again, by its descriptor: a pack being
-            # renamed into place meanwhile is no matter.)
+        if isinstance(buffer, mmap.mmap) and self._direct and not base:
+            # A file of its own: straight from the disk into the buffer. The bytes
+            # are held in memory for their reader, so a page-cache copy would only
+            # cost a second copy. A chunk in a pack goes through the page cache
+            # instead: reading it starts the kernel's read-ahead over the pack's
+            # next chunks, which a warm read wants next (1 GiB warm: 1.0-1.2 s
+            # against 1.25-1.45 s with O_DIRECT here).
             with contextlib.suppress(OSError):
                 direct = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT)
                 try:
-                    got = os.preadv(direct, [buffer], base)
+                    got = os.preadv(direct, [buffer], 0)
                 finally:
                     os.close(direct)
                 return buffer if got == length else None
