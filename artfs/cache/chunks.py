@@ -80,6 +80,7 @@ from artfs.cache.packs import (
     PACK_SUFFIX,
     PackEntry,
     PackWriter,
+    has_hole,
     punch_hole,
     read_index,
     write_pack,
@@ -460,13 +461,15 @@ class ChunkCache:
         changed once stored, and the view keeps its buffer alive after the
         cache lets go of it.
         """
-        source = self._ready_source((layout.digest, index))
+        key = (layout.digest, index)
+        source = self._ready_source(key)
         if source is None:
             return None
         if isinstance(source, tuple):
             fd, base = source
             try:
-                return os.pread(fd, min(length, layout.chunk_length(index) - offset), base + offset)
+                data = os.pread(fd, min(length, layout.chunk_length(index) - offset), base + offset)
+                return None if self._given_back(key, fd, base, layout) else data
             finally:
                 os.close(fd)
         if offset + length >= len(source):
@@ -477,13 +480,15 @@ class ChunkCache:
         self, layout: ChunkLayout, index: int, offset: int, view: memoryview
     ) -> int | None:
         """``read_ready`` into a caller's buffer."""
-        source = self._ready_source((layout.digest, index))
+        key = (layout.digest, index)
+        source = self._ready_source(key)
         if source is None:
             return None
         if isinstance(source, tuple):
             fd, base = source
             try:
-                return os.preadv(fd, [view[: layout.chunk_length(index) - offset]], base + offset)
+                got = os.preadv(fd, [view[: layout.chunk_length(index) - offset]], base + offset)
+                return None if self._given_back(key, fd, base, layout) else got
             finally:
                 os.close(fd)
         got = max(min(len(view), len(source) - offset), 0)
@@ -829,9 +834,19 @@ class ChunkCache:
                 view[:got] = data[offset : offset + got]
                 return got
             want = view[: layout.chunk_length(index) - offset]
-            return os.preadv(fd, [want], base + offset)
+            got = os.preadv(fd, [want], base + offset)
+            return None if self._given_back(key, fd, base, layout) else got
         finally:
             os.close(fd)
+
+    def _given_back(self, key: Key, fd: int, base: int, layout: ChunkLayout) -> bool:
+        """Whether a packed chunk, verified here, was evicted by another process sharing
+        the cache (its hole punched) before or while it was read; then it is forgotten."""
+        if base and has_hole(fd, base, layout.chunk_length(key[1])):
+            log.info("chunk %d of %s was evicted by another process", key[1], key[0][:12])
+            self._forget(key)
+            return True
+        return False
 
     def _forget(self, key: Key) -> None:
         with self._lock:

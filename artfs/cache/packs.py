@@ -45,6 +45,7 @@ __all__ = [
     "PACK_SUFFIX",
     "PackEntry",
     "PackWriter",
+    "has_hole",
     "punch_hole",
     "read_index",
     "write_pack",
@@ -204,9 +205,15 @@ def punch_hole(path: str, offset: int, length: int) -> None:
 
     Without it a pack would hold its space until its last chunk goes, and a
     full disk could not be relieved by evicting chunks of packs still in use.
-    A filesystem that cannot punch holes keeps the bytes: no matter, since
-    they are verified before any use. (``os`` has no ``fallocate`` with modes.)
+    Only whole blocks inside the range are punched: zeroing part of a block
+    would leave no hole for ``has_hole`` to see. A filesystem that cannot
+    punch holes keeps the bytes. (``os`` has no ``fallocate`` with modes.)
     """
+    start = -(-offset // ALIGN) * ALIGN
+    length = (offset + length) // ALIGN * ALIGN - start
+    if length <= 0:
+        return
+    offset = start
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
@@ -215,6 +222,21 @@ def punch_hole(path: str, offset: int, length: int) -> None:
         _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length)
     finally:
         os.close(fd)
+
+
+def has_hole(fd: int, offset: int, length: int) -> bool:
+    """Whether ``[offset, offset + length)`` of an open pack holds a punched hole.
+
+    Another process sharing the cache may evict a chunk this one verified, and
+    punch its hole. Holes only ever appear in a finished pack, never fill: so
+    if none lies in a chunk's range right after a read, none did during it,
+    and the bytes read are the chunk's.
+    """
+    try:
+        return os.lseek(fd, offset, os.SEEK_HOLE) < offset + length
+    except OSError as exc:
+        # ENXIO: the range lies past the end; EINVAL: no SEEK_HOLE here (nor holes).
+        return exc.errno == errno.ENXIO
 
 
 def read_index(path: str) -> list[PackEntry] | None:
