@@ -88,13 +88,16 @@ THE TABLE
    CLI's own start (``artfs --help``) is printed under the table as context; it is part of
    the time. So is, right after each pull, the time to create as many 4 KiB files with
    bare ``open``/``write``/``close`` in another new directory on the same disk: the floor
-   any copy of the version pays there at that moment.
+   any copy of the version pays there at that moment. Both directories are kept until the
+   end: deleting them would make the next run's creates beside them slower (ext4 without a
+   journal scans past recently deleted inodes).
 11 fetch amplification: on a fresh mount (empty cache) a ``python -c`` probe opens the big
    file, ``posix_fadvise(POSIX_FADV_RANDOM)``, 64 ``os.pread(fd, 4096, off)`` at random 4 KiB
    aligned offsets (seeded per run), bytes compared with the local copy; half a second later
-   the chunk files (1 MiB) in the cache dir are counted. Figure = chunks fetched per read;
-   bytes fetched per byte read and the distinct chunks the offsets fall in (the fewest a
-   1 MiB-chunk cache can fetch) are printed under the table.
+   the chunks (1 MiB) in the cache dir are counted, in files of their own or in packs.
+   Figure = chunks fetched per read; bytes fetched per byte read and the distinct chunks
+   the offsets fall in (the fewest a 1 MiB-chunk cache can fetch) are printed under the
+   table.
 12 commit: per run, two fresh files of the big file's size (new tags, so new digests):
    one is written into ``MNT/bench-commit-RUN/.staging/`` with ``dd bs=1M conv=fsync``
    (untimed) on a fresh mount with its own ``--staging-dir``; timed ``artfs commit
