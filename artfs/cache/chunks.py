@@ -38,7 +38,7 @@ for is written through the page cache as before.
 
 Chunks fetched together lie in one pack file (``artfs.cache.packs``): the
 chunks of one ranged request (``storing_run``: a file per chunk cost ext4 an
-inode each, a quarter of a cold read's fetch threads after many deletions,
+inode each, 23% of the daemon's CPU in a cold read after many deletions,
 perf), and small blobs fetched in one batch. A chunk evicted from a pack gives
 its space back at once (a hole punched in the pack); the pack is deleted
 with its last chunk.

@@ -2,8 +2,8 @@
 
 A file per chunk costs the disk an inode each. On ext4 without a journal that
 is dear after many deletions (a bounded cache evicting, a cache wiped): each
-create scans past every recently freed inode of its group. perf put it at a
-quarter of a cold read's fetch threads, and at the largest single cost of a
+create scans past every recently freed inode of its group. perf put it at
+23% of the daemon's CPU in a cold read, and at the largest single cost of a
 walk over 10,000 small files. So chunks fetched together are kept together:
 
 * the small blobs of one batch (``write_pack``: known in full, written at once);
