@@ -629,18 +629,30 @@ class ChunkCache:
         buffer allows (its reader will be served from memory); one it does not
         goes through the page cache, where its reader will find it instead.
         """
-        key = (layout.digest, index)
+        self._keep(
+            (layout.digest, index),
+            data,
+            lambda direct: self._write_chunk(layout.digest, index, data, direct=direct),
+        )
+
+    def _keep(
+        self, key: Key, data: Buffer, write: Callable[[bool], tuple[str, int] | None]
+    ) -> None:
+        """Store a verified chunk with ``write(direct)``, list it, and make room for it.
+
+        ``write`` says where in a pack the chunk now lies (``None``: a file of its own).
+        """
         with self._lock:
             # Invisible to readers until verified-and-listed below.
             kept = self._fresh.admit(key, data)
         try:
-            self._making_room(lambda: self._write_chunk(layout.digest, index, data, direct=kept))
+            packed = self._making_room(lambda: write(kept))
         except BaseException:
             with self._lock:
                 self._fresh.drop(key)
             raise
         with self._lock:
-            emptied = self._list(key, len(data), None)
+            emptied = self._list(key, len(data), packed)
         _remove(emptied)
         self._evict_if_needed()
 
@@ -697,19 +709,10 @@ class ChunkCache:
 
     def _store_in_run(self, run: _Run, index: int, data: Buffer) -> None:
         key = (run.layout.digest, index)
-        with self._lock:
-            kept = self._fresh.admit(key, data)
-        try:
-            offset = self._making_room(lambda: self._put_in_run(run, index, data, direct=kept))
-        except BaseException:
-            with self._lock:
-                self._fresh.drop(key)
-            raise
-        with self._lock:
-            emptied = self._list(key, len(data), (run.part, offset))
+        self._keep(
+            key, data, lambda direct: (run.part, self._put_in_run(run, index, data, direct=direct))
+        )
         run.keys.append(key)
-        _remove(emptied)
-        self._evict_if_needed()
 
     def _put_in_run(self, run: _Run, index: int, data: Buffer, *, direct: bool) -> int:
         try:
