@@ -534,12 +534,8 @@ class ChunkCache:
         external = ExternalCopy(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
         if ChunkLayout.implied(layout.digest, layout.size) is None:
             self.store_layout(layout)  # a one-chunk blob's layout is implied by its digest
-        try:
+        with self._full_disk_is_no_space():
             self._external.add(layout.digest, external)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise NoSpace(f"cache disk full at {self.root}") from exc
-            raise
         with self._lock:
             self._external_verified.update(
                 (layout.digest, index, stat.st_mtime_ns) for index in range(layout.chunk_count)
@@ -715,7 +711,7 @@ class ChunkCache:
         run.keys.append(key)
 
     def _put_in_run(self, run: _Run, index: int, data: Buffer, *, direct: bool) -> int:
-        try:
+        with self._full_disk_is_no_space():
             if run.writer is None:
                 run.writer = PackWriter(run.part, run.planned)
                 with self._lock:
@@ -723,10 +719,6 @@ class ChunkCache:
                     # must not delete the pack under it.
                     self._pack_live[run.part] += 1
             offset = run.writer.put(run.layout.digest, index, data, direct=direct and self._direct)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise NoSpace(f"cache disk full at {self.root}") from exc
-            raise
         if run.writer.direct_refused:
             self._direct = False
         return offset
@@ -762,12 +754,8 @@ class ChunkCache:
         _remove(doomed)
 
     def _write_pack(self, path: str, blobs: list[tuple[str, Buffer]]) -> list[PackEntry]:
-        try:
+        with self._full_disk_is_no_space():
             return write_pack(path, path + _PART, blobs)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise NoSpace(f"cache disk full at {self.root}") from exc
-            raise
 
     def _making_room(self, write: Callable[[], T]) -> T:
         """Run a cache write; if the disk filled up below our bound (other files grew),
@@ -980,17 +968,15 @@ class ChunkCache:
         # Beside its final name: a rename within one directory locks only that one.
         # Unique among processes (pid) and threads (the counter), no syscall to draw it.
         tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{_PART}"
-        try:
-            direct = self._direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
-            if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
-                self._write_file(tmp, data, 0)
-            os.replace(tmp, final)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if exc.errno == errno.ENOSPC:
-                raise NoSpace(f"cache disk full at {self.root}") from exc
-            raise
+        with self._full_disk_is_no_space():
+            try:
+                direct = self._direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
+                if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
+                    self._write_file(tmp, data, 0)
+                os.replace(tmp, final)
+            except OSError:
+                _remove(tmp)
+                raise
 
     def _write_file(self, path: str, data: Buffer, flags: int) -> bool:
         """Write ``data`` to a new file; ``False`` if the filesystem refuses ``O_DIRECT``."""
@@ -1016,13 +1002,23 @@ class ChunkCache:
 
     def _write_atomically(self, path: Path, data: bytes | bytearray | memoryview) -> None:
         tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.part"
+        with self._full_disk_is_no_space():
+            try:
+                with open(tmp, "wb") as out:
+                    out.write(data)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+
+    @contextlib.contextmanager
+    def _full_disk_is_no_space(self) -> Iterator[None]:
+        """A cache write failing with ``ENOSPC`` raises ``NoSpace``, which ``_making_room``
+        answers by evicting."""
         try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            yield
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
                 raise NoSpace(f"cache disk full at {self.root}") from exc
             raise
