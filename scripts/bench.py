@@ -58,6 +58,11 @@ THE TABLE
    dropped. MB/s = 10^6 bytes / s. After the read the cache must hold the whole file.
 2  the same artfs figure vs ``cat RCLONE/big.bin > /dev/null`` on a fresh rclone mount over
    nginx serving the same blob file, dropped.
+   Printed under the table as context: the mount's own fetch path without FUSE
+   (``benchlib/fetch_ceiling.py``: ``RangeReader`` on 4 threads of 8 MiB ranged GETs of the
+   same blob, dropped, into a fresh cache dir), in three steps: received into chunk buffers;
+   + each chunk verified; + each stored in a ``ChunkCache`` (one pack per request) and taken
+   from its memory as a sequential reader takes it. Wall time and CPU are the probe's own.
 3  re-read (page cache): the same ``cat`` again on the SAME mount right after row 1's read,
    nothing dropped, vs ``cat`` of the local copy after one untimed ``cat`` of it (both warm).
 4  warm read: the artfs cache dir row 1 filled (every chunk on disk), dropped, a new mount
@@ -132,7 +137,9 @@ C  push of ``--small-files`` files of 4 KiB, distinct random content: ``artfs pu
    pairs) after a PENDING upload that references them. artfs uses 8 workers too.
 D  pull of those files: ``artfs pull`` into an empty directory vs ONE curl
    process (``--parallel --parallel-max 8 -K config``, ``url``/``output`` pairs)
-   GETting the same blobs that artfs pulled.
+   GETting the same blobs that artfs pulled. The trees of C and D (up to 40,000
+   files a run) are kept until the end, like row 10's: deleted right away, they
+   made every create of the next minutes slower (ext4 without a journal).
 
 (When only ``pull`` is selected, the version it pulls is still pushed by
 ``artfs push``, untimed, and the curl PUT is skipped.)
@@ -445,6 +452,21 @@ def notes(rows: list[TableRow], context: dict[str, Any], harness: Harness | None
         found.append("drop_caches FAILED (not root?): 'dropped' sides ran with warm caches")
     for row in rows:
         d = row.details
+        if row.key == "1" and "ceiling_store_mb_per_s" in d:
+            steps = ", ".join(
+                f"{label} {median(d[f'ceiling_{step}_mb_per_s']):.0f} MB/s "
+                f"({median(d[f'ceiling_{step}_cpu']):.2f} CPU-s)"
+                for step, label in (
+                    ("receive", "received"),
+                    ("verify", "+ verified"),
+                    ("store", "+ stored in the cache"),
+                )
+            )
+            found.append(
+                f"1-2: the mount's fetch path alone (no FUSE; 4 threads of 8 MiB ranged GETs, "
+                f"cold): {steps}; daemon CPU in the cold read "
+                f"{median(d['artfs_daemon_cpu']):.2f} CPU-s"
+            )
         if row.key == "5" and d:
             found.append(
                 f"5: second `ls -lR` (warm dentries/attributes): artfs "

@@ -38,12 +38,12 @@ import trio
 from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
-from artfs.client.http import RegistryClient
+from artfs.client.http import JSON, RegistryClient
 from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
 from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
 from artfs.fetch.ranged import RangeReader
 
-__all__ = ["ChunkFetcher"]
+__all__ = ["ChunkFetcher", "layout_from_answer"]
 
 log = logging.getLogger("artfs.fetch")
 
@@ -129,20 +129,7 @@ class ChunkFetcher:
         return layout
 
     def _fetch_layout(self, digest: str) -> ChunkLayout:
-        answer = self.client.blob_chunks(digest)
-        try:
-            return ChunkLayout(
-                digest=digest,
-                size=int(answer["size"]),
-                chunk_size=int(answer["chunk_size"]),
-                chunk_digests=bytes.fromhex(answer["chunk_digests"]),
-                # A registry from before chunk hashes were named recorded sha256 only.
-                chunk_hash=check_chunk_hash(answer.get("chunk_hash", BLOB_HASH)),
-            )
-        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
-            raise Corrupt(
-                f"the registry's chunk list of blob {digest} is malformed: {exc}"
-            ) from exc
+        return layout_from_answer(digest, self.client.blob_chunks(digest))
 
     # -- chunks -----------------------------------------------------------------
 
@@ -301,6 +288,21 @@ class ChunkFetcher:
 
     def close(self) -> None:
         self._ranges.close()
+
+
+def layout_from_answer(digest: str, answer: JSON) -> ChunkLayout:
+    """A blob's chunk layout from the registry's ``GET …/blobs/{digest}/chunks`` answer."""
+    try:
+        return ChunkLayout(
+            digest=digest,
+            size=int(answer["size"]),
+            chunk_size=int(answer["chunk_size"]),
+            chunk_digests=bytes.fromhex(answer["chunk_digests"]),
+            # A registry from before chunk hashes were named recorded sha256 only.
+            chunk_hash=check_chunk_hash(answer.get("chunk_hash", BLOB_HASH)),
+        )
+    except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+        raise Corrupt(f"the registry's chunk list of blob {digest} is malformed: {exc}") from exc
 
 
 def _runs(indexes: list[int], longest: int) -> list[list[int]]:

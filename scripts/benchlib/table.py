@@ -20,6 +20,7 @@ from typing import Any
 
 from benchlib.harness import (
     ARTFS,
+    PROJECT,
     SMALL_SIZE,
     Harness,
     MiB,
@@ -48,6 +49,9 @@ RSS_PERIOD = 0.1
 #: Row 14: wrk connections and threads.
 CONNECTIONS = 64
 WRK_THREADS = 2
+#: Context of rows 1-2 (``fetch_ceiling.py``): how far the fetch path goes, step by step.
+CEILING = Path(__file__).with_name("fetch_ceiling.py")
+CEILING_STEPS = ("receive", "verify", "store")
 #: Rows that need each peer.
 NEEDS_RCLONE = {"2", "6"}
 NEEDS_NGINX = {"2", "6", "14"}
@@ -345,6 +349,7 @@ class TableBench:
         assert self.data is not None
         steps: list[tuple[set[str], Callable[[int, Data], None]]] = [
             ({"1", "2", "3", "4"}, self.sequential),
+            ({"1", "2"}, self.fetch_ceiling),
             ({"5"}, self.listing),
             ({"6"}, self.small_reads),
             ({"7"}, self.parallel_readers),
@@ -430,6 +435,26 @@ class TableBench:
             warm.ref.append(mb / on_disk.wall)
             warm.details.setdefault("artfs_daemon_cpu", []).append(on_mount.daemon_cpu)
         shutil.rmtree(cache_dir, ignore_errors=True)
+
+    def fetch_ceiling(self, run: int, data: Data) -> None:
+        """Context of rows 1-2: the mount's fetch path alone (no FUSE), cold, step by step."""
+        row = self.rows["1"]
+        size = data.big_file.stat().st_size
+        cache_dir = self.work / "ceiling-cache"
+        for step in CEILING_STEPS:
+            self.h.drop_caches()
+            try:
+                _, out = self.h.timed(
+                    [sys.executable, str(CEILING), self.h.url, PROJECT, data.big_digest,
+                     str(cache_dir), step]
+                )  # fmt: skip
+            finally:
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            result = json.loads(out.splitlines()[-1])
+            row.details.setdefault(f"ceiling_{step}_mb_per_s", []).append(
+                size / result["seconds"] / 1e6
+            )
+            row.details.setdefault(f"ceiling_{step}_cpu", []).append(result["cpu"])
 
     def listing(self, run: int, data: Data) -> None:
         """Row 5: ``ls -lR`` on a fresh mount vs the local tree, caches dropped; then warm."""
