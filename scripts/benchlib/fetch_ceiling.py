@@ -1,6 +1,7 @@
 """The mount's fetch path alone, without FUSE: how fast can a cold read possibly go here?
 
-Run as a program by ``scripts/bench`` (rows 1 and 2), so that its CPU time is its own:
+Run as a program by ``scripts/bench`` (with row 1; context of rows 1 and 2), so that its
+CPU time is its own:
 
     python fetch_ceiling.py URL PROJECT DIGEST CACHE_DIR STEPS
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchlib import fetch_ceiling
 from benchlib.harness import (
     ARTFS,
     PROJECT,
@@ -49,9 +50,8 @@ RSS_PERIOD = 0.1
 #: Row 14: wrk connections and threads.
 CONNECTIONS = 64
 WRK_THREADS = 2
-#: Context of rows 1-2 (``fetch_ceiling.py``): how far the fetch path goes, step by step.
-CEILING = Path(__file__).with_name("fetch_ceiling.py")
-CEILING_STEPS = ("receive", "verify", "store")
+#: Context of rows 1-2: the fetch path alone, run as a program of its own.
+CEILING = Path(fetch_ceiling.__file__)
 #: Rows that need each peer.
 NEEDS_RCLONE = {"2", "6"}
 NEEDS_NGINX = {"2", "6", "14"}
@@ -349,7 +349,7 @@ class TableBench:
         assert self.data is not None
         steps: list[tuple[set[str], Callable[[int, Data], None]]] = [
             ({"1", "2", "3", "4"}, self.sequential),
-            ({"1", "2"}, self.fetch_ceiling),
+            ({"1"}, self.fetch_path_alone),
             ({"5"}, self.listing),
             ({"6"}, self.small_reads),
             ({"7"}, self.parallel_readers),
@@ -436,12 +436,12 @@ class TableBench:
             warm.details.setdefault("artfs_daemon_cpu", []).append(on_mount.daemon_cpu)
         shutil.rmtree(cache_dir, ignore_errors=True)
 
-    def fetch_ceiling(self, run: int, data: Data) -> None:
+    def fetch_path_alone(self, run: int, data: Data) -> None:
         """Context of rows 1-2: the mount's fetch path alone (no FUSE), cold, step by step."""
         row = self.rows["1"]
         size = data.big_file.stat().st_size
         cache_dir = self.work / "ceiling-cache"
-        for step in CEILING_STEPS:
+        for step in fetch_ceiling.STEPS:
             self.h.drop_caches()
             try:
                 _, out = self.h.timed(
