@@ -228,9 +228,9 @@ def has_hole(fd: int, offset: int, length: int) -> bool:
     """Whether ``[offset, offset + length)`` of an open pack holds a punched hole.
 
     Another process sharing the cache may evict a chunk this one verified, and
-    punch its hole. Holes only ever appear in a finished pack, never fill: so
-    if none lies in a chunk's range right after a read, none did during it,
-    and the bytes read are the chunk's.
+    punch its hole. A chunk's range is written once, before the chunk is
+    listed, so a hole in it is never filled again: if none lies in it right
+    after a read, none did during it, and the bytes read are the chunk's.
     """
     try:
         return os.lseek(fd, offset, os.SEEK_HOLE) < offset + length
@@ -297,10 +297,4 @@ def _read_entries(pack: BinaryIO, count: int, entry: struct.Struct) -> list[tupl
 
 def _in_hole(fd: int, entry: PackEntry) -> bool:
     _, _, offset, size = entry
-    if not size:
-        return False
-    try:
-        return os.lseek(fd, offset, os.SEEK_DATA) != offset
-    except OSError as exc:
-        # ENXIO: nothing but holes from here on; EINVAL: no SEEK_DATA on this filesystem.
-        return exc.errno == errno.ENXIO
+    return bool(size) and has_hole(fd, offset, size)
