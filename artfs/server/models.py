@@ -54,7 +54,10 @@ class CommitUpload(_Body):
     tags: list[str] = Field(default_factory=list)
     alias_expect: dict[str, str | None] = Field(
         default_factory=dict,
-        description="alias -> version it must point at now (null: must not exist), else 409",
+        description=(
+            "alias -> version it must point at now (null: must not exist), else 409; "
+            "only checked: an alias moves only if `aliases` lists it"
+        ),
     )
     force: bool = Field(default=False, description="commit even if identical to latest")
 

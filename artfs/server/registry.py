@@ -599,7 +599,8 @@ class Registry:
                     .one()
                 )
                 self._point_alias(conn, artifact["id"], LATEST, target["id"])
-            for alias in dict.fromkeys([*aliases_, *alias_expect]):
+            # An expectation is a condition, checked above; only the asked-for aliases move.
+            for alias in dict.fromkeys(aliases_):
                 self._point_alias(conn, artifact["id"], alias, target["id"])
             for tag in dict.fromkeys(tags):
                 self._add_tag(conn, target["id"], tag)

@@ -576,7 +576,8 @@ class Tree:
         staging.retire(root, artifact)
         if parent is None:
             return
-        for name in dict.fromkeys(["latest", STAGING, *request.aliases, *request.alias_expect]):
+        # An expected alias that is not also asked for does not move: nothing to refresh.
+        for name in dict.fromkeys(["latest", STAGING, *request.aliases]):
             self.notify_changed(parent.inode, name)
 
     def _idle_file_inode(self, artifact: str, number: int, path: str) -> int | None:

@@ -606,9 +606,50 @@ def test_commit_alias_expect(shared_registry: RegistryProcess, name: str) -> Non
     assert_error(lost, 409, "conflict")
     assert version_ids(url, PROJECT, name) == ["v1", "v2"]
 
+    # An expectation is only checked: prod stays where it was unless it is also asked for.
     won = ok(commit(url, PROJECT, started["upload_id"], alias_expect={"prod": "v1"}))
     assert won["version"] == "v3"
-    assert aliases_of(url, name) == {"latest": "v3", "prod": "v3"}
+    assert aliases_of(url, name) == {"latest": "v3", "prod": "v1"}
+    moved = upload_version(
+        url,
+        PROJECT,
+        name,
+        {"f": f"{name} 4".encode()},
+        aliases=["prod"],
+        alias_expect={"prod": "v1"},
+    )
+    assert moved["version"] == "v4"
+    assert aliases_of(url, name) == {"latest": "v4", "prod": "v4"}
+
+
+def test_commit_expecting_one_alias_moves_only_the_asked_for_ones(
+    shared_registry: RegistryProcess, name: str
+) -> None:
+    """``--alias candidate --expect-alias production=v1``: production is a condition."""
+    url = shared_registry.url
+    upload_version(url, PROJECT, name, {"f": b"1"}, aliases=["production"])
+    v2 = upload_version(
+        url,
+        PROJECT,
+        name,
+        {"f": b"2"},
+        aliases=["candidate"],
+        alias_expect={"production": "v1", "unset": None},
+    )
+    assert v2["version"] == "v2"
+    assert sorted(v2["aliases"]) == ["candidate", "latest"]
+    assert aliases_of(url, name) == {"candidate": "v2", "latest": "v2", "production": "v1"}
+    # A no-op commit (same content as latest) is held to the same rule.
+    same = upload_version(
+        url, PROJECT, name, {"f": b"2"}, aliases=["reviewed"], alias_expect={"production": "v1"}
+    )
+    assert (same["version"], same["noop"]) == ("v2", True)
+    assert aliases_of(url, name) == {
+        "candidate": "v2",
+        "latest": "v2",
+        "production": "v1",
+        "reviewed": "v2",
+    }
 
 
 def test_version_tags(shared_registry: RegistryProcess, name: str) -> None:
