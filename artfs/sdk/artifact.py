@@ -1,7 +1,8 @@
 """``Artifact``: a version being assembled locally, before it is logged.
 
 Mirrors ``wandb.Artifact`` and ``comet_ml.Artifact``: ``add`` files, whole
-directories or file-like objects under logical paths; ``add_reference`` for
+directories (at the root, as W&B's ``add_dir``, or under ``name=``) or
+file-like objects under logical paths; ``add_reference`` for
 bytes that stay where they are. Nothing touches the network until
 ``Client.log_artifact``. File-like objects are copied to a temporary file at
 ``add`` time (Comet's ``copy_to_tmp``), streamed, so later changes to the
@@ -81,35 +82,100 @@ class Artifact:
         logical_path: str | None = None,
         overwrite: bool = False,
         metadata: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        """Add a file, a directory (recursively) or a binary file-like object."""
+        """Add a file, a directory (recursively) or a binary file-like object.
+
+        Where it goes is ``logical_path`` (Comet) or ``name`` (W&B), one of the
+        two: for a file, its path in the artifact (default: the file's name);
+        for a directory, the folder its files go under (default: the artifact's
+        root, as W&B's ``add_dir``), so ``add("checkpoints/")`` adds
+        ``checkpoints/a.pt`` as ``a.pt`` and ``add("checkpoints/",
+        name="checkpoints")`` as ``checkpoints/a.pt``.
+        """
+        if name is not None and logical_path is not None and name != logical_path:
+            raise InvalidInput(
+                f"give the path in the artifact once: logical_path={logical_path!r} "
+                f"or name={name!r}, not both"
+            )
+        where = logical_path if logical_path is not None else name
         if metadata is not None:
             names.check_metadata(metadata, "file metadata")
         if hasattr(local_path_or_data, "read"):
-            self._add_filelike(local_path_or_data, logical_path, overwrite, metadata)  # type: ignore[arg-type]
+            self._add_filelike(local_path_or_data, where, overwrite, metadata)  # type: ignore[arg-type]
             return
         path = Path(local_path_or_data)
         if path.is_dir():
-            prefix = "" if logical_path is None else logical_path.rstrip("/") + "/"
-            added = []
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for file_name in sorted(files):
-                    local = Path(root) / file_name
-                    relative = local.relative_to(path).as_posix()
-                    added.append((local, prefix + relative))
+            self._add_dir(path, where, overwrite, metadata)
+        elif path.is_file():
+            self._add_file(path, where, overwrite, metadata)
+        else:
+            raise InvalidInput(f"{path} is neither a file nor a directory")
+
+    def add_dir(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        overwrite: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """W&B's ``add_dir``: a directory's files, recursively, under ``name/`` (default: root)."""
+        path = Path(local_path)
+        if not path.is_dir():
+            raise InvalidInput(f"{path} is not a directory")
+        if metadata is not None:
+            names.check_metadata(metadata, "file metadata")
+        self._add_dir(path, name, overwrite, metadata)
+
+    def add_file(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        overwrite: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """W&B's ``add_file``: one file at path ``name`` in the artifact (default: its name)."""
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidInput(f"{path} is not a file")
+        if metadata is not None:
+            names.check_metadata(metadata, "file metadata")
+        self._add_file(path, name, overwrite, metadata)
+
+    def _add_dir(
+        self, path: Path, folder: str | None, overwrite: bool, metadata: dict[str, Any] | None
+    ) -> None:
+        prefix = ""
+        if folder is not None:
+            # "checkpoints/" and "checkpoints" name the same folder.
+            prefix = names.check_logical_path(folder.rstrip("/")) + "/"
+        added = []
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for file_name in sorted(files):
+                local = Path(root) / file_name
+                relative = local.relative_to(path).as_posix()
+                added.append((local, prefix + relative))
+        # All of the directory or none of it: a clash halfway must not leave half added.
+        kept_assets, kept_dirs = dict(self._assets), Counter(self._dirs)
+        try:
             for local, logical in added:
                 self._put(
                     PendingAsset(names.check_logical_path(logical), local, metadata=metadata),
                     overwrite,
                 )
-        elif path.is_file():
-            logical = logical_path if logical_path is not None else path.name
-            self._put(
-                PendingAsset(names.check_logical_path(logical), path, metadata=metadata), overwrite
-            )
-        else:
-            raise InvalidInput(f"{path} is neither a file nor a directory")
+        except InvalidInput:
+            self._assets, self._dirs = kept_assets, kept_dirs
+            raise
+
+    def _add_file(
+        self, path: Path, logical_path: str | None, overwrite: bool, metadata: dict[str, Any] | None
+    ) -> None:
+        logical = logical_path if logical_path is not None else path.name
+        self._put(
+            PendingAsset(names.check_logical_path(logical), path, metadata=metadata), overwrite
+        )
 
     def _add_filelike(
         self,
