@@ -4,7 +4,8 @@
 
     ArtfsError
      ├── InvalidInput          bad name, path, metadata, JSON, range …      (400)
-     │    └── DigestMismatch   uploaded bytes do not hash to the claimed digest
+     │    ├── DigestMismatch   uploaded bytes do not hash to the claimed digest
+     │    └── MissingReferences  a download left out references (not fetched yet)
      ├── Unauthorized          no or invalid token                          (401)
      ├── Forbidden             token lacks the scope                        (403)
      ├── NotFound              no such project, artifact, version, blob …   (404)
@@ -24,6 +25,9 @@ errors and the client turns it back into the same class, so a caller catches
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import NamedTuple
+
 __all__ = [
     "ArtfsError",
     "Conflict",
@@ -32,12 +36,14 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "LocalError",
+    "MissingReferences",
     "NoSpace",
     "NotFound",
     "ReadOnly",
     "TooLarge",
     "Transient",
     "Unauthorized",
+    "UnfetchedReference",
     "error_for_code",
 ]
 
@@ -58,6 +64,27 @@ class InvalidInput(ArtfsError):
 
 class DigestMismatch(InvalidInput):
     code = "digest_mismatch"
+
+
+class UnfetchedReference(NamedTuple):
+    """A file a download did not write because its bytes live at ``uri``."""
+
+    path: str
+    uri: str
+
+
+class MissingReferences(InvalidInput):
+    """A download wrote every file but these references, whose bytes are not fetched yet.
+
+    Raised after the other files are written, so a caller that can do without
+    them (W&B's ``allow_missing_references=True``) loses nothing by asking again.
+    """
+
+    code = "missing_references"
+
+    def __init__(self, message: str, references: Iterable[UnfetchedReference] = ()) -> None:
+        super().__init__(message)
+        self.references = list(references)
 
 
 class Unauthorized(ArtfsError):

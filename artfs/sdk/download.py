@@ -50,7 +50,7 @@ class OverwriteStrategy(StrEnum):
             return cls(str(value).upper())
         except ValueError as exc:
             raise InvalidInput(
-                f"overwrite_strategy must be FAIL, PRESERVE or OVERWRITE, not {value!r}"
+                f"overwrite_strategy must be fail, preserve or overwrite, not {value!r}"
             ) from exc
 
 
@@ -120,6 +120,23 @@ class _Targets:
         self._checked.add(parent)
 
 
+def _make_root(root: Path) -> None:
+    """Create the directory a download writes into, or say in a sentence why it cannot be."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # Something that is not a directory stands at root or above it: name it.
+        blocker = next(
+            (path for path in (root, *root.parents) if path.is_symlink() or path.exists()), root
+        )
+        what = "is a file" if blocker.is_file() else "exists and is not a directory"
+        if blocker == root:
+            raise InvalidInput(
+                f"{root} {what}; a download needs a directory to write into"
+            ) from None
+        raise InvalidInput(f"cannot make the directory {root}: {blocker} {what}") from None
+
+
 def download_entries(
     client: RegistryClient,
     entries: Sequence[DownloadEntry],
@@ -129,7 +146,7 @@ def download_entries(
     workers: int = 8,
     cache: ChunkCache | None = None,
 ) -> list[Path]:
-    root.mkdir(parents=True, exist_ok=True)
+    _make_root(root)
     checker = _Targets(root)
     planned = [checker.target(entry.path) for entry in entries]
     targets = [target for target, _ in planned]
@@ -144,7 +161,8 @@ def download_entries(
         first = min(differing)
         raise Conflict(
             f"{targets[first]} exists with different content "
-            f"({len(differing)} file(s) differ); choose PRESERVE or OVERWRITE"
+            f"({len(differing)} file(s) differ), so under overwrite strategy fail nothing "
+            "was written; choose preserve (keep them) or overwrite (replace them)"
         )
     if strategy is OverwriteStrategy.PRESERVE:
         for i in sorted(differing):

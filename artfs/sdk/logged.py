@@ -9,19 +9,25 @@ pages, and kept: a committed version never changes.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from artfs.errors import NotFound
+from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
 
 if TYPE_CHECKING:
     from artfs.sdk.client import Client
 
 __all__ = ["LoggedArtifact", "LoggedAsset"]
+
+log = logging.getLogger("artfs.download")
+
+#: How many paths an error message lists before it says how many more there are.
+SHOWN_PATHS = 8
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,18 @@ class LoggedAsset:
         return self.uri is not None
 
     def download(self, local_path: str | Path) -> Path:
-        """Fetch this one file to ``local_path`` (a file path), verified."""
-        if self.digest is None or self.remote:
-            raise NotFound(f"{self.logical_path} is a remote asset at {self.uri}; fetch it there")
+        """Fetch this one file to ``local_path`` (a file path), verified.
+
+        A reference (remote asset) raises ``MissingReferences``: its bytes are
+        not fetched yet. (Not ``NotFound``, which says the asset does not exist.)
+        """
+        if self.digest is None or self.uri is not None:
+            raise MissingReferences(
+                f"{self.logical_path} of {self.artifact.name}:{self.artifact.version} is a "
+                f"reference to {self.uri}; references are not fetched yet, so nothing was "
+                "written: read it from there",
+                [UnfetchedReference(self.logical_path, str(self.uri))],
+            )
         target = Path(local_path)
         download_entries(
             self.artifact.client.registry,
@@ -181,23 +196,40 @@ class LoggedArtifact:
         path: str | Path | None = None,
         overwrite_strategy: str | bool = "FAIL",
         path_prefix: str | None = None,
+        allow_missing_references: bool = False,
     ) -> Path:
-        """Download the (non-remote) files into ``path``; returns that directory.
+        """Download the files into ``path``; returns that directory.
 
         ``overwrite_strategy`` decides what happens to an existing file whose
         content differs: ``FAIL`` raises ``Conflict`` before anything is
         written, ``PRESERVE`` keeps it and logs a warning, ``OVERWRITE``
         replaces it. Identical files are left alone and not fetched.
-        ``path_prefix`` keeps only files whose logical path starts with it.
+        ``path_prefix`` keeps only files whose logical path starts with it; a
+        prefix no file starts with is ``InvalidInput``, and nothing is written.
+
+        References (remote assets) are not fetched yet: the other files are
+        written, then ``MissingReferences`` names the ones left out, unless
+        ``allow_missing_references=True`` (W&B's name), which logs a warning
+        per reference instead.
         """
         strategy = OverwriteStrategy.parse(overwrite_strategy)
         root = Path(path) if path is not None else Path("artifacts") / self.name / self.version
+        chosen = [
+            asset
+            for asset in self.assets
+            if path_prefix is None or asset.logical_path.startswith(path_prefix)
+        ]
+        if path_prefix is not None and not chosen:
+            raise InvalidInput(self._no_match(path_prefix))
+        references = [
+            UnfetchedReference(asset.logical_path, str(asset.uri))
+            for asset in chosen
+            if asset.digest is None or asset.uri is not None
+        ]
         entries = [
             DownloadEntry(asset.logical_path, asset.size, asset.digest)
-            for asset in self.assets
-            if asset.digest is not None
-            and not asset.remote
-            and (path_prefix is None or asset.logical_path.startswith(path_prefix))
+            for asset in chosen
+            if asset.digest is not None and asset.uri is None
         ]
         download_entries(
             self.client.registry,
@@ -208,7 +240,43 @@ class LoggedArtifact:
             workers=self.client.workers,
             cache=self.client.cache,
         )
+        if references:
+            if not allow_missing_references:
+                raise MissingReferences(self._missing(references, len(entries), root), references)
+            for reference in references:
+                log.warning(
+                    "%s of %s:%s not written: it is a reference to %s, and references are "
+                    "not fetched yet",
+                    reference.path,
+                    self.name,
+                    self.version,
+                    reference.uri,
+                )
         return root
+
+    def _no_match(self, path_prefix: str) -> str:
+        top = sorted(
+            {
+                head + "/" if sep else head
+                for head, sep, _ in (path.partition("/") for path in self.manifest)
+            },
+            key=lambda name: (name.casefold(), name),
+        )
+        if not top:
+            return f"{self.name}:{self.version} has no files (path prefix {path_prefix!r})"
+        return (
+            f"no file of {self.name}:{self.version} starts with {path_prefix!r}; "
+            f"its top level: {_first_few(top)}"
+        )
+
+    def _missing(self, references: list[UnfetchedReference], written: int, root: Path) -> str:
+        listed = _first_few([f"{ref.path} ({ref.uri})" for ref in references])
+        return (
+            f"{len(references)} file(s) of {self.name}:{self.version} not written, as they "
+            f"are references and references are not fetched yet: {listed}; the other "
+            f"{written} file(s) are in {root}. Pass allow_missing_references=True to "
+            "download without them"
+        )
 
     # -- changes ----------------------------------------------------------------
 
@@ -239,3 +307,9 @@ class LoggedArtifact:
     def delete(self, delete_aliases: bool = False) -> None:
         """Tombstone this version (W&B semantics: refused while it has aliases, unless asked)."""
         self._refresh(self.client.registry.delete_version(self.name, self.version, delete_aliases))
+
+
+def _first_few(items: list[str]) -> str:
+    shown = ", ".join(items[:SHOWN_PATHS])
+    rest = len(items) - SHOWN_PATHS
+    return shown if rest <= 0 else f"{shown} and {rest} more"

@@ -18,6 +18,7 @@ import pytest
 
 import artfs
 from artfs.client.transfer import part_path
+from artfs.errors import MissingReferences, UnfetchedReference
 from artfs.sdk.download import safe_target
 from tests.integration.trees import BIG_FILE, make_tree, read_tree, write_tree
 from tests.support.registry import RegistryProcess, free_port
@@ -318,10 +319,17 @@ def test_add_reference_file_uri(tmp_path: Path, client: artfs.Client, name: str)
         "remote/shard.bin",
         "shard.bin",
     ]
-    logged.download(tmp_path / "d")
+    # References are not fetched yet: the rest is written, then an error names them.
+    with pytest.raises(MissingReferences, match=r"remote/shard\.bin") as caught:
+        logged.download(tmp_path / "d")
+    assert sorted(caught.value.references) == [
+        UnfetchedReference("remote/shard.bin", outside.as_uri()),
+        UnfetchedReference("shard.bin", outside.as_uri()),
+    ]
     assert read_tree(tmp_path / "d") == {"local.txt": b"local"}
-    with pytest.raises(artfs.NotFound, match="remote asset"):
+    with pytest.raises(MissingReferences, match="reference"):
         remote.download(tmp_path / "r.bin")
+    assert not (tmp_path / "r.bin").exists()
 
 
 def test_add_reference_validates(tmp_path: Path, name: str) -> None:
@@ -454,8 +462,9 @@ def test_download_path_prefix(tmp_path: Path, small: artfs.LoggedArtifact) -> No
     assert read_tree(tmp_path / "sub") == {"sub/b.txt": b"artifact b", "sub/c.txt": b"artifact c"}
     small.download(tmp_path / "a", path_prefix="a")
     assert read_tree(tmp_path / "a") == {"a.txt": b"artifact a"}
-    small.download(tmp_path / "none", path_prefix="zzz")
-    assert read_tree(tmp_path / "none") == {}
+    with pytest.raises(artfs.InvalidInput, match="starts with 'zzz'"):
+        small.download(tmp_path / "none", path_prefix="zzz")
+    assert not (tmp_path / "none").exists()
 
 
 def test_download_refuses_symlink_out_of_target(
