@@ -22,7 +22,7 @@ from urllib3.util.retry import Retry
 from artfs.config import ClientConfig
 from artfs.errors import ArtfsError, Transient, error_for_code
 
-__all__ = ["RegistryClient"]
+__all__ = ["RegistryClient", "error_from_answer", "unreachable"]
 
 JSON = dict[str, Any]
 #: Entries per manifest request: large enough to make 100,000 files ~10 requests.
@@ -85,8 +85,17 @@ class RegistryClient:
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, url, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise Transient(f"TLS with the registry at {self.config.url} failed: {exc}") from exc
+        except requests.ConnectionError as exc:
+            # urllib3's text (pool, retries, url, errno) stays in the cause, for --debug.
+            raise unreachable(self.config.url) from exc
+        except requests.Timeout as exc:
+            raise Transient(
+                f"the registry at {self.config.url} did not answer within {kwargs['timeout']}s"
+            ) from exc
         except requests.RequestException as exc:
-            raise Transient(f"cannot reach the registry at {self.config.url}: {exc}") from exc
+            raise Transient(f"request to the registry at {self.config.url} failed: {exc}") from exc
         if response.status_code >= 400:
             raise _error_from(response)
         return response
@@ -283,6 +292,17 @@ class RegistryClient:
             "POST", f"{self.config.url}/api/v1/admin/gc", params={"dry_run": str(dry_run).lower()}
         ).json()
         return result
+
+
+def unreachable(url: str) -> Transient:
+    """The one error for a registry nobody answers at ``url``, whichever path found out.
+
+    Users met urllib3's ``HTTPConnectionPool(...): Max retries exceeded ...``
+    here; what helps is the URL that was tried and the two ways to fix it.
+    """
+    return Transient(
+        f"cannot reach the registry at {url} (start one with 'artfs serve', or set ARTFS_URL)"
+    )
 
 
 def _error_from(response: requests.Response) -> ArtfsError:

@@ -219,7 +219,11 @@ def fetch_blob(
                             if progress is not None:
                                 progress.update(len(block))
                 except requests.RequestException as exc:
-                    raise Transient(f"download of {digest} was cut off: {exc}") from exc
+                    # The cause (urllib3's long text) stays attached for --debug.
+                    raise Transient(
+                        f"download of {target.name} from the registry at {client.config.url} "
+                        "was cut off"
+                    ) from exc
         # No fsync: a part file torn by a crash fails this check and starts over.
         if hasher.finish() != digest or part.stat().st_size != size:
             part.unlink()

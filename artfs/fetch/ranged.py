@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote, urlsplit
 
-from artfs.client.http import error_from_answer
+from artfs.client.http import error_from_answer, unreachable
 from artfs.config import ClientConfig
 from artfs.errors import Transient
 
@@ -49,6 +49,7 @@ class RangeBody:
 class RangeReader:
     def __init__(self, config: ClientConfig, timeout: float = 30.0) -> None:
         parts = urlsplit(config.url)
+        self._url = config.url
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port
@@ -69,6 +70,18 @@ class RangeReader:
                 self._all.append(connection)
         return connection
 
+    def _connected(self) -> http.client.HTTPConnection:
+        """This thread's connection, connected. A refused connection is the registry
+        being unreachable, reported as every other client path reports it."""
+        connection = self._connection()
+        if connection.sock is None:
+            try:
+                connection.connect()
+            except OSError as exc:
+                self._drop()
+                raise unreachable(self._url) from exc
+        return connection
+
     def _drop(self) -> None:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
@@ -86,7 +99,7 @@ class RangeReader:
         to its end; otherwise it is closed (its unread bytes are of no use).
         """
         headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
-        connection = self._connection()
+        connection = self._connected()
         try:
             try:
                 connection.request("GET", f"{self._prefix}/blobs/{digest}", headers=headers)
@@ -94,7 +107,7 @@ class RangeReader:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # The server closed an idle kept-alive connection: one fresh try.
                 self._drop()
-                connection = self._connection()
+                connection = self._connected()
                 connection.request("GET", f"{self._prefix}/blobs/{digest}", headers=headers)
                 response = connection.getresponse()
             if response.status >= 400:
