@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from artfs import names
+from artfs.cli.output import count, human_size
 from artfs.errors import ArtfsError, InvalidInput
 
 __all__ = ["main"]
@@ -199,41 +201,30 @@ def push(
     help="What to do with existing files whose content differs.",
 )
 @click.option("--path-prefix", metavar="P", help="Only files whose logical path starts with P.")
+@click.option(
+    "--skip-references",
+    is_flag=True,
+    help="Succeed even if some remote assets (references) cannot be fetched; they are left out.",
+)
 @pass_context
 def pull(
-    ctx: _Context, ref: str, dest: Path, overwrite_strategy: str, path_prefix: str | None
+    ctx: _Context,
+    ref: str,
+    dest: Path,
+    overwrite_strategy: str,
+    path_prefix: str | None,
+    skip_references: bool,
 ) -> None:
     """Download a version's files into DEST, verified."""
     with ctx.client() as client:
         logged = client.get_artifact(ref)
-        logged.download(dest, overwrite_strategy=overwrite_strategy, path_prefix=path_prefix)
+        logged.download(
+            dest,
+            overwrite_strategy=overwrite_strategy,
+            path_prefix=path_prefix,
+            allow_missing_references=skip_references,
+        )
     click.echo(f"{logged.name}:{logged.version} -> {dest}", err=True)
-
-
-@cli.command(name="ls")
-@click.argument("ref", required=False, metavar="[NAME[:VERSION|:ALIAS]]")
-@pass_context
-def ls(ctx: _Context, ref: str | None) -> None:
-    """List artifacts, an artifact's versions, or a version's files."""
-    with ctx.client() as client:
-        if ref is None:
-            for artifact in client.registry.list_artifacts():
-                click.echo(
-                    f"{artifact['name']}\t{artifact['type']}\t{artifact['version_count']} versions"
-                    f"\tlatest={artifact['latest'] or '-'}"
-                )
-        elif ":" not in ref:
-            names.check_name(ref)
-            for version in client.registry.list_versions(ref):
-                labels = ",".join(version["aliases"]) or "-"
-                click.echo(
-                    f"{version['version']}\t{version['semver'] or '-'}\t{version['size']}\t"
-                    f"{version['file_count']} files\t{labels}\t{version['committed_at']}"
-                )
-        else:
-            logged = client.get_artifact(ref)
-            for entry in client.registry.list_files(logged.name, logged.version):
-                click.echo(f"{entry['size']}\t{entry.get('digest') or '-'}\t{entry['path']}")
 
 
 @cli.group()
@@ -267,7 +258,11 @@ def alias_set(ctx: _Context, name: str, alias_name: str, version: str, expect: s
 def alias_rm(ctx: _Context, name: str, alias_name: str) -> None:
     """Remove ALIAS from NAME."""
     with ctx.client() as client:
+        # Read first, only to say what the alias pointed at: the removal itself
+        # is what decides whether it existed.
+        was = client.registry.get_artifact(name)["aliases"].get(alias_name)
         client.registry.delete_alias(name, alias_name)
+    click.echo(f"removed alias {alias_name} from {name}" + (f" (was {was})" if was else ""))
 
 
 @cli.group()
@@ -280,10 +275,12 @@ def tag() -> None:
 @click.argument("tag_name", metavar="TAG")
 @pass_context
 def tag_add(ctx: _Context, ref: str, tag_name: str) -> None:
-    """Add TAG to a version."""
+    """Add TAG to a version (NAME:v3, NAME:1.2.0 or NAME:ALIAS)."""
+    given = _version_of(ref)
     with ctx.client() as client:
         logged = client.get_artifact(ref)
         client.registry.add_tag(logged.name, logged.version, tag_name)
+    click.echo(f"tagged {_described(logged.name, logged.version, given)} with {tag_name}")
 
 
 @tag.command(name="rm")
@@ -291,10 +288,32 @@ def tag_add(ctx: _Context, ref: str, tag_name: str) -> None:
 @click.argument("tag_name", metavar="TAG")
 @pass_context
 def tag_rm(ctx: _Context, ref: str, tag_name: str) -> None:
-    """Remove TAG from a version."""
+    """Remove TAG from a version (NAME:v3, NAME:1.2.0 or NAME:ALIAS)."""
+    given = _version_of(ref)
     with ctx.client() as client:
         logged = client.get_artifact(ref)
         client.registry.remove_tag(logged.name, logged.version, tag_name)
+    click.echo(f"removed tag {tag_name} from {_described(logged.name, logged.version, given)}")
+
+
+def _version_of(ref: str) -> str:
+    """The VERSION of ``NAME:VERSION``; a usage error without one.
+
+    A tag names one version, so ``tag add mnist reviewed`` must not pick
+    ``latest`` for the user (it did, silently).
+    """
+    name, _, version = ref.partition(":")
+    if not name or not version:
+        raise click.UsageError(
+            f"give the version as NAME:VERSION, e.g. {name or 'NAME'}:v1, not {ref!r}",
+            ctx=click.get_current_context(),
+        )
+    return version
+
+
+def _described(name: str, version: str, given: str) -> str:
+    """``mnist:v3``, or ``mnist:v3 (production)`` when the user named it by alias or label."""
+    return f"{name}:{version}" if given == version else f"{name}:{version} ({given})"
 
 
 @cli.command()
@@ -306,10 +325,40 @@ def gc(ctx: _Context, dry_run: bool) -> None:
         report = client.registry.gc(dry_run)
     verb = "would free" if dry_run else "freed"
     click.echo(
-        f"{verb} {report['blobs_deleted']} blobs ({report['bytes_freed']} bytes); "
-        f"expired {len(report['versions_expired'])} versions; "
-        f"dropped {report['uploads_abandoned']} abandoned uploads"
+        f"{verb} {count(report['blobs_deleted'], 'blob')} ({human_size(report['bytes_freed'])}); "
+        f"expired {count(len(report['versions_expired']), 'version')}; "
+        f"dropped {count(report['uploads_abandoned'], 'abandoned upload')}"
     )
+
+
+#: click >= 8.2 raises this for a group called without a verb; older ones print the help.
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    getattr(click.exceptions, name)
+    for name in ("NoArgsIsHelpError",)
+    if hasattr(click.exceptions, name)
+)
+
+
+def _one_line(message: str) -> str:
+    """click's sentence as part of one ``artfs: error:`` line: no newlines, no final period,
+    a lower-case first word (``Missing argument`` → ``missing argument``)."""
+    text = " ".join(message.split()).rstrip(".")
+    # "No such option: '--forc'. Did you mean '--force'?" reads as one clause after "error:".
+    text = re.sub(r"\. ([A-Z])(?=[a-z])", lambda match: "; " + match.group(1).lower(), text)
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """``artfs: error: push: missing argument 'PATH' (see 'artfs push --help')``.
+
+    SPEC §6 promises one line on stderr; click's own form is three (Usage, Try, Error).
+    """
+    path = exc.ctx.command_path if exc.ctx is not None else "artfs"
+    verb = path.partition(" ")[2]
+    prefix = f"{verb}: " if verb else ""
+    return f"artfs: error: {prefix}{_one_line(exc.format_message())} (see '{path} --help')"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -319,8 +368,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("artfs: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()  # ``artfs tag`` alone: the verb's help, as click shows it
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"artfs: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except (ArtfsError, OSError) as exc:
         if debug:
@@ -333,5 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-# Registers mount, umount, up and cache on ``cli``; kept apart so main.py stays about the registry.
+# Register ls, and mount, umount, up, mounts and cache, on ``cli``; kept apart so that
+# main.py stays about the registry's verbs.
+from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401

@@ -7,15 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from artfs.cli.main import F, _Context, cli, new_version_options, pass_context
-from artfs.errors import InvalidInput
+from artfs.cli.output import Column, count, echo_json, human_size, table
+from artfs.errors import Conflict, InvalidInput, Transient
 
 if TYPE_CHECKING:
+    from artfs.client.transfer import Progress
     from artfs.daemon.mount import MountOptions
 
 __all__ = ["parse_size"]
@@ -113,7 +116,8 @@ def mount(
     ready_fd: int | None,
 ) -> None:
     """Mount the registry's artifacts at MOUNTPOINT; returns once the mount is ready."""
-    from artfs.daemon.mount import mount_in_background, run_mount
+    from artfs.daemon.mount import mount_in_background, mounted_message, run_mount
+    from artfs.daemon.state import log_path_for
 
     options = _mount_options(
         ctx,
@@ -126,6 +130,8 @@ def mount(
         listing_timeout,
         staging_dir,
     )
+    if ready_fd is None:
+        _refuse_if_in_use(options.mountpoint)
     if foreground:
         run_mount(options, ready_fd)
         return
@@ -147,7 +153,8 @@ def mount(
         str(listing_timeout),
         *(["--staging-dir", str(options.staging_dir)] if options.staging_dir else []),
     ]
-    mount_in_background(argv)
+    mount_in_background(argv, log_path_for(mountpoint.resolve()))
+    click.echo(mounted_message(options.config.url, mountpoint.absolute()), err=True)
 
 
 @cli.command()
@@ -177,9 +184,15 @@ def up(
     """Serve the embedded registry and mount it at MOUNTPOINT (foreground; Ctrl-C stops both)."""
     import requests
 
-    from artfs.daemon.mount import run_mount
+    from artfs.daemon.mount import check_mountpoint, run_mount
+    from artfs.server.app import check_port_free
     from artfs.server.settings import default_data_dir
 
+    # Everything that would stop the mount is checked before the registry starts: a
+    # second `artfs up` used to start one, say "mounted" and only then fail.
+    _refuse_if_in_use(mountpoint, starting_artfs=True)
+    check_mountpoint(mountpoint.absolute())
+    check_port_free("127.0.0.1", port)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -194,7 +207,8 @@ def up(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 30
+        while True:
             if server.poll() is not None:
                 raise InvalidInput(f"the registry exited with status {server.returncode}")
             try:
@@ -202,13 +216,98 @@ def up(
                     break
             except requests.ConnectionError:
                 pass
+            if time.monotonic() > deadline:
+                raise Transient(f"the registry at {url} did not start within 30s")
             time.sleep(0.1)
         options = _mount_options(ctx, mountpoint, url, None, cache_dir, cache_size, 30.0, 1.0)
-        click.echo(f"artfs: registry at {url}, mounted at {mountpoint}; Ctrl-C to stop", err=True)
-        run_mount(options)
+        run_mount(options)  # says "mounted …; log: …" once the mount is ready
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _refuse_if_in_use(mountpoint: Path, *, starting_artfs: bool = False) -> None:
+    """Refuse a mountpoint that is mounted already, naming what runs there and how to stop it.
+
+    Checked before anything starts or claims anything: the daemon's own check
+    came after ``up`` had started a registry, and knew nothing of who mounted
+    the path. ``starting_artfs`` (``up``, what scripts/start runs) puts it as
+    "artfs is already running", which is what that user needs to hear.
+    """
+    from artfs.daemon.pids import running
+    from artfs.daemon.state import mount_table, read_record
+
+    try:
+        path = mountpoint.resolve()
+    except OSError:  # a mount whose daemon died cannot be resolved
+        path = mountpoint.absolute()
+    kind = mount_table().get(str(path))
+    if kind is None:
+        return
+    record = read_record(path)
+    if record is not None and running(record.pid):
+        where = f"registry {record.registry}, pid {record.pid}"
+        if starting_artfs:
+            raise Conflict(
+                f"artfs is already running at {path} ({where}); 'artfs umount {path}' stops it"
+            )
+        raise Conflict(
+            f"{path} is already a mountpoint (artfs, {where}); 'artfs umount {path}' stops it"
+        )
+    if record is not None or kind == "fuse.artfs":
+        raise Conflict(
+            f"{path} is already a mountpoint (artfs, its daemon gone); "
+            f"'artfs umount {path}' detaches it"
+        )
+    raise InvalidInput(f"{path} is already a mountpoint ({kind}), not an artfs mount")
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One active mount, as ``artfs mounts --json`` prints it."""
+
+    mountpoint: str
+    registry: str
+    project: str
+    cache_dir: str
+    log: str
+    pid: int
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead.")
+def mounts(as_json: bool) -> None:
+    """Active artfs mounts of this user: mountpoint, registry, project, cache, log and pid."""
+    from artfs.daemon.state import live_records
+
+    entries = [
+        MountEntry(
+            record.mountpoint,
+            record.registry,
+            record.project or "-",
+            record.cache_dir or "-",
+            record.log,
+            record.pid,
+        )
+        for record in live_records()
+    ]
+    if as_json:
+        echo_json(entries)
+        return
+    if not entries:
+        click.echo("artfs: no active mounts", err=True)
+        return
+    columns = [
+        Column("MOUNTPOINT"),
+        Column("REGISTRY"),
+        Column("PROJECT"),
+        Column("PID", ">"),
+        Column("CACHE"),
+        Column("LOG"),
+    ]
+    rows = [[e.mountpoint, e.registry, e.project, str(e.pid), e.cache_dir, e.log] for e in entries]
+    for line in table(columns, rows):
+        click.echo(line)
 
 
 @cli.group()
@@ -223,7 +322,10 @@ def cache_stats(cache_dir: Path | None) -> None:
     from artfs.cache.chunks import ChunkCache, default_cache_dir
 
     stats = ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62).stats()
-    click.echo(f"{stats['bytes']} bytes in {stats['chunks']} chunks of {stats['blobs']} blobs")
+    click.echo(
+        f"{human_size(stats['bytes'])} in {count(stats['chunks'], 'chunk')} "
+        f"of {count(stats['blobs'], 'blob')}"
+    )
 
 
 @cache.command(name="prune")
@@ -235,7 +337,7 @@ def cache_prune(target: str, cache_dir: Path | None) -> None:
 
     chunks = ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62)
     dropped = chunks.evict_to(parse_size(target))
-    click.echo(f"evicted {dropped} chunks; {chunks.total_bytes} bytes remain")
+    click.echo(f"evicted {count(dropped, 'chunk')}; {human_size(chunks.total_bytes)} remain")
 
 
 def _locate(target: Path) -> tuple[Path, str, Path]:
@@ -290,19 +392,23 @@ def commit(
         names.check_alias(alias)
         alias_expect[alias] = None if version == "none" else names.parse_version_ref(version).value
     _, artifact, control = _locate(target)
-    answer = request(
-        control,
-        {
-            "op": "commit",
-            "artifact": artifact,
-            "aliases": list(aliases),
-            "tags": list(tags),
-            "metadata": _parse_meta(meta),
-            "message": message,
-            "alias_expect": alias_expect,
-            "force": force,
-        },
-    )
+    bar = _CommitBar(artifact)
+    with bar:
+        answer = request(
+            control,
+            {
+                "op": "commit",
+                "artifact": artifact,
+                "aliases": list(aliases),
+                "tags": list(tags),
+                "metadata": _parse_meta(meta),
+                "message": message,
+                "alias_expect": alias_expect,
+                "force": force,
+            },
+            # Asked for only where a bar can be drawn: a pipe gets the same lines as before.
+            on_progress=bar.update if sys.stderr.isatty() else None,
+        )
     if answer["noop"]:
         click.echo(f"{artifact}: content identical to latest; no new version", err=True)
     click.echo(
@@ -325,3 +431,31 @@ def stage(target: Path, source: str) -> None:
     _, artifact, control = _locate(target)
     answer = request(control, {"op": "stage", "artifact": artifact, "from": source})
     click.echo(f"staged {answer['files']} files of {artifact}:{source}", err=True)
+
+
+class _CommitBar:
+    """``artfs commit``'s progress bar, drawn from the daemon's progress lines.
+
+    The bar is push's own (``transfer.Progress``: stderr, terminals only, big
+    uploads only); it starts with the first line, which brings the total.
+    """
+
+    def __init__(self, artifact: str) -> None:
+        self._artifact = artifact
+        self._bar: Progress | None = None
+        self._shown = 0
+
+    def update(self, sent: int, total: int) -> None:
+        if self._bar is None:
+            from artfs.client.transfer import Progress
+
+            self._bar = Progress(total, f"commit {self._artifact}")
+        self._bar.update(sent - self._shown)
+        self._shown = sent
+
+    def __enter__(self) -> _CommitBar:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -27,7 +27,7 @@ import pyfuse3
 import trio
 
 from artfs.cache.chunks import ChunkCache
-from artfs.client.http import RegistryClient
+from artfs.client.http import RegistryClient, unreachable
 from artfs.config import ClientConfig
 from artfs.daemon.control import serve_control
 from artfs.daemon.readahead import set_read_ahead
@@ -45,7 +45,14 @@ from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import Tree, TreeSettings
 
-__all__ = ["MountOptions", "check_mountpoint", "is_mounted", "mount_in_background", "run_mount"]
+__all__ = [
+    "MountOptions",
+    "check_mountpoint",
+    "is_mounted",
+    "mount_in_background",
+    "mounted_message",
+    "run_mount",
+]
 
 log = logging.getLogger("artfs.daemon")
 
@@ -108,7 +115,7 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         try:
             client.health()
         except ArtfsError as exc:
-            raise Transient(f"cannot reach the registry at {options.config.url}") from exc
+            raise unreachable(options.config.url) from exc
         cache = ChunkCache(options.cache_dir, options.cache_size)
     except ArtfsError as exc:
         _report(ready_fd, f"error: {exc.code}: {exc.message}")
@@ -121,6 +128,8 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
             options.config.url,
             str(log_file),
             str(control_path_for(mountpoint)),
+            project=options.config.project,
+            cache_dir=str(options.cache_dir.absolute()),
         ),
     )
     # A listing of 100,000 entries makes as many long-lived nodes; with the
@@ -175,7 +184,9 @@ async def _serve(
         try:
             nursery.start_soon(_stop_on_signal)
             await nursery.start(serve_control, control_path_for(mountpoint), tree)
-            nursery.start_soon(_tune_then_report, mountpoint, options.read_ahead_kb, ready_fd)
+            nursery.start_soon(
+                _tune_then_report, mountpoint, options.read_ahead_kb, ready_fd, client.config.url
+            )
             await pyfuse3.main()
         finally:
             pyfuse3.close(unmount=True)
@@ -183,7 +194,9 @@ async def _serve(
             nursery.cancel_scope.cancel()
 
 
-async def _tune_then_report(mountpoint: Path, read_ahead_kb: int, ready_fd: int | None) -> None:
+async def _tune_then_report(
+    mountpoint: Path, read_ahead_kb: int, ready_fd: int | None, url: str
+) -> None:
     """Once the kernel's handshake is done, raise the read-ahead; then report ready.
 
     The handshake (FUSE ``INIT``, answered in ``pyfuse3.main``) caps the
@@ -197,6 +210,9 @@ async def _tune_then_report(mountpoint: Path, read_ahead_kb: int, ready_fd: int 
         log.warning("the new mount at %s does not answer: %s", mountpoint, exc)
     else:
         set_read_ahead(mountpoint, read_ahead_kb)
+    if ready_fd is None:
+        # In the foreground nobody waits on a pipe: the person at the terminal is told.
+        print(f"{mounted_message(url, mountpoint)}; Ctrl-C unmounts", file=sys.stderr, flush=True)
     _report(ready_fd, READY)
 
 
@@ -218,8 +234,20 @@ def _report(ready_fd: int | None, line: str) -> None:
         pass  # the waiting parent is gone; nothing to tell
 
 
-def mount_in_background(argv: list[str], timeout: float = 60.0) -> None:
-    """Run ``artfs mount --foreground …`` detached; return once it reports ready."""
+def mounted_message(url: str, mountpoint: Path) -> str:
+    """What ``mount`` and ``up`` say once the mount is ready: where it is, and its log."""
+    return f"artfs: mounted {url} at {mountpoint}; log: {log_path_for(mountpoint.resolve())}"
+
+
+def mount_in_background(
+    argv: list[str], log_file: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Run ``artfs mount --foreground …`` detached; return once it reports ready.
+
+    A daemon that dies or hangs without a word is reported with ``log_file``,
+    the only place that says why (its stderr is /dev/null).
+    """
+    see_log = f"; see its log: {log_file}" if log_file is not None else ""
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "artfs", *argv, "--foreground", "--ready-fd", str(write_end)]
     with open(os.devnull, "rb") as devnull_in, open(os.devnull, "wb") as devnull_out:
@@ -234,6 +262,10 @@ def mount_in_background(argv: list[str], timeout: float = 60.0) -> None:
     os.close(write_end)
     try:
         line = _read_line(read_end, timeout)
+    except Transient as exc:
+        process.kill()
+        process.wait()
+        raise Transient(exc.message + see_log) from exc
     except BaseException:
         process.kill()
         process.wait()
@@ -245,7 +277,7 @@ def mount_in_background(argv: list[str], timeout: float = 60.0) -> None:
     process.wait(timeout=30)
     code, _, message = line.removeprefix("error: ").partition(": ")
     if not message:
-        raise ArtfsError(f"the mount daemon exited with status {process.returncode}")
+        raise ArtfsError(f"the mount daemon exited with status {process.returncode}{see_log}")
     raise error_for_code(code, message)
 
 

@@ -1,10 +1,11 @@
-"""Where a mount daemon records itself (pid, log) so that ``umount`` can find it."""
+"""Where a mount daemon records itself (pid, log, …) so that ``umount`` and ``mounts`` find it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,9 @@ __all__ = [
     "MountRecord",
     "control_path_for",
     "forget_record",
+    "live_records",
     "log_path_for",
+    "mount_table",
     "read_record",
     "staging_root_for",
     "state_dir",
@@ -67,6 +70,9 @@ class MountRecord:
     registry: str
     log: str
     control: str
+    #: Defaults: records written before these fields existed still read.
+    project: str = ""
+    cache_dir: str = ""
 
 
 def _record_path(mountpoint: Path) -> Path:
@@ -90,3 +96,35 @@ def read_record(mountpoint: Path) -> MountRecord | None:
 
 def forget_record(mountpoint: Path) -> None:
     _record_path(mountpoint).unlink(missing_ok=True)
+
+
+def mount_table() -> dict[str, str]:
+    """Every mountpoint the kernel lists for this process, with its type (``fuse.artfs``)."""
+    with open("/proc/self/mounts") as mounts:
+        fields = [line.split() for line in mounts]
+    # /proc escapes a space as \040 (and tab, newline, backslash likewise).
+    return {
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1]): parts[2]
+        for parts in fields
+        if len(parts) > 2
+    }
+
+
+def live_records() -> list[MountRecord]:
+    """The records of mounts in use now: the daemon runs and the kernel lists the mountpoint.
+
+    A daemon killed with SIGKILL leaves its record behind, and a mount that was
+    detached behind artfs's back may leave a daemon; neither is a mount to show.
+    """
+    from artfs.daemon.pids import running
+
+    listed = mount_table()
+    records = []
+    for path in sorted((state_dir() / "mounts").glob("*.json")):
+        try:
+            record = MountRecord(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue  # being replaced or removed right now, or not ours
+        if record.mountpoint in listed and running(record.pid):
+            records.append(record)
+    return sorted(records, key=lambda record: record.mountpoint)

@@ -11,13 +11,20 @@ builds its application from the settings the supervisor leaves in
 
 from __future__ import annotations
 
+import errno
+import http.client
 import logging
 import os
+import socket
+import sys
+import threading
+import time
 
 import uvicorn
 from fastapi import FastAPI
 
 from artfs import __version__
+from artfs.errors import Conflict
 from artfs.server.blob_reads import BlobReads
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
@@ -26,10 +33,12 @@ from artfs.server.routes import admin, artifacts, blob_batches, blobs, uploads
 from artfs.server.settings import ServerSettings
 from artfs.store.local import LocalBlobStore
 
-__all__ = ["SETTINGS_ENV", "create_app", "prepare", "serve", "worker_app"]
+__all__ = ["SETTINGS_ENV", "check_port_free", "create_app", "prepare", "serve", "worker_app"]
 
 #: The environment variable that hands a worker process its ``ServerSettings``.
 SETTINGS_ENV = "ARTFS_SERVE_SETTINGS"
+#: How long ``serve`` waits for its workers to answer before it stops waiting to say so.
+READY_WAIT = 120.0
 
 
 def prepare(settings: ServerSettings) -> None:
@@ -72,13 +81,65 @@ def worker_app() -> FastAPI:
     return create_app(settings)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``Conflict`` if something listens on ``host:port`` already.
+
+    uvicorn would log ``[Errno 98] error while attempting to bind …`` and exit;
+    a user wants to hear which port, and the likely reason. The probe binds as
+    uvicorn does (``SO_REUSEADDR``), so a port in TIME_WAIT counts as free.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise Conflict(
+                f"port {port} on {host} is taken (is artfs serve already running?)"
+            ) from exc
+
+
+def _announce_when_ready(settings: ServerSettings) -> None:
+    """Say once, on stderr, where the registry answers and what it serves, as soon as it does.
+
+    Asking ``/healthz`` is the one test that holds for one worker or many: the
+    line means a request gets an answer, not merely that a socket was bound.
+    """
+    deadline = time.monotonic() + READY_WAIT
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(settings.host, settings.port, timeout=1)
+        try:
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.05)
+    else:
+        return
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(
+        f"artfs: registry at http://{host}:{settings.port} serving {settings.data_dir.absolute()}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def serve(settings: ServerSettings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_port_free(settings.host, settings.port)
     # Once, before any worker starts: a bad data folder is one error, not one per worker.
     prepare(settings)
     os.environ[SETTINGS_ENV] = settings.to_json()
+    threading.Thread(
+        target=_announce_when_ready, args=(settings,), name="announce", daemon=True
+    ).start()
     uvicorn.run(
         f"{__name__}:{worker_app.__name__}",
         factory=True,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ class VersionRequest:
     tags: Sequence[str] = ()
     alias_expect: dict[str, str | None] = field(default_factory=dict)
     force: bool = False
+    #: Told ``(bytes uploaded, bytes to upload)`` as blobs go up, from upload threads:
+    #: how a mount's commit shows the CLI that asked for it a progress bar.
+    progress: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def _publish_once(
                 )
             sources.setdefault(entry.digest, BlobSource(entry.digest, entry.size, entry.local))
         total = sum(source.size for source in sources.values())
-        with Progress(total, f"push {name}", show_progress) as progress:
+        with _ReportingProgress(total, f"push {name}", show_progress, request.progress) as progress:
             sent = upload_blobs(client, list(sources.values()), progress, workers)
         result = client.commit_upload(
             upload_id,
@@ -168,3 +172,29 @@ def _publish_once(
             client.abort_upload(upload_id)
         raise
     return Published(result, bool(result.get("noop")), sent, len(sources))
+
+
+class _ReportingProgress(Progress):
+    """The push's own bar, and the same byte counts handed to a listener if there is one."""
+
+    def __init__(
+        self,
+        total: int,
+        description: str,
+        enabled: bool | None,
+        listener: Callable[[int, int], None] | None,
+    ) -> None:
+        super().__init__(total, description, enabled)
+        self._total = total
+        self._sent = 0
+        self._lock = threading.Lock()
+        self._listener = listener
+        if listener is not None:
+            listener(0, total)
+
+    def update(self, count: int) -> None:
+        super().update(count)
+        if self._listener is not None:
+            with self._lock:  # upload threads report at once
+                self._sent += count
+                self._listener(self._sent, self._total)

@@ -152,31 +152,30 @@ def test_ls(tmp_path: Path, url: str, name: str) -> None:
     ok(url, "push", name, tmp_path / "v1", "--alias", "prod", "--version", "0.1.0")
     ok(url, "push", name, tmp_path / "v2", "--type", "dataset")
 
+    # Aligned columns under a header (tests/integration/test_cli_output.py checks the layout).
     artifacts = ok(url, "ls").stdout.splitlines()
-    mine = [line for line in artifacts if line.split("\t")[0] == name]
-    assert len(mine) == 1
-    assert "dataset" in mine[0]
-    assert "2 versions" in mine[0]
-    assert "latest=v2" in mine[0]
+    assert artifacts[0].split() == ["NAME", "TYPE", "VERSIONS", "LATEST", "ALIASES"]
+    mine = [line.split() for line in artifacts if line.split()[0] == name]
+    assert mine == [[name, "dataset", "2", "versions", "v2", "prod=v1"]]
 
-    versions = [line.split("\t") for line in ok(url, "ls", name).stdout.splitlines()]
+    versions = [line.split() for line in ok(url, "ls", name).stdout.splitlines()[1:]]
     assert [row[0] for row in versions] == ["v1", "v2"]
     assert versions[0][1] == "0.1.0"
-    assert versions[0][4] == "prod"
-    assert versions[1][4] == "latest"
+    assert versions[0][-3:] == ["prod", "-", "-"]  # aliases, tags, metadata keys
+    assert versions[1][-3:] == ["latest", "-", "-"]
 
-    v1_files = ok(url, "ls", f"{name}:v1").stdout.splitlines()
-    assert [line.split("\t")[-1] for line in v1_files] == ["a.txt", "données/été.txt"]
-    assert v1_files[0].split("\t")[0] == "1"
-    latest_files = ok(url, "ls", f"{name}:latest").stdout.splitlines()
-    assert [line.split("\t")[-1] for line in latest_files] == ["a.txt"]
-    assert latest_files[0].split("\t")[0] == str(len(b"changed"))
+    v1_files = [line.split() for line in ok(url, "ls", f"{name}:v1").stdout.splitlines()[1:]]
+    assert [row[-1] for row in v1_files] == ["a.txt", "données/été.txt"]
+    assert v1_files[0][:2] == ["1", "B"]
+    latest_files = [line.split() for line in ok(url, "ls", f"{name}:latest").stdout.splitlines()]
+    assert [row[-1] for row in latest_files[1:]] == ["a.txt"]
+    assert latest_files[1][:2] == [str(len(b"changed")), "B"]
 
 
 def test_registry_flag_overrides_environment(url: str, existing: str) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     result = ok(closed, "--registry", url, "ls", existing)
-    assert result.stdout.startswith("v1\t")
+    assert result.stdout.splitlines()[1].startswith("v1 ")
 
 
 # -- aliases and tags ----------------------------------------------------------------
@@ -240,10 +239,10 @@ def test_gc_dry_run_changes_nothing(tmp_path: Path, registry: RegistryProcess, n
     with artfs.Client(url=registry.url) as client:
         client.get_artifact(name, "v1").delete()
 
-    report = "would free 1 blobs (1000 bytes); expired 0 versions; dropped 0 abandoned uploads"
+    report = "would free 1 blob (1000 B); expired 0 versions; dropped 0 abandoned uploads"
     assert ok(registry.url, "gc", "--dry-run").stdout.strip() == report
     assert ok(registry.url, "gc", "--dry-run").stdout.strip() == report
-    assert ok(registry.url, "gc").stdout.strip().startswith("freed 1 blobs (1000 bytes)")
+    assert ok(registry.url, "gc").stdout.strip().startswith("freed 1 blob (1000 B)")
     assert ok(registry.url, "gc", "--dry-run").stdout.strip().startswith("would free 0 blobs")
     ok(registry.url, "pull", name, tmp_path / "dest")
     assert read_tree(tmp_path / "dest") == {"keep.txt": b"kept"}
@@ -283,10 +282,13 @@ def test_help(verb: list[str]) -> None:
     ids=["no-args", "no-path", "unknown-verb", "bad-choice"],
 )
 def test_bad_usage_is_a_click_usage_error(args: list[str]) -> None:
+    # One ``artfs: error:`` line (SPEC §6), with click's exit status 2.
     result = run("http://127.0.0.1:1", *args)
     assert result.returncode == 2
-    assert "Usage: artfs" in result.stderr
-    assert "Error:" in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("artfs: error: ")
+    assert lines[0].endswith("--help')")
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 

@@ -1,0 +1,204 @@
+"""``artfs ls``: artifacts, an artifact's versions, or a version's files.
+
+People get a header, aligned columns, sizes in binary units and counts with
+their nouns; scripts get ``--json``, a list of objects whose fields carry the
+registry API's names and raw values (bytes, ISO times, full digests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from artfs import names
+from artfs.cli.main import _Context, cli, pass_context
+from artfs.cli.output import Column, count, echo_json, human_size, local_time, table
+
+__all__ = ["ArtifactEntry", "FileEntry", "VersionEntry"]
+
+#: Digits of a sha256 shown in a file listing: enough to tell files apart by eye.
+SHORT_DIGEST = 12
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    name: str
+    type: str
+    description: str
+    version_count: int
+    latest: str | None
+    aliases: dict[str, str]
+    metadata: dict[str, object]
+    created_at: str
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> ArtifactEntry:
+        return cls(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            description=str(data.get("description") or ""),
+            version_count=int(data["version_count"]),
+            latest=data.get("latest"),
+            aliases={str(k): str(v) for k, v in (data.get("aliases") or {}).items()},
+            metadata=dict(data.get("metadata") or {}),
+            created_at=str(data["created_at"]),
+        )
+
+    def row(self) -> list[str]:
+        others = [f"{alias}={version}" for alias, version in self.aliases.items()]
+        others = [text for text in others if not text.startswith("latest=")]
+        return [
+            self.name,
+            self.type,
+            count(self.version_count, "version"),
+            self.latest or "-",
+            ", ".join(others) or "-",
+        ]
+
+
+ARTIFACT_COLUMNS = [
+    Column("NAME"),
+    Column("TYPE"),
+    Column("VERSIONS", ">"),
+    Column("LATEST"),
+    Column("ALIASES"),
+]
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    artifact: str
+    version: str
+    semver: str | None
+    size: int
+    file_count: int
+    aliases: list[str]
+    tags: list[str]
+    metadata: dict[str, object]
+    description: str
+    digest: str | None
+    committed_at: str | None
+    ttl_seconds: int | None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> VersionEntry:
+        return cls(
+            artifact=str(data["artifact"]),
+            version=str(data["version"]),
+            semver=data.get("semver"),
+            size=int(data["size"] or 0),
+            file_count=int(data["file_count"] or 0),
+            aliases=[str(alias) for alias in data.get("aliases") or []],
+            tags=[str(tag) for tag in data.get("tags") or []],
+            metadata=dict(data.get("metadata") or {}),
+            description=str(data.get("description") or ""),
+            digest=data.get("digest"),
+            committed_at=data.get("committed_at"),
+            ttl_seconds=data.get("ttl_seconds"),
+        )
+
+    def row(self) -> list[str]:
+        return [
+            self.version,
+            self.semver or "-",
+            human_size(self.size),
+            count(self.file_count, "file"),
+            local_time(self.committed_at),
+            ", ".join(self.aliases) or "-",
+            ", ".join(self.tags) or "-",
+            ", ".join(self.metadata) or "-",
+        ]
+
+
+VERSION_COLUMNS = [
+    Column("VERSION"),
+    Column("SEMVER"),
+    Column("SIZE", ">"),
+    Column("FILES", ">"),
+    Column("COMMITTED"),
+    Column("ALIASES"),
+    Column("TAGS"),
+    Column("METADATA"),
+]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    digest: str | None
+    uri: str | None
+    metadata: dict[str, object]
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> FileEntry:
+        return cls(
+            path=str(data["path"]),
+            size=int(data["size"]),
+            digest=data.get("digest"),
+            uri=data.get("uri"),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+    def row(self) -> list[str]:
+        shown = f"{self.path} -> {self.uri}" if self.uri else self.path
+        return [human_size(self.size), (self.digest or "-")[:SHORT_DIGEST], shown]
+
+
+FILE_COLUMNS = [Column("SIZE", ">"), Column("SHA256"), Column("PATH")]
+
+
+@cli.command(name="ls")
+@click.argument("ref", required=False, metavar="[NAME[:VERSION|:ALIAS]]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead.")
+@pass_context
+def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
+    """List artifacts, an artifact's versions, or a version's files."""
+    with ctx.client() as client:
+        registry = client.registry
+        if ref is None:
+            _show(
+                [ArtifactEntry.from_api(item) for item in registry.list_artifacts()],
+                ARTIFACT_COLUMNS,
+                as_json,
+                f"no artifacts in project {registry.project} yet; 'artfs push NAME PATH' adds one",
+            )
+        elif ":" not in ref:
+            names.check_name(ref)
+            _show(
+                [VersionEntry.from_api(item) for item in registry.list_versions(ref)],
+                VERSION_COLUMNS,
+                as_json,
+                f"{ref} has no committed versions",
+            )
+        else:
+            logged = client.get_artifact(ref)
+            _show(
+                [
+                    FileEntry.from_api(item)
+                    for item in registry.list_files(logged.name, logged.version)
+                ],
+                FILE_COLUMNS,
+                as_json,
+                f"{logged.name}:{logged.version} has no files",
+            )
+
+
+def _show(
+    entries: list[ArtifactEntry] | list[VersionEntry] | list[FileEntry],
+    columns: list[Column],
+    as_json: bool,
+    when_empty: str,
+) -> None:
+    if as_json:
+        echo_json(entries)
+        return
+    if not entries:
+        # On stderr: stdout stays empty, as a script counting lines expects.
+        click.echo(f"artfs: {when_empty}", err=True)
+        return
+    for line in table(columns, [entry.row() for entry in entries]):
+        click.echo(line)
