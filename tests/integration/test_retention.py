@@ -30,11 +30,11 @@ def test_expired_versions_are_deleted_by_gc_and_latest_moves_back(
         time.sleep(1.5)
         dry = run_artfs("gc", "--dry-run", env={"ARTFS_URL": registry.url})
         assert dry.returncode == 0
-        assert "expired 1 versions" in dry.stdout
+        assert "expired 1 version;" in dry.stdout
         assert client.get_artifact(name).version == "v2"  # a dry run changes nothing
         real = run_artfs("gc", env={"ARTFS_URL": registry.url})
         assert real.returncode == 0, real.stderr
-        assert "expired 1 versions" in real.stdout
+        assert "expired 1 version;" in real.stdout
         assert client.get_artifact(name).version == "v1"  # latest moved back
         with pytest.raises(artfs.NotFound):
             client.get_artifact(name, "v2")
