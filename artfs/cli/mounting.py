@@ -58,6 +58,7 @@ def _mount_options(
         read_timeout=read_timeout,
         listing_timeout=listing_timeout,
         staging_dir=staging_dir.absolute() if staging_dir is not None else None,
+        allow_other=bool(click.get_current_context().meta.get("artfs.allow_other", False)),
     )
 
 
@@ -86,6 +87,15 @@ _mount_params = [
         "--staging-dir",
         type=click.Path(path_type=Path),
         help="Where .staging files live [~/.local/state/artfs/staging].",
+    ),
+    click.option(
+        "--allow-other",
+        is_flag=True,
+        expose_value=False,
+        # Kept in the context for _mount_options, so the commands taking these
+        # options need not each name it.
+        callback=lambda ctx, _param, value: ctx.meta.__setitem__("artfs.allow_other", value),
+        help="Let other users in; the kernel checks each access against modes and owners.",
     ),
 ]
 
@@ -152,6 +162,7 @@ def mount(
         "--listing-timeout",
         str(listing_timeout),
         *(["--staging-dir", str(options.staging_dir)] if options.staging_dir else []),
+        *(["--allow-other"] if options.allow_other else []),
     ]
     mount_in_background(argv, log_path_for(mountpoint.resolve()))
     click.echo(mounted_message(options.config.url, mountpoint.absolute()), err=True)

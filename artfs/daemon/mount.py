@@ -72,6 +72,8 @@ class MountOptions:
     staging_dir: Path | None = None
     #: The kernel's read-ahead for the mount (see ``daemon.readahead``).
     read_ahead_kb: int = READ_AHEAD_KB
+    #: Let users other than the daemon's in (see ``fuse_options``).
+    allow_other: bool = False
 
 
 def is_mounted(mountpoint: Path) -> bool:
@@ -173,10 +175,8 @@ async def _serve(
         )
         tree = Tree(catalog, fetcher, cache, settings)
         operations = ArtfsOperations(tree)
-        fuse_options = set(pyfuse3.default_options)
-        fuse_options |= {"fsname=artfs", "subtype=artfs"}
         try:
-            pyfuse3.init(operations, str(mountpoint), fuse_options)
+            pyfuse3.init(operations, str(mountpoint), fuse_options(options))
         except RuntimeError as exc:
             _report(ready_fd, f"error: error: cannot mount {mountpoint}: {exc}")
             raise
@@ -192,6 +192,21 @@ async def _serve(
             pyfuse3.close(unmount=True)
             control_path_for(mountpoint).unlink(missing_ok=True)
             nursery.cancel_scope.cancel()
+
+
+def fuse_options(options: MountOptions) -> set[str]:
+    """The kernel's mount options.
+
+    The kernel checks every access against the modes and owners the mount
+    reports (``default_permissions``), so with ``allow_other`` other users get
+    exactly what those allow them, ``.staging``'s real owners included (see
+    ``artfs.vfs.staging_tree``). A daemon not run as root needs
+    ``user_allow_other`` in ``/etc/fuse.conf`` for ``allow_other``.
+    """
+    chosen = set(pyfuse3.default_options) | {"fsname=artfs", "subtype=artfs"}
+    if options.allow_other:
+        chosen |= {"allow_other", "default_permissions"}
+    return chosen
 
 
 async def _tune_then_report(
