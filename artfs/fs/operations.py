@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pyfuse3
 from pyfuse3 import FileHandleT, FileNameT, FlagT, InodeT, ModeT, XAttrNameT
@@ -38,6 +39,11 @@ def _name(raw: bytes) -> str:
         raise NotFound("name is not valid UTF-8") from exc
 
 
+def _owner(ctx: pyfuse3.RequestContext) -> tuple[int, int]:
+    """The process that asked: new entries may be given to it (``StagingTree``)."""
+    return ctx.uid, ctx.gid
+
+
 def _invalidate_entry(parent: int, name: str) -> None:
     # Asynchronous: safe from inside a request handler, done once the reply is out.
     pyfuse3.invalidate_entry_async(InodeT(parent), FileNameT(name.encode()), ignore_enoent=True)
@@ -53,6 +59,14 @@ def _store_in_page_cache(inode: int, data: bytes | bytearray | memoryview) -> No
         log.debug("page cache store of inode %d refused: %s", inode, exc)
 
 
+@dataclass
+class _Listing:
+    """An open directory: its inode, and its entries as of its latest rewind."""
+
+    inode: int
+    entries: list[tuple[str, Node]] = field(default_factory=list)
+
+
 class ArtfsOperations(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
@@ -63,7 +77,7 @@ class ArtfsOperations(pyfuse3.Operations):
         self.tree = tree
         tree.notify_changed = _invalidate_entry
         tree.siblings.batches.deliver = _store_in_page_cache
-        self._dir_listings: dict[int, list[Node]] = {}
+        self._dir_listings: dict[int, _Listing] = {}
         self._next_dir_fh = 1
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
@@ -132,23 +146,29 @@ class ArtfsOperations(pyfuse3.Operations):
 
     @translated
     async def opendir(self, inode: InodeT, ctx: pyfuse3.RequestContext) -> FileHandleT:
-        # A snapshot, so that a listing read in several calls is consistent.
-        children = await self.tree.children(inode)
+        self.tree.get(inode)  # a forgotten inode fails here
         fh = self._next_dir_fh
         self._next_dir_fh += 1
-        self._dir_listings[fh] = children
+        self._dir_listings[fh] = _Listing(inode)
         return FileHandleT(fh)
 
     @translated
     async def readdir(self, fh: FileHandleT, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        children = self._dir_listings.get(fh, [])
-        for index in range(start_id, len(children)):
-            node = children[index]
+        listing = self._dir_listings.get(fh)
+        if listing is None:
+            return
+        if start_id == 0:
+            # A snapshot, so that a listing read in several calls is consistent, taken
+            # at the start of each pass: a rewinddir must see what was added since.
+            listing.entries = await self.tree.listing(listing.inode)
+        entries = listing.entries
+        for index in range(start_id, len(entries)):
+            name, node = entries[index]
             try:
                 attrs = self.attributes(node)
             except NotFound:
                 continue  # a staged entry removed since the listing was taken
-            if not pyfuse3.readdir_reply(token, FileNameT(node.name.encode()), attrs, index + 1):
+            if not pyfuse3.readdir_reply(token, FileNameT(name.encode()), attrs, index + 1):
                 return
             self.tree.remember(node)
 
@@ -159,7 +179,7 @@ class ArtfsOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: InodeT, name: FileNameT, mode: ModeT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(await self.tree.mkdir(parent_inode, _name(name), mode))
+        return self._entry(await self.tree.mkdir(parent_inode, _name(name), mode, _owner(ctx)))
 
     @translated
     async def rmdir(
@@ -195,7 +215,9 @@ class ArtfsOperations(pyfuse3.Operations):
         target: FileNameT,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(self.tree.symlink(parent_inode, _name(name), os.fsdecode(target)))
+        return self._entry(
+            self.tree.symlink(parent_inode, _name(name), os.fsdecode(target), _owner(ctx))
+        )
 
     @translated
     async def readlink(self, inode: InodeT, ctx: pyfuse3.RequestContext) -> FileNameT:
@@ -222,7 +244,7 @@ class ArtfsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         if not stat.S_ISREG(mode):
             raise pyfuse3.FUSEError(errno.EPERM)  # devices and fifos have no place in a version
-        handle = self.tree.create(parent_inode, _name(name), mode, os.O_WRONLY)
+        handle = self.tree.create(parent_inode, _name(name), mode, os.O_WRONLY, _owner(ctx))
         self.tree.release(handle.fh)
         return self._entry(handle.node)
 
@@ -246,7 +268,7 @@ class ArtfsOperations(pyfuse3.Operations):
         flags: FlagT,
         ctx: pyfuse3.RequestContext,
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        handle = self.tree.create(parent_inode, _name(name), mode, flags)
+        handle = self.tree.create(parent_inode, _name(name), mode, flags, _owner(ctx))
         info = pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=False)
         return info, self._entry(handle.node)
 

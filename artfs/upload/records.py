@@ -30,11 +30,12 @@ __all__ = ["DIGEST_XATTR", "drop_record", "read_record", "write_record"]
 DIGEST_XATTR = "user.artfs.sha256"
 
 
-def read_record(path: Path | str) -> tuple[str, int] | None:
-    """The recorded ``(sha256, size)`` of ``path`` if the record still describes it."""
+def read_record(target: int | Path | str) -> tuple[str, int] | None:
+    """The recorded ``(sha256, size)`` of a file (an fd or a path) if the record still
+    describes it."""
     try:
-        raw = os.getxattr(path, DIGEST_XATTR)
-        info = os.stat(path)
+        raw = os.getxattr(target, DIGEST_XATTR)
+        info = os.stat(target)
     except OSError:
         return None
     try:

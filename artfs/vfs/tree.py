@@ -65,6 +65,7 @@ from artfs.vfs.manifest import FileEntry
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
+from artfs.vfs.staging import Owner
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
@@ -143,7 +144,12 @@ class Tree:
             return
         node.lookups -= count
         if node.lookups <= 0 and not self._is_open(node):
-            del self._nodes[inode]
+            self._drop(node)
+
+    def _drop(self, node: Node) -> None:
+        self._nodes.pop(node.inode, None)
+        if node.kind is Kind.STAGED and self.staging is not None:
+            self.staging.dropped(node)
 
     def _is_open(self, node: Node) -> bool:
         if any(handle.node is node for handle in self.reads.handles.values()):
@@ -257,7 +263,16 @@ class Tree:
         raise NotFound(f"{parent.name} is not a directory")
 
     async def children(self, inode: int) -> list[Node]:
+        return [node for _, node in await self.listing(inode)]
+
+    async def listing(self, inode: int) -> list[tuple[str, Node]]:
+        """A directory's entries, each by its own name: a hard-linked staged file has several."""
         parent = self.get(inode)
+        if parent.kind in _STAGED:
+            return self._staging().children(parent)
+        return [(node.name, node) for node in await self._children(parent)]
+
+    async def _children(self, parent: Node) -> list[Node]:
         if parent.kind is Kind.ROOT:
             artifacts = await self.catalog.artifacts()
             return [
@@ -280,8 +295,6 @@ class Tree:
             if self.staging is not None:
                 nodes.insert(0, self.staging.root_node(parent.artifact, parent.mtime_ns))
             return nodes
-        if parent.kind in _STAGED:
-            return self._staging().children(parent)
         if parent.kind in (Kind.VERSION, Kind.DIR):
             manifest = await self.catalog.manifest(parent.artifact, parent.number)
             nodes = []
@@ -359,7 +372,7 @@ class Tree:
             return
         # The kernel may have forgotten the node while it was open: drop it now.
         if node.lookups <= 0 and not self._is_open(node):
-            self._nodes.pop(node.inode, None)
+            self._drop(node)
 
     async def read(self, fh: int, offset: int, size: int) -> bytes | bytearray | memoryview:
         handle = self.reads.handles.get(fh)
@@ -412,11 +425,13 @@ class Tree:
             raise ReadOnly("this file is read-only")
         return handle
 
-    async def mkdir(self, parent_inode: int, name: str, mode: int) -> Node:
+    async def mkdir(
+        self, parent_inode: int, name: str, mode: int, owner: Owner | None = None
+    ) -> Node:
         parent = self.get(parent_inode)
         if parent.kind is Kind.ROOT:
             return await self.create_artifact(name)
-        return self._staging().mkdir(self._staged_parent(parent_inode), name, mode)
+        return self._staging().mkdir(self._staged_parent(parent_inode), name, mode, owner)
 
     async def create_artifact(self, name: str, type_: str = "dataset") -> Node:
         names.check_name(name)
@@ -435,8 +450,10 @@ class Tree:
     def unlink(self, parent_inode: int, name: str) -> None:
         self._staging().unlink(self._staged_parent(parent_inode), name)
 
-    def symlink(self, parent_inode: int, name: str, target: str) -> Node:
-        return self._staging().symlink(self._staged_parent(parent_inode), name, target)
+    def symlink(
+        self, parent_inode: int, name: str, target: str, owner: Owner | None = None
+    ) -> Node:
+        return self._staging().symlink(self._staged_parent(parent_inode), name, target, owner)
 
     def readlink(self, inode: int) -> str:
         node = self.get(inode)
@@ -450,8 +467,11 @@ class Tree:
             raise ReadOnly("only staged files can be linked")
         return self._staging().link(node, self._staged_parent(parent_inode), name)
 
-    def create(self, parent_inode: int, name: str, mode: int, flags: int) -> StagedHandle:
-        return self._staging().create(self._staged_parent(parent_inode), name, mode, flags)
+    def create(
+        self, parent_inode: int, name: str, mode: int, flags: int, owner: Owner | None = None
+    ) -> StagedHandle:
+        """A new staged file, open; ``owner``: the uid and gid of the process that asked."""
+        return self._staging().create(self._staged_parent(parent_inode), name, mode, flags, owner)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         return await self._staging().write(self._staged_handle(fh), offset, data)
@@ -596,15 +616,11 @@ class Tree:
         return None
 
     def _publish(self, artifact: str, request: VersionRequest) -> Published:
-        entries = [
-            LocalEntry(
-                staged.path, staged.size, None if staged.digest else staged.local, staged.digest
-            )
-            for staged in self._staging().area(artifact).files()
-        ]
-        if not entries:
-            raise InvalidInput(f"nothing to commit: {artifact}/.staging has no files")
-        return publish(self.catalog.client, artifact, entries, request)
+        with self._staging().area(artifact).files() as staged:
+            entries = [LocalEntry(file.path, file.size, file.local, file.digest) for file in staged]
+            if not entries:
+                raise InvalidInput(f"nothing to commit: {artifact}/.staging has no files")
+            return publish(self.catalog.client, artifact, entries, request)
 
     async def stage_from(self, artifact: str, ref: str) -> int:
         """Make ``artifact/.staging`` a copy-on-write view of a version; returns its file count."""
