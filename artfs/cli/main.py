@@ -18,7 +18,7 @@ import click
 
 from artfs import names
 from artfs.cli.output import count, human_size
-from artfs.errors import ArtfsError, InvalidInput
+from artfs.errors import ArtfsError, InvalidInput, MissingReferences
 
 __all__ = ["main"]
 
@@ -28,6 +28,8 @@ EXIT_INTERRUPTED = 130
 #: should be reported in about a second, not after the SDK's longer backoff.
 #: Blob transfers still retry on top of this (artfs.client.transfer).
 CLI_RETRIES = 2
+#: References a failed pull names before it says how many more there are.
+SHOWN_REFERENCES = 5
 
 
 class _Context:
@@ -218,12 +220,26 @@ def pull(
     """Download a version's files into DEST, verified."""
     with ctx.client() as client:
         logged = client.get_artifact(ref)
-        logged.download(
-            dest,
-            overwrite_strategy=overwrite_strategy,
-            path_prefix=path_prefix,
-            allow_missing_references=skip_references,
-        )
+        try:
+            logged.download(
+                dest,
+                overwrite_strategy=overwrite_strategy,
+                path_prefix=path_prefix,
+                allow_missing_references=skip_references,
+            )
+        except MissingReferences as exc:
+            # The SDK's message names its keyword argument; a CLI user needs the flag.
+            refs = exc.references
+            shown = ", ".join(f"{ref.path} ({ref.uri})" for ref in refs[:SHOWN_REFERENCES])
+            more = (
+                f" and {len(refs) - SHOWN_REFERENCES} more" if len(refs) > SHOWN_REFERENCES else ""
+            )
+            raise MissingReferences(
+                f"{count(len(refs), 'reference')} of {logged.name}:{logged.version} not written "
+                f"(references are not fetched yet): {shown}{more}; the rest is in {dest}; "
+                "'artfs pull --skip-references' does without them",
+                refs,
+            ) from exc
     click.echo(f"{logged.name}:{logged.version} -> {dest}", err=True)
 
 

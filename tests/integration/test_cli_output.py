@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import pty
@@ -606,3 +607,31 @@ def _stop_up(process: subprocess.Popen[bytes], mountpoint: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # its registry, if it outlived it
     if str(mountpoint) in mount_table():
         subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
+
+
+# -- pull --skip-references --------------------------------------------------------------------
+
+
+def test_pull_skip_references_writes_the_rest_and_says_what_it_left_out(
+    url: str, name: str, tmp_path: Path
+) -> None:
+    remote = tmp_path / "elsewhere.csv"
+    remote.write_bytes(b"a,b\n")
+    artifact = artfs.Artifact(name)
+    artifact.add(io.BytesIO(b"local bytes"), logical_path="local.txt")
+    artifact.add_reference(remote.as_uri(), logical_path="data.csv")
+    with artfs.Client(url=url) as client:
+        client.log_artifact(artifact)
+
+    assert fails(url, "pull", name, tmp_path / "strict") == (
+        f"artfs: error: 1 reference of {name}:v1 not written (references are not fetched "
+        f"yet): data.csv ({remote.as_uri()}); the rest is in {tmp_path / 'strict'}; "
+        "'artfs pull --skip-references' does without them"
+    )
+    assert (tmp_path / "strict" / "local.txt").read_bytes() == b"local bytes"
+
+    result = ok(url, "pull", name, tmp_path / "lenient", "--skip-references")
+    assert (tmp_path / "lenient" / "local.txt").read_bytes() == b"local bytes"
+    assert not (tmp_path / "lenient" / "data.csv").exists()
+    assert "data.csv" in result.stderr
+    assert result.stderr.splitlines()[-1] == f"{name}:v1 -> {tmp_path / 'lenient'}"
