@@ -113,6 +113,8 @@ class StagingArea:
         root.mkdir(parents=True, exist_ok=True)
         #: The root directory: every entry is reached relative to it.
         self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        #: The filesystem it lies on: an inode number names a file only together with it.
+        self.dev = os.fstat(self.fd).st_dev
 
     # -- entries by staged path ("" is the root); each raises OSError as the OS does --------
 

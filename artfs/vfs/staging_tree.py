@@ -246,7 +246,7 @@ class StagingTree:
                 if not is_missing(exc):
                     raise
             else:
-                if info.st_ino == inode:
+                if info.st_ino == inode and info.st_dev == area.dev:
                     _named(node, path)
                     return _Entry(area, info, path)
             if others is not None:
