@@ -45,6 +45,7 @@ def _mount_options(
     read_timeout: float,
     listing_timeout: float,
     staging_dir: Path | None = None,
+    allow_other: bool = False,
 ) -> MountOptions:
     from artfs.cache.chunks import default_cache_dir
     from artfs.config import resolve_config
@@ -58,7 +59,7 @@ def _mount_options(
         read_timeout=read_timeout,
         listing_timeout=listing_timeout,
         staging_dir=staging_dir.absolute() if staging_dir is not None else None,
-        allow_other=bool(click.get_current_context().meta.get("artfs.allow_other", False)),
+        allow_other=allow_other,
     )
 
 
@@ -91,10 +92,6 @@ _mount_params = [
     click.option(
         "--allow-other",
         is_flag=True,
-        expose_value=False,
-        # Kept in the context for _mount_options, so the commands taking these
-        # options need not each name it.
-        callback=lambda ctx, _param, value: ctx.meta.__setitem__("artfs.allow_other", value),
         help="Let other users in; the kernel checks each access against modes and owners.",
     ),
 ]
@@ -122,6 +119,7 @@ def mount(
     read_timeout: float,
     listing_timeout: float,
     staging_dir: Path | None,
+    allow_other: bool,
     foreground: bool,
     ready_fd: int | None,
 ) -> None:
@@ -139,6 +137,7 @@ def mount(
         read_timeout,
         listing_timeout,
         staging_dir,
+        allow_other,
     )
     if ready_fd is None:
         _refuse_if_in_use(options.mountpoint)
@@ -423,7 +422,9 @@ def commit(
     if answer["noop"]:
         click.echo(f"{artifact}: content identical to latest; no new version", err=True)
     click.echo(
-        f"uploaded {answer['uploaded_bytes']} bytes in {answer['uploaded_blobs']} blobs", err=True
+        f"uploaded {human_size(answer['uploaded_bytes'])} in "
+        f"{count(answer['uploaded_blobs'], 'blob')}",
+        err=True,
     )
     click.echo(answer["version"])
 

@@ -97,7 +97,10 @@ def _setup_logging(log_file: Path, also_stderr: bool) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
     if also_stderr:
-        handlers.append(logging.StreamHandler())
+        # The terminal gets what needs a person's attention; the log file gets everything.
+        terminal = logging.StreamHandler()
+        terminal.setLevel(logging.WARNING)
+        handlers.append(terminal)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -18,6 +18,7 @@ import pytest
 
 import artfs
 from artfs.cache.chunks import cached_chunks
+from artfs.cli.output import count, human_size
 from tests.support.mount import Mount, artfs_argv, mounted
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
@@ -336,7 +337,7 @@ def test_stage_from_uploads_only_what_changed(
         committed = run_artfs("commit", str(mount.path / name))
         assert committed.returncode == 0, committed.stderr
         assert committed.stdout.strip() == "v2"
-        assert f"uploaded {len(b'new notes!')} bytes in 1 blobs" in committed.stderr
+        assert "uploaded 10 B in 1 blob\n" in committed.stderr
         # The big file never crossed the network.
         big_digest = hashlib.sha256(big).hexdigest()
         assert [key for key in cached_chunks(cache) if key[0] == big_digest] == []
@@ -473,5 +474,5 @@ def test_kill_9_during_a_commit_loses_nothing_and_the_retry_uploads_only_the_res
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "v1"
         missing = len(files) - uploaded_before_retry
-        assert f"uploaded {missing * MiB} bytes in {missing} blobs" in result.stderr
+        assert f"uploaded {human_size(missing * MiB)} in {count(missing, 'blob')}" in result.stderr
         assert tree_bytes(again.path / name / "v1") == files
