@@ -44,9 +44,16 @@ _MAX_SOCKET_DIR = 80
 
 def control_path_for(mountpoint: Path) -> Path:
     """The daemon's control socket: in the runtime dir, or a short private one in /tmp."""
-    base = Path(platformdirs.user_runtime_dir("artfs"))
+    fallback = Path(tempfile.gettempdir()) / f"artfs-{os.getuid()}"
+    # Without XDG_RUNTIME_DIR (a root shell from su, a cron job) platformdirs warns
+    # on every command before falling back to /tmp; our own fallback says nothing.
+    base = (
+        Path(platformdirs.user_runtime_dir("artfs"))
+        if os.environ.get("XDG_RUNTIME_DIR")
+        else fallback
+    )
     if len(str(base)) > _MAX_SOCKET_DIR:
-        base = Path(tempfile.gettempdir()) / f"artfs-{os.getuid()}"
+        base = fallback
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     return base / f"{_slug(mountpoint)}.sock"
 
