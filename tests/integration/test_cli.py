@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
-import pty
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -18,6 +14,7 @@ import pytest
 import artfs
 from tests.integration.trees import make_tree, read_tree, write_tree
 from tests.support.registry import RegistryProcess, free_port
+from tests.support.terminal import run_on_a_terminal
 
 
 def run(url: str, *args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -380,34 +377,13 @@ def test_push_progress_bar_only_on_a_terminal(tmp_path: Path, url: str, name: st
 
     # The same push with stderr on a terminal draws the bar: the check above can fail.
     big.write_bytes(os.urandom(6 << 20))
-    leader, follower = pty.openpty()
-    # A new pty is 0x0; tqdm would fit its bar into zero columns.
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "artfs", "push", name, str(big)],
-            env={**os.environ, "ARTFS_URL": url},
-            stdout=subprocess.PIPE,
-            stderr=follower,
-        )
-        os.close(follower)
-        follower = -1
-        drawn = b""
-        while True:
-            try:
-                piece = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not piece:
-                break
-            drawn += piece
-        stdout, _ = process.communicate(timeout=60)
-    finally:
-        os.close(leader)
-        if follower != -1:
-            os.close(follower)
-    assert process.returncode == 0, drawn
-    assert stdout.decode().strip().splitlines()[-1] == "v2"
+    drawn, stdout, status = run_on_a_terminal(
+        [sys.executable, "-m", "artfs", "push", name, str(big)],
+        env={**os.environ, "ARTFS_URL": url},
+        timeout=60,
+    )
+    assert status == 0, drawn
+    assert stdout.strip().splitlines()[-1] == "v2"
     assert b"%|" in drawn
 
 

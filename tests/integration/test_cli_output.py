@@ -8,16 +8,12 @@ closed port) and asserts the exact output: sizes, plurals, headers, the one
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
-import pty
 import signal
 import socket
-import struct
 import subprocess
-import termios
 import time
 from pathlib import Path
 
@@ -29,6 +25,7 @@ from tests.integration.test_cli import fails, ok, run
 from tests.support.mount import Mount, artfs_argv, mounted
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess, free_port
+from tests.support.terminal import run_on_a_terminal
 
 MiB = 1 << 20
 
@@ -498,28 +495,7 @@ def test_commit_streams_progress_then_the_same_answer(
 
 def _run_on_a_terminal(*args: str) -> tuple[bytes, str, int]:
     """``artfs ARGS`` with stderr on a pseudo-terminal: (what it drew, stdout, status)."""
-    leader, follower = pty.openpty()
-    # A new pty is 0x0; tqdm would fit its bar into zero columns.
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    try:
-        process = subprocess.Popen([*artfs_argv(), *args], stdout=subprocess.PIPE, stderr=follower)
-        os.close(follower)
-        follower = -1
-        drawn = b""
-        while True:
-            try:
-                piece = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not piece:
-                break
-            drawn += piece
-        stdout, _ = process.communicate(timeout=120)
-    finally:
-        os.close(leader)
-        if follower != -1:
-            os.close(follower)
-    return drawn, stdout.decode(), process.returncode
+    return run_on_a_terminal([*artfs_argv(), *args])
 
 
 # -- up ----------------------------------------------------------------------------------------
