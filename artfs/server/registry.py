@@ -12,7 +12,7 @@ race, and an alias compare-and-swap sees the alias it replaces.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -106,9 +106,13 @@ class GcReport:
 
 
 class Registry:
-    def __init__(self, engine: Engine, store: BlobStore) -> None:
+    def __init__(
+        self, engine: Engine, store: BlobStore, clock: Callable[[], datetime] = _now
+    ) -> None:
         self.engine = engine
         self.store = store
+        #: Where every timestamp comes from, so tests can pass a ttl without waiting it out.
+        self._clock = clock
         self._blob_rows = GroupCommit(self._record_blobs)
         self._visible = VisibleBlobs()
         self._manifests = ManifestCache()
@@ -290,7 +294,7 @@ class Registry:
                         type=type_,
                         description=description,
                         metadata=metadata,
-                        created_at=_now(),
+                        created_at=self._clock(),
                         next_number=1,
                     )
                 )
@@ -425,7 +429,7 @@ class Registry:
                         type=type_ or "dataset",
                         description="",
                         metadata={},
-                        created_at=_now(),
+                        created_at=self._clock(),
                         next_number=1,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
@@ -448,7 +452,7 @@ class Registry:
                     metadata=metadata,
                     description=description,
                     source=source,
-                    created_at=_now(),
+                    created_at=self._clock(),
                     ttl_seconds=ttl_seconds,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
@@ -590,7 +594,7 @@ class Registry:
                         digest=digest,
                         size=sum(size for *_, size in entries),
                         file_count=len(entries),
-                        committed_at=_now(),
+                        committed_at=self._clock(),
                     )
                 )
                 target = (
@@ -754,7 +758,7 @@ class Registry:
             conn.execute(
                 update(versions)
                 .where(versions.c.id == version["id"])
-                .values(state=DELETED, deleted_at=_now())
+                .values(state=DELETED, deleted_at=self._clock())
             )
             if LATEST in pointing:
                 self._repoint_latest(conn, artifact["id"])
@@ -809,12 +813,15 @@ class Registry:
         moved = conn.execute(
             update(aliases)
             .where(aliases.c.artifact_id == artifact_id, aliases.c.name == alias)
-            .values(version_id=version_id, updated_at=_now())
+            .values(version_id=version_id, updated_at=self._clock())
         ).rowcount
         if not moved:
             conn.execute(
                 insert(aliases).values(
-                    artifact_id=artifact_id, name=alias, version_id=version_id, updated_at=_now()
+                    artifact_id=artifact_id,
+                    name=alias,
+                    version_id=version_id,
+                    updated_at=self._clock(),
                 )
             )
 
@@ -929,7 +936,7 @@ class Registry:
 
     def _record_blobs(self, infos: list[BlobInfo]) -> None:
         self.store.sync_published({info.digest for info in infos})
-        now = _now()
+        now = self._clock()
         # Two uploads of one blob may meet in a batch; one row is enough.
         rows = {
             info.digest: {
@@ -962,7 +969,7 @@ class Registry:
         an upload in progress never loses a blob it was told the server has.
         """
         report = GcReport(dry_run=dry_run)
-        now = _now()
+        now = self._clock()
         with self._write() as conn:
             committed = (
                 conn.execute(

@@ -9,6 +9,7 @@ worker threads; concurrent askers of the same thing share one call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,11 +72,16 @@ class Catalog:
         *,
         listing_ttl: float = 2.0,
         limiter: trio.CapacityLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self._limiter = limiter or trio.CapacityLimiter(8)
-        self._artifacts: TTLCache[str, dict[str, ArtifactInfo]] = TTLCache(1, listing_ttl)
-        self._versions: TTLCache[str, dict[int, VersionInfo]] = TTLCache(4096, listing_ttl)
+        self._artifacts: TTLCache[str, dict[str, ArtifactInfo]] = TTLCache(
+            1, listing_ttl, timer=clock
+        )
+        self._versions: TTLCache[str, dict[int, VersionInfo]] = TTLCache(
+            4096, listing_ttl, timer=clock
+        )
         self._manifests: LRUCache[tuple[str, int], ManifestIndex] = LRUCache(64)
         self._flights: SingleFlight[tuple[str, ...], Any] = SingleFlight()
 

@@ -19,6 +19,7 @@ import pytest
 import artfs
 from artfs.cache.chunks import cached_chunks
 from artfs.cli.output import count, human_size
+from artfs.daemon.pids import wait_exit
 from tests.support.mount import Mount, artfs_argv, mounted
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
@@ -218,7 +219,7 @@ def test_staging_survives_a_daemon_crash_and_a_remount(
         pid = mount.daemon_pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
+        assert wait_exit(pid, 10)
     with mounted(tmp_path / "mnt", shared_registry.url, tmp_path / "cache") as mount:
         assert tree_bytes(mount.path / name / ".staging") == files
         assert commit_cli(mount.path / name) == "v1"

@@ -14,13 +14,14 @@ import hashlib
 import os
 import random
 import signal
-import time
 from pathlib import Path
 
 import artfs
+from artfs.daemon.pids import wait_exit
 from artfs.upload.records import DIGEST_XATTR, read_record
 from tests.support.mount import Mount, mounted
 from tests.support.mount import artfs as run_artfs
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -52,6 +53,22 @@ def _committed(url: str, name: str, version: str) -> dict[str, str]:
         }
 
 
+def _recorded(tmp_path: Path, name: str, *paths: str) -> bool:
+    """Whether each file has its digest record: written when its release reaches the daemon."""
+    return all(read_record(_backing(tmp_path, name, path)) is not None for path in paths)
+
+
+def _releases_handled(staging: Path, tmp_path: Path, name: str) -> None:
+    """Wait until the daemon has handled the releases of the files closed so far.
+
+    A release reaches the daemon after close returns, in the order of the
+    closes: once a file closed after them has its record, they are handled.
+    """
+    (staging / "settled").write_bytes(b"settled")
+    wait_until(lambda: _recorded(tmp_path, name, "settled"), "the daemon handling releases")
+    (staging / "settled").unlink()
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -77,7 +94,9 @@ def test_a_file_written_in_order_is_committed_by_its_recorded_digest(
         (staging / "empty").write_bytes(b"")
         # `cp -p` and `rsync -t` set the mtime after writing: the record follows.
         os.utime(staging / "small.txt", ns=(1_000_000_000, 2_000_000_000))
-        time.sleep(0.2)  # release reaches the daemon after close returns
+        wait_until(
+            lambda: _recorded(tmp_path, name, "big.bin", "small.txt", "empty"), "digest records"
+        )
         for path, data in (("big.bin", big), ("small.txt", small), ("empty", b"")):
             assert read_record(_backing(tmp_path, name, path)) == (_sha(data), len(data))
         assert _commit(mount, name) == "v1"
@@ -101,7 +120,10 @@ def test_rewrites_truncates_and_appends_drop_the_record(
         (mount.path / name).mkdir()
         for path in ("rewritten", "truncated", "appended", "backwards"):
             (staging / path).write_bytes(b"0123456789" * 1000)
-        time.sleep(0.2)
+        wait_until(
+            lambda: _recorded(tmp_path, name, "rewritten", "truncated", "appended", "backwards"),
+            "digest records",
+        )
         with open(staging / "rewritten", "r+b") as f:
             f.seek(5)
             f.write(b"XX")
@@ -114,7 +136,7 @@ def test_rewrites_truncates_and_appends_drop_the_record(
             os.pwrite(fd, b"a" * 10, 0)
         finally:
             os.close(fd)
-        time.sleep(0.2)
+        _releases_handled(staging, tmp_path, name)
         expected = {path: (staging / path).read_bytes() for path in os.listdir(staging)}
         for path in expected:
             backing = _backing(tmp_path, name, path)
@@ -139,7 +161,7 @@ def test_a_daemon_killed_mid_write_leaves_no_record_and_the_commit_takes_the_byt
         staging = mount.path / name / ".staging"
         (mount.path / name).mkdir()
         (staging / "recorded.bin").write_bytes(first)
-        time.sleep(0.2)
+        wait_until(lambda: _recorded(tmp_path, name, "recorded.bin"), "the digest record")
         assert read_record(_backing(tmp_path, name, "recorded.bin")) is not None
         # Both files are open for writing, with bytes written, when the daemon dies.
         fresh = os.open(staging / "fresh.bin", os.O_WRONLY | os.O_CREAT, 0o644)
@@ -149,7 +171,7 @@ def test_a_daemon_killed_mid_write_leaves_no_record_and_the_commit_takes_the_byt
         pid = mount.daemon_pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
+        assert wait_exit(pid, 10)
         for fd in (fresh, appending):
             with contextlib.suppress(OSError):  # the mount is gone
                 os.close(fd)
@@ -184,7 +206,7 @@ def test_a_record_that_lies_is_caught_by_the_registry_and_the_commit_hashes_inst
         staging = mount.path / name / ".staging"
         (mount.path / name).mkdir()
         (staging / "f.bin").write_bytes(data)
-        time.sleep(0.2)
+        wait_until(lambda: _recorded(tmp_path, name, "f.bin"), "the digest record")
         # An edit behind the mount's back that keeps size and mtime: the record
         # now names bytes nobody has (the registry included).
         backing = _backing(tmp_path, name, "f.bin")
