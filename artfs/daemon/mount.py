@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyfuse3
 import trio
 
 from artfs.cache.chunks import ChunkCache
@@ -41,6 +40,7 @@ from artfs.daemon.state import (
 )
 from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fs import session
 from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import Tree, TreeSettings
@@ -72,7 +72,7 @@ class MountOptions:
     staging_dir: Path | None = None
     #: The kernel's read-ahead for the mount (see ``daemon.readahead``).
     read_ahead_kb: int = READ_AHEAD_KB
-    #: Let users other than the daemon's in (see ``fuse_options``).
+    #: Let users other than the daemon's in (see ``artfs.fs.session.kernel_options``).
     allow_other: bool = False
 
 
@@ -179,7 +179,7 @@ async def _serve(
         tree = Tree(catalog, fetcher, cache, settings)
         operations = ArtfsOperations(tree)
         try:
-            pyfuse3.init(operations, str(mountpoint), fuse_options(options))
+            session.init(operations, mountpoint, session.kernel_options(options.allow_other))
         except RuntimeError as exc:
             _report(ready_fd, f"error: error: cannot mount {mountpoint}: {exc}")
             raise
@@ -190,26 +190,11 @@ async def _serve(
             nursery.start_soon(
                 _tune_then_report, mountpoint, options.read_ahead_kb, ready_fd, client.config.url
             )
-            await pyfuse3.main()
+            await session.serve()
         finally:
-            pyfuse3.close(unmount=True)
+            session.close()
             control_path_for(mountpoint).unlink(missing_ok=True)
             nursery.cancel_scope.cancel()
-
-
-def fuse_options(options: MountOptions) -> set[str]:
-    """The kernel's mount options.
-
-    The kernel checks every access against the modes and owners the mount
-    reports (``default_permissions``), so with ``allow_other`` other users get
-    exactly what those allow them, ``.staging``'s real owners included (see
-    ``artfs.vfs.staging_tree``). A daemon not run as root needs
-    ``user_allow_other`` in ``/etc/fuse.conf`` for ``allow_other``.
-    """
-    chosen = set(pyfuse3.default_options) | {"fsname=artfs", "subtype=artfs"}
-    if options.allow_other:
-        chosen |= {"allow_other", "default_permissions"}
-    return chosen
 
 
 async def _tune_then_report(
@@ -217,7 +202,7 @@ async def _tune_then_report(
 ) -> None:
     """Once the kernel's handshake is done, raise the read-ahead; then report ready.
 
-    The handshake (FUSE ``INIT``, answered in ``pyfuse3.main``) caps the
+    The handshake (FUSE ``INIT``, answered in ``session.serve``) caps the
     read-ahead at its value of that moment, so it is raised only after: a
     ``stat`` of the mountpoint from a worker thread returns once the daemon
     answers requests, which it does only after ``INIT``.
@@ -238,7 +223,7 @@ async def _stop_on_signal() -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("received %s; unmounting", signal.Signals(signum).name)
-            pyfuse3.terminate()
+            session.terminate()
             return
 
 
