@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from artfs.client.routes import Routes
 from artfs.config import ClientConfig
 from artfs.errors import ArtfsError, Transient, error_for_code
 
@@ -38,10 +38,6 @@ class _BigBlockAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _q(segment: str) -> str:
-    return quote(segment, safe="")
-
-
 class RegistryClient:
     def __init__(
         self,
@@ -53,6 +49,7 @@ class RegistryClient:
     ) -> None:
         self.config = config
         self.timeout = timeout
+        self.routes = Routes(config.project)
         self.session = requests.Session()
         retry = Retry(
             total=retries,
@@ -79,7 +76,8 @@ class RegistryClient:
         return self.config.project
 
     def _url(self, path: str) -> str:
-        return f"{self.config.url}/api/v1/projects/{_q(self.project)}{path}"
+        """The full URL of a path from ``Routes``."""
+        return f"{self.config.url}{path}"
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
@@ -107,26 +105,26 @@ class RegistryClient:
     # -- artifacts ----------------------------------------------------------
 
     def health(self) -> None:
-        self._request("GET", f"{self.config.url}/healthz", timeout=5)
+        self._request("GET", self._url(Routes.health()), timeout=5)
 
     def list_artifacts(self) -> Iterator[JSON]:
-        yield from self._pages("/artifacts", "artifacts")
+        yield from self._pages(self.routes.artifacts(), "artifacts")
 
     def get_artifact(self, name: str) -> JSON:
-        return self._json("GET", f"/artifacts/{_q(name)}")
+        return self._json("GET", self.routes.artifact(name))
 
     def create_artifact(
         self, name: str, type_: str, description: str = "", metadata: JSON | None = None
     ) -> JSON:
         body = {"name": name, "type": type_, "description": description, "metadata": metadata or {}}
-        return self._json("POST", "/artifacts", json=body)
+        return self._json("POST", self.routes.artifacts(), json=body)
 
     def update_artifact(
         self, name: str, description: str | None = None, metadata: JSON | None = None
     ) -> JSON:
         return self._json(
             "PATCH",
-            f"/artifacts/{_q(name)}",
+            self.routes.artifact(name),
             json={"description": description, "metadata": metadata},
         )
 
@@ -134,36 +132,36 @@ class RegistryClient:
 
     def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[JSON]:
         params = {"include_deleted": "true"} if include_deleted else {}
-        yield from self._pages(f"/artifacts/{_q(name)}/versions", "versions", params)
+        yield from self._pages(self.routes.versions(name), "versions", params)
 
     def get_version(self, name: str, ref: str) -> JSON:
-        return self._json("GET", f"/artifacts/{_q(name)}/versions/{_q(ref)}")
+        return self._json("GET", self.routes.version(name, ref))
 
     def update_version(
         self, name: str, ref: str, description: str | None = None, metadata: JSON | None = None
     ) -> JSON:
         return self._json(
             "PATCH",
-            f"/artifacts/{_q(name)}/versions/{_q(ref)}",
+            self.routes.version(name, ref),
             json={"description": description, "metadata": metadata},
         )
 
     def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> JSON:
         return self._json(
             "DELETE",
-            f"/artifacts/{_q(name)}/versions/{_q(ref)}",
+            self.routes.version(name, ref),
             params={"delete_aliases": str(delete_aliases).lower()},
         )
 
     def list_files(self, name: str, ref: str, prefix: str | None = None) -> Iterator[JSON]:
         """Every file entry of a version, in path order, a page of 10,000 per request."""
         params = {"prefix": prefix} if prefix else {}
-        yield from self._pages(f"/artifacts/{_q(name)}/versions/{_q(ref)}/files", "files", params)
+        yield from self._pages(self.routes.files(name, ref), "files", params)
 
     def manifest(self, name: str, ref: str) -> JSON:
         """A version's whole file list in one response: parallel ``paths``, ``sizes``,
         ``digests`` arrays and sparse ``uris`` (by position), in path order."""
-        return self._json("GET", f"/artifacts/{_q(name)}/versions/{_q(ref)}/manifest")
+        return self._json("GET", self.routes.manifest(name, ref))
 
     def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> Iterator[JSON]:
         query: dict[str, Any] = {**(params or {}), "limit": PAGE}
@@ -179,13 +177,13 @@ class RegistryClient:
     def start_upload(self, name: str, body: JSON, entries: list[JSON]) -> tuple[str, set[str]]:
         """Create a PENDING version with its manifest; returns its id and the missing blobs."""
         first, rest = entries[:MANIFEST_BATCH], entries[MANIFEST_BATCH:]
-        answer = self._json("POST", f"/artifacts/{_q(name)}/uploads", json={**body, "files": first})
+        answer = self._json("POST", self.routes.uploads(name), json={**body, "files": first})
         upload_id: str = answer["upload_id"]
         missing = set(answer["missing"])
         for start in range(0, len(rest), MANIFEST_BATCH):
             more = self._json(
                 "POST",
-                f"/uploads/{upload_id}/files",
+                self.routes.upload_files(upload_id),
                 json={"files": rest[start : start + MANIFEST_BATCH]},
             )
             missing.update(more["missing"])
@@ -205,16 +203,18 @@ class RegistryClient:
             "alias_expect": alias_expect or {},
             "force": force,
         }
-        return self._json("POST", f"/uploads/{upload_id}/commit", json=body)
+        return self._json("POST", self.routes.upload_commit(upload_id), json=body)
 
     def abort_upload(self, upload_id: str) -> None:
-        self._request("DELETE", self._url(f"/uploads/{upload_id}"))
+        self._request("DELETE", self._url(self.routes.upload(upload_id)))
 
     def missing_blobs(self, digests: list[str]) -> set[str]:
         missing: set[str] = set()
         for start in range(0, len(digests), MANIFEST_BATCH):
             answer = self._json(
-                "POST", "/blobs/missing", json={"digests": digests[start : start + MANIFEST_BATCH]}
+                "POST",
+                self.routes.blobs_missing(),
+                json={"digests": digests[start : start + MANIFEST_BATCH]},
             )
             missing.update(answer["missing"])
         return missing
@@ -226,18 +226,18 @@ class RegistryClient:
     ) -> JSON:
         return self._json(
             "PUT",
-            f"/artifacts/{_q(name)}/aliases/{_q(alias)}",
+            self.routes.alias(name, alias),
             json={"version": ref, "expect": expect, "check_expect": check_expect},
         )
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._request("DELETE", self._url(f"/artifacts/{_q(name)}/aliases/{_q(alias)}"))
+        self._request("DELETE", self._url(self.routes.alias(name, alias)))
 
     def add_tag(self, name: str, ref: str, tag: str) -> JSON:
-        return self._json("PUT", f"/artifacts/{_q(name)}/versions/{_q(ref)}/tags/{_q(tag)}")
+        return self._json("PUT", self.routes.tag(name, ref, tag))
 
     def remove_tag(self, name: str, ref: str, tag: str) -> JSON:
-        return self._json("DELETE", f"/artifacts/{_q(name)}/versions/{_q(ref)}/tags/{_q(tag)}")
+        return self._json("DELETE", self.routes.tag(name, ref, tag))
 
     # -- blobs --------------------------------------------------------------
 
@@ -248,7 +248,7 @@ class RegistryClient:
             body = b""
         self._request(
             "PUT",
-            self._url(f"/blobs/{digest}"),
+            self._url(self.routes.blob(digest)),
             data=body,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
@@ -258,7 +258,7 @@ class RegistryClient:
         header = json.dumps([[digest, len(data)] for digest, data in blobs]).encode()
         self._request(
             "PUT",
-            self._url("/blob-batch"),
+            self._url(self.routes.blob_batch()),
             data=b"".join([header, b"\n", *(data for _, data in blobs)]),
             headers={"Content-Type": "application/octet-stream"},
         )
@@ -268,7 +268,9 @@ class RegistryClient:
         headers = {}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        return self._request("GET", self._url(f"/blobs/{digest}"), headers=headers, stream=True)
+        return self._request(
+            "GET", self._url(self.routes.blob(digest)), headers=headers, stream=True
+        )
 
     def open_blob_batch(
         self, digests: list[str], timeout: float | None = None
@@ -276,20 +278,20 @@ class RegistryClient:
         """A streamed response: the bytes of each blob in ``digests``, back to back, in order."""
         return self._request(
             "POST",
-            self._url("/blob-batch"),
+            self._url(self.routes.blob_batch()),
             json={"digests": digests},
             stream=True,
             timeout=timeout or self.timeout,
         )
 
     def blob_chunks(self, digest: str) -> JSON:
-        return self._json("GET", f"/blobs/{digest}/chunks")
+        return self._json("GET", self.routes.blob_chunks(digest))
 
     # -- admin --------------------------------------------------------------
 
     def gc(self, dry_run: bool = False) -> JSON:
         result: JSON = self._request(
-            "POST", f"{self.config.url}/api/v1/admin/gc", params={"dry_run": str(dry_run).lower()}
+            "POST", self._url(Routes.gc()), params={"dry_run": str(dry_run).lower()}
         ).json()
         return result
 

@@ -24,9 +24,9 @@ import requests
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
+from artfs.client.streams import split_into
 from artfs.digests import CHUNK_HASH, CHUNK_SIZE, BlobHasher, hash_file
 from artfs.errors import ArtfsError, Corrupt, NoSpace, Transient
-from artfs.fetch.streams import split_into
 from artfs.fileio import write_all
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ import trio
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
+from artfs.client.streams import split_into
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError
-from artfs.fetch.streams import split_into
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
 

@@ -39,9 +39,9 @@ from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import JSON, RegistryClient
+from artfs.client.ranged import RangeReader
 from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
 from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
-from artfs.fetch.ranged import RangeReader
 
 __all__ = ["ChunkFetcher", "layout_from_answer"]
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from artfs.cache.chunks import ChunkCache, ChunkLayout
 from artfs.client.http import RegistryClient
+from artfs.client.ranged import RangeReader
 from artfs.config import ClientConfig
 from artfs.fetch.fetcher import layout_from_answer
-from artfs.fetch.ranged import RangeReader
 
 THREADS = 4
 REQUEST_BYTES = 8 << 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from artfs.fetch.streams import split_into
+from artfs.client.streams import split_into
 
 
 class _Trickle(io.RawIOBase):

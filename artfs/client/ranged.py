@@ -19,9 +19,10 @@ import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from artfs.client.http import error_from_answer, unreachable
+from artfs.client.routes import Routes
 from artfs.config import ClientConfig
 from artfs.errors import Transient
 
@@ -53,7 +54,8 @@ class RangeReader:
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port
-        self._prefix = f"{parts.path.rstrip('/')}/api/v1/projects/{quote(config.project, safe='')}"
+        self._root = parts.path.rstrip("/")
+        self._routes = Routes(config.project)
         self._headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         self._timeout = timeout
         self._local = threading.local()
@@ -99,16 +101,17 @@ class RangeReader:
         to its end; otherwise it is closed (its unread bytes are of no use).
         """
         headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
+        path = f"{self._root}{self._routes.blob(digest)}"
         connection = self._connected()
         try:
             try:
-                connection.request("GET", f"{self._prefix}/blobs/{digest}", headers=headers)
+                connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # The server closed an idle kept-alive connection: one fresh try.
                 self._drop()
                 connection = self._connected()
-                connection.request("GET", f"{self._prefix}/blobs/{digest}", headers=headers)
+                connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
             if response.status >= 400:
                 raise error_from_answer(response.status, response.read(), self._host)
