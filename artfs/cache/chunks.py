@@ -75,6 +75,7 @@ import platformdirs
 
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
+from artfs.cache.layout import DIGEST_BYTES, ChunkLayout, Key
 from artfs.cache.packs import (
     ALIGN,
     PACK_SUFFIX,
@@ -85,13 +86,12 @@ from artfs.cache.packs import (
     read_index,
     write_pack,
 )
-from artfs.digests import BLOB_HASH, CHUNK_HASHES, CHUNK_SIZE
+from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 from artfs.fileio import write_all
 
 __all__ = [
     "ChunkCache",
-    "ChunkLayout",
     "ChunkPlace",
     "cached_chunks",
     "chunk_places",
@@ -101,90 +101,14 @@ __all__ = [
 
 log = logging.getLogger("artfs.cache")
 
-DIGEST_BYTES = 32
 #: Bytes of its own chunks the cache gives up when the disk is full.
 NO_SPACE_RELIEF = 64 * CHUNK_SIZE
-_LAYOUT_HEADER = 16  # size (8 bytes) + chunk size (8 bytes), big-endian
-# A layout file naming its chunk hash starts with this byte, then the hash's name
-# and a newline. The older files (sha256 only) start with a size's high byte: 0.
-_NAMED_HASH = b"\xff"
 
 
 def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("artfs"))
 
 
-@dataclass(frozen=True)
-class ChunkLayout:
-    """How a blob splits into chunks, with the digest of each (recorded at commit)."""
-
-    digest: str
-    size: int
-    chunk_size: int
-    chunk_digests: bytes
-    #: The hash of ``chunk_digests`` (``artfs.digests.CHUNK_HASHES``).
-    chunk_hash: str = BLOB_HASH
-
-    @property
-    def chunk_count(self) -> int:
-        return -(-self.size // self.chunk_size)
-
-    def chunk_digest(self, index: int) -> bytes:
-        return self.chunk_digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES]
-
-    def chunk_length(self, index: int) -> int:
-        return min(self.chunk_size, self.size - index * self.chunk_size)
-
-    def chunks_for(self, offset: int, length: int) -> range:
-        """Indexes of the chunks holding bytes ``[offset, offset + length)``."""
-        end = min(offset + length, self.size)
-        if length <= 0 or offset >= end:
-            return range(0)
-        return range(offset // self.chunk_size, (end - 1) // self.chunk_size + 1)
-
-    def verify(self, index: int, data: Buffer) -> bool:
-        if len(data) != self.chunk_length(index):
-            return False
-        hasher = CHUNK_HASHES[self.chunk_hash]()
-        hasher.update(data)
-        return hasher.digest() == self.chunk_digest(index)
-
-    @classmethod
-    def implied(cls, digest: str, size: int) -> ChunkLayout | None:
-        """A blob of at most one chunk: its one chunk digest is the blob's own (sha256) digest."""
-        if size > CHUNK_SIZE:
-            return None
-        return cls(digest, size, CHUNK_SIZE, bytes.fromhex(digest) if size else b"", BLOB_HASH)
-
-    def encode(self) -> bytes:
-        return (
-            _NAMED_HASH
-            + self.chunk_hash.encode()
-            + b"\n"
-            + self.size.to_bytes(8, "big")
-            + self.chunk_size.to_bytes(8, "big")
-            + self.chunk_digests
-        )
-
-    @classmethod
-    def decode(cls, digest: str, raw: bytes) -> ChunkLayout:
-        chunk_hash = BLOB_HASH
-        if raw.startswith(_NAMED_HASH):
-            name, _, raw = raw[len(_NAMED_HASH) :].partition(b"\n")
-            chunk_hash = name.decode("ascii", "replace")
-        size = int.from_bytes(raw[:8], "big")
-        chunk_size = int.from_bytes(raw[8:_LAYOUT_HEADER], "big")
-        layout = cls(digest, size, chunk_size, raw[_LAYOUT_HEADER:], chunk_hash)
-        if (
-            chunk_hash not in CHUNK_HASHES
-            or chunk_size <= 0
-            or len(layout.chunk_digests) != layout.chunk_count * DIGEST_BYTES
-        ):
-            raise Corrupt(f"cached layout of blob {digest} is damaged")
-        return layout
-
-
-Key = tuple[str, int]
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.client.streams import split_into
 from artfs.digests import CHUNK_HASH, CHUNK_SIZE, BlobHasher, hash_file

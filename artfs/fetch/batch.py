@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import requests
 import trio
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.client.streams import split_into
 from artfs.digests import CHUNK_SIZE

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import trio
 from cachetools import LRUCache
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.client.http import JSON, RegistryClient
 from artfs.client.ranged import RangeReader
 from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash

@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artfs.cache.chunks import ChunkLayout
+from artfs.cache.layout import ChunkLayout
 from artfs.fetch.readahead import ReadAhead
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Stat", "TreeSettings", "inode_for", "ns"]

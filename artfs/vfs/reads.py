@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import trio
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.errors import ArtfsError, Transient
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.vfs.nodes import Node, OpenFile, TreeSettings

@@ -50,7 +50,8 @@ from pathlib import Path
 import trio
 
 from artfs import names
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.errors import (
     ArtfsError,
     Conflict,

@@ -24,7 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.client.ranged import RangeReader
 from artfs.config import ClientConfig

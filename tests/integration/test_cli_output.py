@@ -279,7 +279,8 @@ def test_gc_prints_sizes_and_plurals(registry: RegistryProcess, tmp_path: Path) 
 
 
 def test_cache_stats_prints_sizes_and_plurals(tmp_path: Path) -> None:
-    from artfs.cache.chunks import ChunkCache, ChunkLayout
+    from artfs.cache.chunks import ChunkCache
+    from artfs.cache.layout import ChunkLayout
     from artfs.digests import CHUNK_HASH, CHUNK_SIZE, BlobHasher
 
     cache_dir = tmp_path / "cache"

@@ -6,7 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from artfs.cache.chunks import ChunkCache, ChunkLayout
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.layout import ChunkLayout
 from artfs.digests import CHUNK_SIZE
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import blake3
 
-from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, ChunkLayout, cached_chunks
+from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, cached_chunks
+from artfs.cache.layout import ChunkLayout
 from artfs.digests import CHUNK_SIZE
 
 MiB = 1 << 20

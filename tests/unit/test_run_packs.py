@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, ChunkLayout, chunk_places
+from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, chunk_places
+from artfs.cache.layout import ChunkLayout
 from artfs.cache.packs import PackWriter
 
 MiB = 1 << 20
