@@ -1,4 +1,7 @@
-"""The ``artfs`` command line (SPEC §8). Each verb is a thin layer over the SDK or the server.
+"""The ``artfs`` command line. Each verb is a thin layer over the SDK, the daemon or the server.
+
+The verbs and their flags are the README's "Command line"; how they reach the
+rest is docs/design.md, "The SDK and the CLI".
 
 Failures print one line, ``artfs: error: …``, on stderr and exit non-zero;
 ``--debug`` shows the traceback instead.
@@ -369,7 +372,8 @@ def _one_line(message: str) -> str:
 def _usage_line(exc: click.UsageError) -> str:
     """``artfs: error: push: missing argument 'PATH' (see 'artfs push --help')``.
 
-    SPEC §6 promises one line on stderr; click's own form is three (Usage, Try, Error).
+    A failure is one line on stderr (docs/design.md, "The SDK and the CLI"); click's
+    own form is three (Usage, Try, Error).
     """
     path = exc.ctx.command_path if exc.ctx is not None else "artfs"
     verb = path.partition(" ")[2]

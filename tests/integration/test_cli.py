@@ -279,7 +279,8 @@ def test_help(verb: list[str]) -> None:
     ids=["no-args", "no-path", "unknown-verb", "bad-choice"],
 )
 def test_bad_usage_is_a_click_usage_error(args: list[str]) -> None:
-    # One ``artfs: error:`` line (SPEC §6), with click's exit status 2.
+    # One ``artfs: error:`` line (docs/design.md, "The SDK and the CLI"), with
+    # click's exit status 2.
     result = run("http://127.0.0.1:1", *args)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
