@@ -7,10 +7,10 @@ digest is the sha256 over its sorted manifest, so identical content gives an
 identical digest whatever order the files were added in.
 
 Chunk digests are BLAKE3 (``CHUNK_HASH``): every chunk a mount hands out is
-hashed once per process, and sha256 was the largest single cost of a read, a
-third of the daemon's CPU on a cold read and nearly half on a warm one (perf).
-BLAKE3 hashes 6 GB/s per core here against sha256's 1.7. Blobs stored before
-keep their sha256 chunk digests; each layout names its hash (``CHUNK_HASHES``).
+hashed once per process, so the chunk hash is paid on every read, and BLAKE3
+hashes several times faster per core than sha256 (docs/benchmarks.md,
+"Measurements behind design choices"). Blobs stored before keep their sha256
+chunk digests; each layout names its hash (``CHUNK_HASHES``).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class _Reader:
 
     Pieces the page cache holds are sent straight from a shared mapping of the
     blob file: no copy into a buffer of ours, and no buffer to allocate and
-    clear (together half the server's CPU per MiB before). Blob files never
+    clear, the two largest costs of a send otherwise. Blob files never
     change once written, so a mapping is kept (by inode) for ``MAPPING_TTL``
     seconds and serves every request for that blob meanwhile; a file deleted by
     gc stops taking space once its mapping expires. Anything not cached is read
@@ -267,7 +267,7 @@ class BlobReads:
         """Send ``[start, end)`` piece by piece, stopping early if the client goes away.
 
         Pieces, not one buffer: 1 MiB at a time also moves a long range faster
-        (an 8 MiB buffer halved the rate of 8 MiB ranges). uvicorn's ``send``
+        than one buffer of the whole range would. uvicorn's ``send``
         returns quietly once the client is gone (ASGI 2.3), so a watcher on
         ``receive`` is what ends a download nobody reads any more.
         """

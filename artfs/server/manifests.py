@@ -4,8 +4,9 @@ A mount needs every path of a version before it can answer a lookup in it, and
 a fresh mount of a 100,000-file version must answer its first lookup in well
 under a second. Paging through the files listing costs ~10 requests and a JSON
 object per file; this form is one response of parallel arrays (columns), which
-clients decode in a few tens of milliseconds. A committed version's files never
-change, so the encoded bytes are kept (LRU, bounded by size) per version id.
+clients decode far faster. A committed version's files never change, so the
+encoded bytes are kept (LRU, bounded by size) per version id (docs/design.md,
+"Manifests and chunk lists").
 """
 
 from __future__ import annotations

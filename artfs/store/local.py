@@ -164,8 +164,8 @@ class LocalBlobStore:
         """The bytes of each blob, back to back in order; at most ``max_bytes`` in all.
 
         Plain ``os`` calls, no stat or buffered file per blob: a walk over
-        small files asks for thousands of them, and per-blob overhead was most
-        of the registry's CPU for it.
+        small files asks for thousands of them, and per-blob overhead, not the
+        bytes, is what such a walk costs the registry.
         """
         pieces: list[bytes] = []
         total = 0

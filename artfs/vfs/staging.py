@@ -348,7 +348,7 @@ class StagingArea:
 
         Its entries are renamed into a new directory under ``discarded_root``,
         which is returned: deleting a large staged file takes the filesystem a
-        while (0.15 s for 1 GiB on ext4), and the commit need not wait for it.
+        while, and the commit need not wait for it.
         The caller deletes the directory; one left by a crash is deleted with
         the rest at the next start (``delete_discarded``).
         """
