@@ -1,5 +1,5 @@
-"""The issue-5 performance table of artfs, each row against a reference measured in the same
-run, and the push/pull rows A-D vs curl.
+"""The performance table of artfs, each row against a reference measured in the same run,
+and the push/pull rows A-D vs curl (docs/benchmarks.md: current figures, what limits each row).
 
 Run it as ``scripts/bench [--rows table,transfer | 1,2,A …] [--runs 3] [--size-mib 1024]
 [--small-files 10000] [--many-files 100000] [--stream-gib 10] [--json PATH] [--quick]``.

@@ -1,4 +1,4 @@
-"""The issue-5 table: one row per target, medians of the runs, printed as Markdown."""
+"""The benchmark table: one row per target, medians of the runs, printed as Markdown."""
 
 # The table is Markdown for the README: it writes the multiplication sign for "times".
 # ruff: noqa: RUF001
