@@ -57,7 +57,8 @@ __all__ = [
 log = logging.getLogger("artfs.daemon")
 
 READY = "ready"
-#: Measured on cold and warm sequential reads of 1 GiB (see the commit message).
+#: The kernel's read-ahead for the mount, in KiB: enough for sequential reads to
+#: arrive as 1 MiB requests, several in flight (docs/design.md, "A read, traced").
 READ_AHEAD_KB = 4096
 
 
@@ -138,9 +139,9 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         ),
     )
     # A listing of 100,000 entries makes as many long-lived nodes; with the
-    # default thresholds the cyclic collector rescans them all again and again
-    # (a third of the daemon's CPU in `find` over such a version). Nothing here
-    # relies on prompt collection of cycles, so collect far less often.
+    # default thresholds the cyclic collector rescans them all again and again,
+    # a cost that grows with the version. Nothing here relies on prompt
+    # collection of cycles, so collect far less often.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     try:
