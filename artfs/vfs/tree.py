@@ -1,4 +1,6 @@
-"""``Tree``: the mounted namespace (SPEC §3), its inode numbers, and reads of its files.
+"""``Tree``: the mounted namespace, its inode numbers, and reads of its files.
+
+What a user sees and why: docs/design.md, "The mounted tree".
 
 Node kinds, one per level::
 

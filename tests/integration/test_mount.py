@@ -1,4 +1,7 @@
-"""Real mounts against a real registry: the read side of SPEC §3 and the cache of §5."""
+"""Real mounts against a real registry: the read side of the mounted tree and the cache.
+
+docs/design.md, "The mounted tree" and "The cache", describe what is checked here.
+"""
 
 from __future__ import annotations
 

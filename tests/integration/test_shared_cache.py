@@ -1,4 +1,5 @@
-"""One cache per machine (SPEC §5): SDK pulls and mounts read what the other fetched.
+"""One cache per machine (docs/design.md, "The cache"): SDK pulls and mounts read what the
+other fetched.
 
 Each test fetches once, then deletes the blobs from the registry's own disk, so
 any later success can only have come from the local cache.

@@ -1,4 +1,7 @@
-"""Writing through the mount (SPEC §4): .staging, commits by mv or artfs commit, stage --from."""
+"""Writing through the mount: .staging, commits by mv or artfs commit, stage --from.
+
+docs/design.md, "Staging and commit", describes what is checked here.
+"""
 
 from __future__ import annotations
 
