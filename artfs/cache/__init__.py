@@ -1,6 +1,7 @@
-"""The machine-wide, content-addressed, verified chunk cache (SPEC §5)."""
+"""The machine-wide, content-addressed, verified chunk cache (docs/design.md, "The cache")."""
 
-from artfs.cache.chunks import ChunkCache, default_cache_dir
+from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
+from artfs.cache.ondisk import default_cache_dir
 
 __all__ = ["ChunkCache", "ChunkLayout", "default_cache_dir"]

@@ -63,7 +63,6 @@ import mmap
 import os
 import sys
 import threading
-import time
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -71,11 +70,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import platformdirs
-
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
-from artfs.cache.layout import DIGEST_BYTES, ChunkLayout, Key
+from artfs.cache.layout import ChunkLayout, Key
+from artfs.cache.ondisk import PART, chunk_path, layout_path, make_dirs, remove, scan
 from artfs.cache.packs import (
     ALIGN,
     PACK_SUFFIX,
@@ -83,21 +81,13 @@ from artfs.cache.packs import (
     PackWriter,
     has_hole,
     punch_hole,
-    read_index,
     write_pack,
 )
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
 from artfs.fileio import write_all
 
-__all__ = [
-    "ChunkCache",
-    "ChunkPlace",
-    "cached_chunks",
-    "chunk_places",
-    "default_cache_dir",
-    "parse_chunk_name",
-]
+__all__ = ["ChunkCache"]
 
 log = logging.getLogger("artfs.cache")
 
@@ -105,20 +95,13 @@ log = logging.getLogger("artfs.cache")
 NO_SPACE_RELIEF = 64 * CHUNK_SIZE
 
 
-def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("artfs"))
-
-
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20
-_PART = ".part"
 #: Retired chunk buffers kept for reuse (``new_buffer``): memory a fetch would map anyway.
 SPARE_BUFFERS = 16
 # References to a retired buffer nobody else holds: the list, a variable, the call.
 _RETIRED_REFERENCES = 3
-#: A temporary chunk file this old was left by a writer that crashed.
-STALE_PART_SECONDS = 3600.0
 _PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
 
 
@@ -134,7 +117,7 @@ class _Run:
 
     @property
     def part(self) -> str:
-        return self.final + _PART
+        return self.final + PART
 
 
 class ChunkCache:
@@ -142,8 +125,6 @@ class ChunkCache:
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._lru: OrderedDict[Key, int] = OrderedDict()  # oldest first
-        self._total = 0
         self._pins: Counter[str] = Counter()
         self._verified: set[Key] = set()
         self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
@@ -155,78 +136,26 @@ class ChunkCache:
         #: Chunk buffers the fresh tier let go of, to be reused once no view of them is left.
         self._retired: list[mmap.mmap] = []
         self._packs_root = str(root / "packs")
-        #: Chunks that lie in a pack rather than in a file of their own: (pack, offset).
-        self._packed: dict[Key, tuple[str, int]] = {}
-        #: Listed chunks per pack; a pack whose count falls to 0 is deleted.
-        self._pack_live: Counter[str] = Counter()
         #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
         self._direct = hasattr(os, "O_DIRECT")
-        (root / "chunks").mkdir(parents=True, exist_ok=True)
-        (root / "layouts").mkdir(parents=True, exist_ok=True)
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        (root / "packs").mkdir(parents=True, exist_ok=True)
+        make_dirs(root)
         self._external = ExternalCopies(root)
-        self._scan()
+        found, packed = scan(root)
+        self._lru: OrderedDict[Key, int] = OrderedDict((key, size) for _, key, size in found)
+        self._total = sum(size for *_, size in found)
+        #: Chunks that lie in a pack rather than in a file of their own: (pack, offset).
+        self._packed = packed
+        #: Listed chunks per pack; a pack whose count falls to 0 is deleted.
+        self._pack_live = Counter(path for path, _ in packed.values())
 
     # -- paths ----------------------------------------------------------------
 
     def _chunk_file(self, digest: str, index: int) -> str:
-        return _chunk_path(self._chunks_root, digest, index)
+        return chunk_path(self._chunks_root, digest, index)
 
     def _where(self, key: Key) -> tuple[str, int]:
         """The file holding a chunk, and where in it the chunk starts (caller holds the lock)."""
         return self._packed.get(key) or (self._chunk_file(*key), 0)
-
-    def _layout_path(self, digest: str) -> Path:
-        return self.root / "layouts" / digest[:2] / digest
-
-    def _scan(self) -> None:
-        """Rebuild the LRU from the files on disk, oldest mtime first.
-
-        First moves chunks of the older per-blob-directory layout into place
-        and removes what a crashed writer left behind (temporary files older
-        than ``STALE_PART_SECONDS``) and damaged packs.
-        """
-        now = time.time()
-        for shard in os.scandir(self._chunks_root):
-            if shard.is_dir(follow_symlinks=False):
-                for entry in os.scandir(shard.path):
-                    if entry.is_dir(follow_symlinks=False):
-                        self._migrate_blob_dir(entry.path)
-                    else:
-                        _remove_if_stale(entry, now)
-        for entry in os.scandir(self._packs_root):
-            _remove_if_stale(entry, now)
-        found, packed, damaged = _list_disk(self.root)
-        for path in damaged:
-            log.warning("dropping damaged cache pack %s", path)
-        with self._lock:
-            self._lru = OrderedDict((key, size) for _, key, size in found)
-            self._total = sum(size for *_, size in found)
-            self._packed = packed
-            self._pack_live = Counter(path for path, _ in packed.values())
-        # Damaged packs, and packs whose every blob is stored on its own now.
-        _remove(
-            *(
-                e.path
-                for e in _entries(self._packs_root)
-                if e.name.endswith(PACK_SUFFIX) and e.path not in self._pack_live
-            )
-        )
-
-    @staticmethod
-    def _migrate_blob_dir(blob_dir: str) -> None:
-        """``<shard>/<digest>/<index>`` → ``<shard>/<digest>.<index>`` (the older layout)."""
-        digest = os.path.basename(blob_dir)
-        shard = os.path.dirname(blob_dir)
-        for chunk in os.scandir(blob_dir):
-            if chunk.name.isdigit() and parse_chunk_name(f"{digest}.{chunk.name}") is not None:
-                with contextlib.suppress(FileNotFoundError):  # another process moved it
-                    os.replace(chunk.path, f"{shard}/{digest}.{chunk.name}")
-            else:
-                _remove(chunk.path)  # a stray: not a chunk of the older layout
-        with contextlib.suppress(OSError):
-            os.rmdir(blob_dir)
 
     # -- layouts --------------------------------------------------------------
 
@@ -236,16 +165,16 @@ class ChunkCache:
         if size is not None and (implied := ChunkLayout.implied(digest, size)) is not None:
             return implied
         try:
-            return ChunkLayout.decode(digest, self._layout_path(digest).read_bytes())
+            return ChunkLayout.decode(digest, layout_path(self.root, digest).read_bytes())
         except FileNotFoundError:
             return None
         except Corrupt:
             log.warning("dropping damaged cached layout of blob %s", digest)
-            self._layout_path(digest).unlink(missing_ok=True)
+            layout_path(self.root, digest).unlink(missing_ok=True)
             return None
 
     def store_layout(self, layout: ChunkLayout) -> None:
-        self._write_atomically(self._layout_path(layout.digest), layout.encode())
+        self._write_atomically(layout_path(self.root, layout.digest), layout.encode())
 
     # -- chunks ---------------------------------------------------------------
 
@@ -311,7 +240,7 @@ class ChunkCache:
             log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
             self._forget(key)
             if not base:  # a file of its own (a pack goes once its last chunk is gone)
-                _remove(self._chunk_file(*key))
+                remove(self._chunk_file(*key))
             return None
         with self._lock:
             if key in self._lru:
@@ -573,7 +502,7 @@ class ChunkCache:
             raise
         with self._lock:
             emptied = self._list(key, len(data), packed)
-        _remove(emptied)
+        remove(emptied)
         self._evict_if_needed()
 
     def store_many(self, blobs: Sequence[tuple[ChunkLayout, Buffer]]) -> None:
@@ -600,7 +529,7 @@ class ChunkCache:
                 self._list(key, size, (path, offset))
                 for key, (_, _, offset, size) in zip(keys, entries, strict=True)
             ]
-        _remove(*emptied)
+        remove(*emptied)
         self._evict_if_needed()
 
     @contextlib.contextmanager
@@ -675,11 +604,11 @@ class ChunkCache:
                         where = self._packed.get(key)
                         if where is not None and where[0] == run.part:
                             self._packed[key] = (run.final, where[1])
-        _remove(doomed)
+        remove(doomed)
 
     def _write_pack(self, path: str, blobs: list[tuple[str, Buffer]]) -> list[PackEntry]:
         with self._full_disk_is_no_space():
-            return write_pack(path, path + _PART, blobs)
+            return write_pack(path, path + PART, blobs)
 
     def _making_room(self, write: Callable[[], T]) -> T:
         """Run a cache write; if the disk filled up below our bound (other files grew),
@@ -771,7 +700,7 @@ class ChunkCache:
             self._verified.discard(key)
             self._drop_fresh(key)
             emptied = self._unpack(key)
-        _remove(emptied)
+        remove(emptied)
 
     def _unpack(self, key: Key) -> str | None:
         """Stop counting ``key`` in its pack; the pack, if that left it empty (under the lock)."""
@@ -863,7 +792,7 @@ class ChunkCache:
                         holes.append((path, offset, size))
                 else:
                     doomed.append(self._chunk_file(*key))
-        _remove(*doomed)
+        remove(*doomed)
         for hole in holes:
             punch_hole(*hole)
         return len(victims)
@@ -891,7 +820,7 @@ class ChunkCache:
         final = self._chunk_file(digest, index)
         # Beside its final name: a rename within one directory locks only that one.
         # Unique among processes (pid) and threads (the counter), no syscall to draw it.
-        tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{_PART}"
+        tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{PART}"
         with self._full_disk_is_no_space():
             try:
                 direct = self._direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
@@ -899,7 +828,7 @@ class ChunkCache:
                     self._write_file(tmp, data, 0)
                 os.replace(tmp, final)
             except OSError:
-                _remove(tmp)
+                remove(tmp)
                 raise
 
     def _write_file(self, path: str, data: Buffer, flags: int) -> bool:
@@ -946,107 +875,3 @@ class ChunkCache:
             if exc.errno == errno.ENOSPC:
                 raise NoSpace(f"cache disk full at {self.root}") from exc
             raise
-
-
-@dataclass(frozen=True)
-class ChunkPlace:
-    """Where a cached chunk's bytes lie: a file of its own (offset 0) or a pack."""
-
-    path: str
-    offset: int
-    size: int
-
-
-def chunk_places(root: Path) -> dict[Key, ChunkPlace]:
-    """The chunks a cache directory holds and where (reads only; for tools and tests)."""
-    found, packed, _ = _list_disk(root)
-    places: dict[Key, ChunkPlace] = {}
-    for _, key, size in found:
-        path, offset = packed.get(key) or (_chunk_path(f"{root}/chunks", *key), 0)
-        places[key] = ChunkPlace(path, offset, size)
-    return places
-
-
-def cached_chunks(root: Path) -> dict[Key, int]:
-    """The chunks a cache directory holds, with their sizes (reads only; for tools and tests)."""
-    return {key: size for _, key, size in _list_disk(root)[0]}
-
-
-def _list_disk(
-    root: Path,
-) -> tuple[list[tuple[float, Key, int]], dict[Key, tuple[str, int]], list[str]]:
-    """(mtime, key, size) of every chunk on disk, oldest first; where packed ones lie;
-    and the packs found damaged."""
-    found: list[tuple[float, Key, int]] = []
-    for shard in _entries(root / "chunks"):
-        if not shard.is_dir(follow_symlinks=False):
-            continue
-        for entry in _entries(shard.path):
-            key = parse_chunk_name(entry.name)
-            if key is None:
-                continue
-            with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                found.append(
-                    (entry.stat(follow_symlinks=False).st_mtime, key, entry.stat().st_size)
-                )
-    on_their_own = {key for _, key, _ in found}
-    packed: dict[Key, tuple[str, int]] = {}
-    damaged: list[str] = []
-    for entry in _entries(root / "packs"):
-        if not entry.name.endswith(PACK_SUFFIX):
-            continue
-        index = read_index(entry.path)
-        if index is None:
-            damaged.append(entry.path)
-            continue
-        try:
-            mtime = entry.stat(follow_symlinks=False).st_mtime
-        except FileNotFoundError:
-            continue
-        for digest, chunk, offset, size in index:
-            key = (digest, chunk)
-            # A chunk in a file of its own was stored after the pack (a refetch).
-            if key not in on_their_own and key not in packed:
-                packed[key] = (entry.path, offset)
-                found.append((mtime, key, size))
-    found.sort()
-    return found, packed, damaged
-
-
-def _chunk_path(chunks_root: str, digest: str, index: int) -> str:
-    # A plain string, not a Path: built once per read on the hot path.
-    return f"{chunks_root}/{digest[:2]}/{digest}.{index}"
-
-
-def _remove(*paths: str | None) -> None:
-    """Delete these files; one already gone (or ``None``) is no matter."""
-    for path in paths:
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-
-def _entries(directory: str | Path) -> list[os.DirEntry[str]]:
-    """A directory's entries; none if it is gone (removed by another process, or never made)."""
-    try:
-        with os.scandir(directory) as listing:
-            return list(listing)
-    except FileNotFoundError:
-        return []
-
-
-def _remove_if_stale(entry: os.DirEntry[str], now: float) -> None:
-    """Remove a temporary file a crashed writer left behind."""
-    if not entry.name.endswith(_PART):
-        return
-    with contextlib.suppress(OSError):
-        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_PART_SECONDS:
-            os.unlink(entry.path)
-
-
-def parse_chunk_name(name: str) -> Key | None:
-    """``<digest>.<index>`` → ``(digest, index)``; ``None`` for any other name."""
-    digest, dot, index = name.partition(".")
-    if dot and len(digest) == 2 * DIGEST_BYTES and index.isdigit() and index.isascii():
-        return digest, int(index)
-    return None

@@ -47,7 +47,7 @@ def _mount_options(
     staging_dir: Path | None = None,
     allow_other: bool = False,
 ) -> MountOptions:
-    from artfs.cache.chunks import default_cache_dir
+    from artfs.cache.ondisk import default_cache_dir
     from artfs.config import resolve_config
     from artfs.daemon.mount import MountOptions
 
@@ -329,7 +329,8 @@ def cache() -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Chunk cache [~/.cache/artfs].")
 def cache_stats(cache_dir: Path | None) -> None:
     """Size, chunks and blobs in the cache."""
-    from artfs.cache.chunks import ChunkCache, default_cache_dir
+    from artfs.cache.chunks import ChunkCache
+    from artfs.cache.ondisk import default_cache_dir
 
     stats = ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62).stats()
     click.echo(
@@ -343,7 +344,8 @@ def cache_stats(cache_dir: Path | None) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Chunk cache [~/.cache/artfs].")
 def cache_prune(target: str, cache_dir: Path | None) -> None:
     """Evict least-recently-used chunks down to --to."""
-    from artfs.cache.chunks import ChunkCache, default_cache_dir
+    from artfs.cache.chunks import ChunkCache
+    from artfs.cache.ondisk import default_cache_dir
 
     chunks = ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62)
     dropped = chunks.evict_to(parse_size(target))

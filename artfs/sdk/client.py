@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from artfs import __version__, names
-from artfs.cache.chunks import ChunkCache, default_cache_dir
+from artfs.cache.chunks import ChunkCache
+from artfs.cache.ondisk import default_cache_dir
 from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.errors import InvalidInput

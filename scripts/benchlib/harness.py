@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from artfs.cache.chunks import ChunkPlace, cached_chunks, chunk_places
+from artfs.cache.ondisk import ChunkPlace, cached_chunks, chunk_places
 from artfs.daemon.pids import wait_exit
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -14,8 +14,9 @@ from typing import BinaryIO
 import pytest
 import trio
 
-from artfs.cache.chunks import ChunkCache, chunk_places
+from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
+from artfs.cache.ondisk import chunk_places
 from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.daemon.mount import READ_AHEAD_KB

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import artfs
-from artfs.cache.chunks import chunk_places
+from artfs.cache.ondisk import chunk_places
 from tests.support.mount import Mount, mounted, read_chunk, write_chunk
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import artfs
-from artfs.cache.chunks import chunk_places
+from artfs.cache.ondisk import chunk_places
 from tests.integration.trees import push_tree
 from tests.support.mount import mounted, read_chunk, write_chunk
 from tests.support.registry import RegistryProcess

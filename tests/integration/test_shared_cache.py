@@ -12,8 +12,8 @@ import random
 from pathlib import Path
 
 import artfs
-from artfs.cache.chunks import cached_chunks, chunk_places
 from artfs.cache.externals import ExternalCopies
+from artfs.cache.ondisk import cached_chunks, chunk_places
 from tests.integration.trees import push_tree
 from tests.support.mount import mounted, write_chunk
 from tests.support.registry import RegistryProcess

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import artfs
-from artfs.cache.chunks import cached_chunks
+from artfs.cache.ondisk import cached_chunks
 from artfs.cli.output import count, human_size
 from artfs.daemon.pids import wait_exit
 from tests.support.mount import Mount, artfs_argv, mounted

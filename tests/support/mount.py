@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from artfs.cache.chunks import ChunkPlace, cached_chunks, chunk_places
+from artfs.cache.ondisk import ChunkPlace, cached_chunks, chunk_places
 from artfs.daemon.pids import wait_exit
 
 __all__ = ["Mount", "artfs", "artfs_argv", "mounted", "read_chunk", "write_chunk"]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import blake3
 
-from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, cached_chunks
+from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
+from artfs.cache.ondisk import STALE_PART_SECONDS, cached_chunks
 from artfs.digests import CHUNK_SIZE
 
 MiB = 1 << 20

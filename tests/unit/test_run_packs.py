@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from artfs.cache.chunks import STALE_PART_SECONDS, ChunkCache, chunk_places
+from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
+from artfs.cache.ondisk import STALE_PART_SECONDS, chunk_places
 from artfs.cache.packs import PackWriter
 
 MiB = 1 << 20
