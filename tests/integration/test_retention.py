@@ -40,6 +40,7 @@ def test_expired_versions_are_deleted_by_gc_and_latest_moves_back(
             lambda: expired_in(run_artfs("gc", "--dry-run", env={"ARTFS_URL": registry.url})),
             "a ttl of 1 s expiring",
         )
+        assert dry is not None
         assert dry.returncode == 0
         assert "expired 1 version;" in dry.stdout
         assert client.get_artifact(name).version == "v2"  # a dry run changes nothing
