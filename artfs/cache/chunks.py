@@ -61,7 +61,6 @@ import itertools
 import logging
 import mmap
 import os
-import sys
 import threading
 import uuid
 from collections import Counter, OrderedDict
@@ -70,6 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from artfs.cache.buffers import BufferPool
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.layout import ChunkLayout, Key
@@ -98,11 +98,6 @@ NO_SPACE_RELIEF = 64 * CHUNK_SIZE
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20
-#: Retired chunk buffers kept for reuse (``new_buffer``): memory a fetch would map anyway.
-SPARE_BUFFERS = 16
-# References to a retired buffer nobody else holds: the list, a variable, the call.
-_RETIRED_REFERENCES = 3
-_PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
 
 
 @dataclass
@@ -131,10 +126,9 @@ class ChunkCache:
         self._chunks_root = str(root / "chunks")
         self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._tmp_names = itertools.count()
+        self._buffers = BufferPool(self._lock)
         #: Chunks stored by this process lately, kept in memory, oldest first.
-        self._fresh = FreshChunks(fresh_bytes, on_drop=self._retire)
-        #: Chunk buffers the fresh tier let go of, to be reused once no view of them is left.
-        self._retired: list[mmap.mmap] = []
+        self._fresh = FreshChunks(fresh_bytes, on_drop=self._buffers.retire)
         self._packs_root = str(root / "packs")
         #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
         self._direct = hasattr(os, "O_DIRECT")
@@ -257,7 +251,7 @@ class ChunkCache:
         length = layout.chunk_length(index)
         if not base and os.fstat(fd).st_size != length:
             return None
-        buffer = self.new_buffer(length)
+        buffer = self._buffers.new(length, direct=self._direct)
         if isinstance(buffer, mmap.mmap) and self._direct and not base:
             # A file of its own: straight from the disk into the buffer. The bytes
             # are held in memory for their reader, so a page-cache copy would only
@@ -440,36 +434,8 @@ class ChunkCache:
             os.close(fd)
 
     def new_buffer(self, length: int) -> Buffer:
-        """A buffer for a chunk about to be fetched, one ``store`` can write fastest.
-
-        Whole chunks reuse a retired buffer when one is free: a fresh mapping
-        costs the kernel page allocation, memory-cgroup charging and clearing,
-        a fifth of a streaming fetch's CPU (perf).
-        """
-        if self._direct and length % ALIGN == 0:
-            if length == CHUNK_SIZE:
-                with self._lock:
-                    for position in range(len(self._retired)):  # not enumerate: its tuple
-                        buffer = self._retired[position]  # would hold a reference too
-                        # Held only by the list, this variable and the call: no reader's
-                        # view of it is left (a view holds a reference), and none can
-                        # appear, since it left the fresh tier under this lock.
-                        if sys.getrefcount(buffer) <= _RETIRED_REFERENCES:
-                            del self._retired[position]
-                            return buffer
-            # Page-aligned, as O_DIRECT wants; private (not shmem) and populated
-            # at once, which costs far less than a page fault per page.
-            return mmap.mmap(-1, length, flags=_PRIVATE_ANONYMOUS)
-        return bytearray(length)
-
-    def _retire(self, buffer: Buffer) -> None:
-        # Under the lock (the fresh tier calls it as it drops a chunk).
-        if (
-            isinstance(buffer, mmap.mmap)
-            and len(buffer) == CHUNK_SIZE
-            and len(self._retired) < SPARE_BUFFERS
-        ):
-            self._retired.append(buffer)
+        """A buffer for a chunk about to be fetched, one ``store`` can write fastest."""
+        return self._buffers.new(length, direct=self._direct)
 
     def store(self, layout: ChunkLayout, index: int, data: Buffer) -> None:
         """Keep a chunk the caller has verified against ``layout`` (and will not change).
