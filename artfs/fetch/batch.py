@@ -11,7 +11,7 @@ Best effort by design: a batch that fails or is late is logged and dropped, and
 the files it carried are fetched one by one by ``ChunkFetcher``, which owns the
 retry, deadline and ``EIO`` rules. A blob whose bytes do not match its digest
 is never stored. Concurrent openers of a blob already in a batch wait for that
-batch instead of asking again (single flight).
+batch instead of asking again (``SingleFlight``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from artfs.client.http import RegistryClient
 from artfs.client.streams import split_into
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError
+from artfs.fetch.singleflight import Flight, SingleFlight
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
 
@@ -38,6 +39,8 @@ __all__ = ["SmallBlob", "SmallBlobBatches"]
 KEEP_EVERY = 32
 
 log = logging.getLogger("artfs.fetch")
+
+_Flights = dict[str, Flight[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class SmallBlobBatches:
         self.cache = cache
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._flights: dict[str, trio.Event] = {}
+        self._flights: SingleFlight[str, None] = SingleFlight()
         #: Given (inode, bytes) of each verified blob that names inodes, from the worker
         #: thread, after the blob is in the cache: the fs layer puts the bytes in the
         #: kernel's page cache, so the reader's open file never asks for them.
@@ -83,7 +86,7 @@ class SmallBlobBatches:
 
     def wanted(self, blob: SmallBlob) -> bool:
         """Neither in the cache nor on its way there."""
-        return blob.digest not in self._flights and not self.cache.has_small(blob.digest)
+        return blob.digest not in self._flights.in_flight and not self.cache.has_small(blob.digest)
 
     async def fetch(self, first: SmallBlob, ahead: Sequence[SmallBlob]) -> None:
         """Bring ``first`` and as many of ``ahead`` as fit into the cache, in one request.
@@ -105,15 +108,15 @@ class SmallBlobBatches:
             total += blob.size
         # A batch of one is no batch: the read path fetches a lone file itself.
         if len(batch) > 1 or (batch and batch[0] is not first):
-            flights = {blob.digest: trio.Event() for blob in batch}
-            self._flights.update(flights)
+            take_off = self._flights.take_off
+            flights = {blob.digest: take_off(blob.digest) for blob in batch}
             # A system task: it outlives this request and nobody waits for all of it.
             trio.lowlevel.spawn_system_task(self._run, batch, flights)
-        if (flight := self._flights.get(first.digest)) is not None:
+        if (flight := self._flights.in_flight.get(first.digest)) is not None:
             with trio.move_on_after(self.timeout):
-                await flight.wait()
+                await flight.done.wait()
 
-    async def _run(self, batch: list[SmallBlob], flights: dict[str, trio.Event]) -> None:
+    async def _run(self, batch: list[SmallBlob], flights: _Flights) -> None:
         self.requests_made += 1
         try:
             with trio.move_on_after(self.timeout):
@@ -127,21 +130,18 @@ class SmallBlobBatches:
             for digest in flights:
                 self._settle(digest, flights)
 
-    def _arrived(self, blobs: list[SmallBlob], flights: dict[str, trio.Event]) -> None:
+    def _arrived(self, blobs: list[SmallBlob], flights: _Flights) -> None:
         for blob in blobs:
             self.bytes_fetched += blob.size
             self._settle(blob.digest, flights)
 
-    def _settle(self, digest: str, flights: dict[str, trio.Event]) -> None:
-        event = flights.get(digest)
-        if event is None:
-            return
-        if self._flights.get(digest) is event:
-            del self._flights[digest]
-        event.set()
+    def _settle(self, digest: str, flights: _Flights) -> None:
+        flight = flights.get(digest)
+        if flight is not None:
+            self._flights.land(digest, flight)
 
     def _download(
-        self, batch: list[SmallBlob], flights: dict[str, trio.Event], token: trio.lowlevel.TrioToken
+        self, batch: list[SmallBlob], flights: _Flights, token: trio.lowlevel.TrioToken
     ) -> None:
         """Worker thread: one request; each blob verified, then stored and announced in groups.
 
@@ -177,7 +177,7 @@ class SmallBlobBatches:
     def _keep(
         self,
         group: list[tuple[SmallBlob, memoryview]],
-        flights: dict[str, trio.Event],
+        flights: _Flights,
         token: trio.lowlevel.TrioToken,
     ) -> None:
         self.cache.store_many([(blob.layout, data) for blob, data in group])

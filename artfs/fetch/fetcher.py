@@ -4,8 +4,8 @@
 that is not is made ready by a background task in the fetcher's own nursery,
 not by the reader that asked for it. So:
 
-* many readers of one chunk share one fetch (single flight: an in-flight table
-  of ``_Flight`` records, each with an event and an error slot);
+* many readers of one chunk share one fetch (``SingleFlight``: a table of
+  flights in progress, each landed with its error, if any, for every waiter);
 * a reader whose deadline passes gets ``Transient`` (EIO above) while the fetch
   goes on for the next reader — a cancelled reader never cancels shared work;
 * read-ahead is just a fetch nobody waits for yet;
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass, field
 
 import trio
 from cachetools import LRUCache
@@ -43,18 +42,14 @@ from artfs.client.http import JSON, RegistryClient
 from artfs.client.ranged import RangeReader
 from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
 from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
+from artfs.fetch.singleflight import Flight, SingleFlight
 
 __all__ = ["ChunkFetcher", "layout_from_answer"]
 
 log = logging.getLogger("artfs.fetch")
 
 Key = tuple[str, int]
-
-
-@dataclass
-class _Flight:
-    event: trio.Event = field(default_factory=trio.Event)
-    error: ArtfsError | None = None
+_Flight = Flight[None]
 
 
 class ChunkFetcher:
@@ -78,9 +73,9 @@ class ChunkFetcher:
         self._limiter = trio.CapacityLimiter(max_parallel)
         self._max_request_bytes = max_request_bytes
         self._fetch_timeout = fetch_timeout
-        self._flights: dict[Key, _Flight] = {}
+        self._flights: SingleFlight[Key, None] = SingleFlight()
         self._layouts: LRUCache[str, ChunkLayout] = LRUCache(maxsize=4096)
-        self._layout_flights: dict[str, _Flight] = {}
+        self._layout_flights: SingleFlight[str, ChunkLayout] = SingleFlight()
         #: Bytes and requests sent to the network, for tests and the benchmark.
         self.bytes_fetched = 0
         self.requests_made = 0
@@ -102,31 +97,19 @@ class ChunkFetcher:
                 # batches brought every file skips a file lookup per open.
                 self.cache.load_external(digest)
             return implied
-        while (cached := self._layouts.get(digest)) is None:
-            flight = self._layout_flights.get(digest)
-            if flight is None:
-                return await self._load_layout(digest)
-            await flight.event.wait()
-            if flight.error is not None:
-                raise flight.error
-        return cached
+        cached = self._layouts.get(digest)
+        if cached is not None:
+            return cached
+        return await self._layout_flights.do(digest, lambda: self._load_layout(digest))
 
     async def _load_layout(self, digest: str) -> ChunkLayout:
-        flight = self._layout_flights[digest] = _Flight()
-        try:
-            layout = self.cache.layout(digest)
-            if layout is None:
-                layout = await trio.to_thread.run_sync(
-                    self._fetch_layout, digest, limiter=self._limiter
-                )
-                self.cache.store_layout(layout)
-            self._layouts[digest] = layout
-        except ArtfsError as exc:
-            flight.error = exc
-            raise
-        finally:
-            del self._layout_flights[digest]
-            flight.event.set()
+        layout = self.cache.layout(digest)
+        if layout is None:
+            layout = await trio.to_thread.run_sync(
+                self._fetch_layout, digest, limiter=self._limiter
+            )
+            self.cache.store_layout(layout)
+        self._layouts[digest] = layout
         return layout
 
     def _fetch_layout(self, digest: str) -> ChunkLayout:
@@ -146,7 +129,7 @@ class ChunkFetcher:
         if not indexes:
             return
         absent, unverified = self.cache.pending(layout, indexes)
-        flights = self._flights
+        flights = self._flights.in_flight
         digest = layout.digest
         per_request = max(1, self._max_request_bytes // layout.chunk_size)
         if absent:
@@ -164,19 +147,20 @@ class ChunkFetcher:
         await trio.to_thread.run_sync(self.cache.advise, layout, indexes, limiter=self._limiter)
 
     def _take_off(self, layout: ChunkLayout, run: list[int]) -> dict[int, _Flight]:
-        owned = {i: _Flight() for i in run}
-        for i, flight in owned.items():
-            self._flights[(layout.digest, i)] = flight
-        return owned
+        take_off, digest = self._flights.take_off, layout.digest
+        return {i: take_off((digest, i)) for i in run}
 
     async def ensure(self, layout: ChunkLayout, indexes: range) -> None:
         """Return once every chunk of ``indexes`` is in the cache and verified here."""
+        in_flight = self._flights.in_flight
         for _attempt in range(3):
             self.prefetch(layout, indexes)
             for i in indexes:
-                flight = self._flights.get((layout.digest, i))
+                flight = in_flight.get((layout.digest, i))
                 if flight is not None:
-                    await flight.event.wait()
+                    # The flight's fields, not ``SingleFlight.do``: a chunk's waiter
+                    # takes no extra await.
+                    await flight.done.wait()
                     if flight.error is not None:
                         raise flight.error
             absent, unverified = self.cache.pending(layout, indexes)
@@ -220,7 +204,7 @@ class ChunkFetcher:
         finally:
             # Settled either way: a reader re-asks, and a failed chunk is fetched.
             for index, flight in list(owned.items()):
-                self._settle(layout, index, flight)
+                self._flights.land((layout.digest, index), flight)
             owned.clear()
         for run in _runs(failed, self.chunks_per_request):
             self.prefetch(layout, range(run[0], run[-1] + 1))
@@ -229,17 +213,9 @@ class ChunkFetcher:
         """Worker thread: verify present chunks; return those that turned out absent or bad."""
         return [index for index in run if not self.cache.check(layout, index)]
 
-    def _settle(self, layout: ChunkLayout, index: int, flight: _Flight) -> None:
-        # Only the run that created a flight settles it: a newer flight for the
-        # same chunk (after an eviction) belongs to another run.
-        if self._flights.get((layout.digest, index)) is flight:
-            del self._flights[(layout.digest, index)]
-        flight.event.set()
-
     def _fail(self, layout: ChunkLayout, owned: dict[int, _Flight], error: ArtfsError) -> None:
         for index, flight in list(owned.items()):
-            flight.error = error
-            self._settle(layout, index, flight)
+            self._flights.land((layout.digest, index), flight, error)
         owned.clear()
 
     def _arrived(self, layout: ChunkLayout, owned: dict[int, _Flight], index: int) -> None:
@@ -247,7 +223,9 @@ class ChunkFetcher:
         self.bytes_fetched += layout.chunk_length(index)
         flight = owned.pop(index, None)
         if flight is not None:
-            self._settle(layout, index, flight)
+            # Only the run that took a flight off lands it: a newer flight for the
+            # same chunk (after an eviction) belongs to another run.
+            self._flights.land((layout.digest, index), flight)
 
     def _count_request(self) -> None:
         self.requests_made += 1

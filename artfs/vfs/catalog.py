@@ -4,7 +4,8 @@ What can change (the artifact list with its aliases, an artifact's version
 list) lives in ``TTLCache``s with a short ttl, so an alias move shows within a
 few seconds. What cannot (a committed version's manifest) lives in ``LRUCache``s
 with no expiry. Registry calls are blocking ``requests`` calls and run in
-worker threads; concurrent askers of the same thing share one call.
+worker threads; concurrent askers of the same thing share one call
+(``SingleFlight``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from cachetools import LRUCache, TTLCache
 
 from artfs.client.http import RegistryClient
 from artfs.errors import NotFound
+from artfs.fetch.singleflight import SingleFlight
 from artfs.vfs.manifest import ManifestIndex
-from artfs.vfs.singleflight import SingleFlight
 
 __all__ = ["ArtifactInfo", "Catalog", "VersionInfo"]
 
