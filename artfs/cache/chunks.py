@@ -55,17 +55,13 @@ This module does no network I/O and knows nothing of FUSE; it is thread-safe.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import itertools
 import logging
 import mmap
 import os
 import threading
-import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -73,19 +69,11 @@ from artfs.cache.buffers import BufferPool
 from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import Buffer, FreshChunks
 from artfs.cache.layout import ChunkLayout, Key
-from artfs.cache.ondisk import PART, chunk_path, layout_path, make_dirs, remove, scan
-from artfs.cache.packs import (
-    ALIGN,
-    PACK_SUFFIX,
-    PackEntry,
-    PackWriter,
-    has_hole,
-    punch_hole,
-    write_pack,
-)
+from artfs.cache.ondisk import chunk_path, layout_path, make_dirs, remove, scan
+from artfs.cache.packs import has_hole, punch_hole
+from artfs.cache.writes import ChunkWriter, Run, full_disk_is_no_space
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
-from artfs.fileio import write_all
 
 __all__ = ["ChunkCache"]
 
@@ -100,21 +88,6 @@ T = TypeVar("T")
 FRESH_BYTES = 128 << 20
 
 
-@dataclass
-class _Run:
-    """The pack one download's chunks go into (``ChunkCache.storing_run``)."""
-
-    layout: ChunkLayout
-    final: str
-    planned: list[tuple[str, int, int]]
-    writer: PackWriter | None = None
-    keys: list[Key] = field(default_factory=list)
-
-    @property
-    def part(self) -> str:
-        return self.final + PART
-
-
 class ChunkCache:
     def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
         self.root = root
@@ -124,14 +97,10 @@ class ChunkCache:
         self._verified: set[Key] = set()
         self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
         self._chunks_root = str(root / "chunks")
-        self._writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._tmp_names = itertools.count()
+        self._writer = ChunkWriter(root)
         self._buffers = BufferPool(self._lock)
         #: Chunks stored by this process lately, kept in memory, oldest first.
         self._fresh = FreshChunks(fresh_bytes, on_drop=self._buffers.retire)
-        self._packs_root = str(root / "packs")
-        #: Whether chunk files may be written with O_DIRECT (learnt on the first refusal).
-        self._direct = hasattr(os, "O_DIRECT")
         make_dirs(root)
         self._external = ExternalCopies(root)
         found, packed = scan(root)
@@ -168,7 +137,7 @@ class ChunkCache:
             return None
 
     def store_layout(self, layout: ChunkLayout) -> None:
-        self._write_atomically(layout_path(self.root, layout.digest), layout.encode())
+        self._writer.write_atomically(layout_path(self.root, layout.digest), layout.encode())
 
     # -- chunks ---------------------------------------------------------------
 
@@ -251,8 +220,8 @@ class ChunkCache:
         length = layout.chunk_length(index)
         if not base and os.fstat(fd).st_size != length:
             return None
-        buffer = self._buffers.new(length, direct=self._direct)
-        if isinstance(buffer, mmap.mmap) and self._direct and not base:
+        buffer = self._buffers.new(length, direct=self._writer.direct)
+        if isinstance(buffer, mmap.mmap) and self._writer.direct and not base:
             # A file of its own: straight from the disk into the buffer. The bytes
             # are held in memory for their reader, so a page-cache copy would only
             # cost a second copy. A chunk in a pack goes through the page cache
@@ -381,7 +350,7 @@ class ChunkCache:
         external = ExternalCopy(str(path.absolute()), stat.st_size, stat.st_mtime_ns)
         if ChunkLayout.implied(layout.digest, layout.size) is None:
             self.store_layout(layout)  # a one-chunk blob's layout is implied by its digest
-        with self._full_disk_is_no_space():
+        with full_disk_is_no_space(self.root):
             self._external.add(layout.digest, external)
         with self._lock:
             self._external_verified.update(
@@ -435,7 +404,7 @@ class ChunkCache:
 
     def new_buffer(self, length: int) -> Buffer:
         """A buffer for a chunk about to be fetched, one ``store`` can write fastest."""
-        return self._buffers.new(length, direct=self._direct)
+        return self._buffers.new(length, direct=self._writer.direct)
 
     def store(self, layout: ChunkLayout, index: int, data: Buffer) -> None:
         """Keep a chunk the caller has verified against ``layout`` (and will not change).
@@ -447,7 +416,7 @@ class ChunkCache:
         self._keep(
             (layout.digest, index),
             data,
-            lambda direct: self._write_chunk(layout.digest, index, data, direct=direct),
+            lambda direct: self._writer.write_chunk(layout.digest, index, data, direct=direct),
         )
 
     def _keep(
@@ -481,10 +450,10 @@ class ChunkCache:
         with self._lock:
             for key, (_, data) in zip(keys, blobs, strict=True):
                 self._fresh.admit(key, data)
-        path = f"{self._packs_root}/{self._writer_id}-{next(self._tmp_names)}{PACK_SUFFIX}"
+        path = self._writer.new_pack_path()
         named = [(layout.digest, data) for layout, data in blobs]
         try:
-            entries = self._making_room(lambda: self._write_pack(path, named))
+            entries = self._making_room(lambda: self._writer.write_pack(path, named))
         except BaseException:
             with self._lock:
                 for key in keys:
@@ -512,45 +481,32 @@ class ChunkCache:
         if len(indexes) < 2:
             yield functools.partial(self.store, layout)
             return
-        run = _Run(
-            layout,
-            f"{self._packs_root}/{self._writer_id}-{next(self._tmp_names)}{PACK_SUFFIX}",
-            [(layout.digest, i, layout.chunk_length(i)) for i in indexes],
-        )
+        run = self._writer.start_run(layout, indexes)
         try:
             yield functools.partial(self._store_in_run, run)
         finally:
             self._close_run(run)
 
-    def _store_in_run(self, run: _Run, index: int, data: Buffer) -> None:
+    def _store_in_run(self, run: Run, index: int, data: Buffer) -> None:
         key = (run.layout.digest, index)
         self._keep(
             key, data, lambda direct: (run.part, self._put_in_run(run, index, data, direct=direct))
         )
         run.keys.append(key)
 
-    def _put_in_run(self, run: _Run, index: int, data: Buffer, *, direct: bool) -> int:
-        with self._full_disk_is_no_space():
-            if run.writer is None:
-                run.writer = PackWriter(run.part, run.planned)
-                with self._lock:
-                    # The writer's own hold: evicting every chunk stored so far
-                    # must not delete the pack under it.
-                    self._pack_live[run.part] += 1
-            offset = run.writer.put(run.layout.digest, index, data, direct=direct and self._direct)
-        if run.writer.direct_refused:
-            self._direct = False
-        return offset
-
-    def _close_run(self, run: _Run) -> None:
-        """Finish a run's pack and rename it into place; delete it if nothing of it is listed."""
+    def _put_in_run(self, run: Run, index: int, data: Buffer, *, direct: bool) -> int:
         if run.writer is None:
+            self._writer.open_run(run)
+            with self._lock:
+                # The writer's own hold: evicting every chunk stored so far
+                # must not delete the pack under it.
+                self._pack_live[run.part] += 1
+        return self._writer.put_in_run(run, index, data, direct=direct)
+
+    def _close_run(self, run: Run) -> None:
+        """Finish a run's pack and rename it into place; delete it if nothing of it is listed."""
+        if not self._writer.finish_run(run):
             return
-        try:
-            run.writer.finish()
-        except OSError as exc:
-            # Removed: its chunks are found missing when read, and fetched again.
-            log.warning("cannot finish cache pack %s: %s", run.part, exc)
         doomed = None
         with self._lock:
             self._pack_live[run.part] -= 1
@@ -571,10 +527,6 @@ class ChunkCache:
                         if where is not None and where[0] == run.part:
                             self._packed[key] = (run.final, where[1])
         remove(doomed)
-
-    def _write_pack(self, path: str, blobs: list[tuple[str, Buffer]]) -> list[PackEntry]:
-        with self._full_disk_is_no_space():
-            return write_pack(path, path + PART, blobs)
 
     def _making_room(self, write: Callable[[], T]) -> T:
         """Run a cache write; if the disk filled up below our bound (other files grew),
@@ -772,72 +724,3 @@ class ChunkCache:
                 "blobs": len({digest for digest, _ in self._lru}),
                 "pinned_blobs": len(self._pins),
             }
-
-    # -- writing --------------------------------------------------------------
-
-    def _write_chunk(self, digest: str, index: int, data: Buffer, *, direct: bool) -> None:
-        """``_write_atomically`` for the hot path: no pathlib, mkdir only when it is missing.
-
-        A page-aligned buffer of whole pages is written with ``O_DIRECT``: the
-        bytes go to the disk without a copy into the page cache (which, with
-        the writeback that follows, cost more CPU than hashing them); the
-        fresh tier above serves the readers who want them now.
-        """
-        final = self._chunk_file(digest, index)
-        # Beside its final name: a rename within one directory locks only that one.
-        # Unique among processes (pid) and threads (the counter), no syscall to draw it.
-        tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{PART}"
-        with self._full_disk_is_no_space():
-            try:
-                direct = self._direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
-                if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
-                    self._write_file(tmp, data, 0)
-                os.replace(tmp, final)
-            except OSError:
-                remove(tmp)
-                raise
-
-    def _write_file(self, path: str, data: Buffer, flags: int) -> bool:
-        """Write ``data`` to a new file; ``False`` if the filesystem refuses ``O_DIRECT``."""
-        fd = None
-        mode = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flags
-        try:
-            try:
-                fd = os.open(path, mode, 0o644)
-            except FileNotFoundError:  # the shard's first chunk, or the cache was wiped
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(path, mode, 0o644)
-            write_all(fd, data)
-        except OSError as exc:
-            # O_DIRECT refused at open or at the first write: say so, never again.
-            if flags and exc.errno == errno.EINVAL:
-                self._direct = False
-                return False
-            raise
-        finally:
-            if fd is not None:
-                os.close(fd)
-        return True
-
-    def _write_atomically(self, path: Path, data: bytes | bytearray | memoryview) -> None:
-        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.part"
-        with self._full_disk_is_no_space():
-            try:
-                with open(tmp, "wb") as out:
-                    out.write(data)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, path)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
-
-    @contextlib.contextmanager
-    def _full_disk_is_no_space(self) -> Iterator[None]:
-        """A cache write failing with ``ENOSPC`` raises ``NoSpace``, which ``_making_room``
-        answers by evicting."""
-        try:
-            yield
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise NoSpace(f"cache disk full at {self.root}") from exc
-            raise
