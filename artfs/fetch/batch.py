@@ -3,7 +3,7 @@
 A reader walking a directory of small files (``find | xargs cat``, ``cp -r``,
 ``tar``) would otherwise wait for one HTTP round trip per file. When the mount
 sees such a walk it asks for the file being opened together with the next ones
-in one ``POST /blob-batch`` (``SiblingPrefetch`` decides which); this module
+in one ``POST /blob-batch`` (which ones: ``artfs.fetch.readahead``); this module
 sends that request in a worker thread, verifies each blob against its digest
 and keeps it in the chunk cache, where the ordinary read path then finds it.
 
@@ -29,8 +29,8 @@ from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
 from artfs.client.http import RegistryClient
 from artfs.client.streams import split_into
-from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError
+from artfs.fetch.readahead import MAX_BATCH_BYTES, batch_to_send
 from artfs.fetch.singleflight import Flight, SingleFlight
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
@@ -64,7 +64,7 @@ class SmallBlobBatches:
         client: RegistryClient,
         cache: ChunkCache,
         *,
-        max_bytes: int = 4 << 20,
+        max_bytes: int = MAX_BATCH_BYTES,
         timeout: float = 10.0,
     ) -> None:
         self.client = client
@@ -80,10 +80,6 @@ class SmallBlobBatches:
         self.requests_made = 0
         self.bytes_fetched = 0
 
-    @staticmethod
-    def is_small(size: int) -> bool:
-        return 0 < size <= CHUNK_SIZE
-
     def wanted(self, blob: SmallBlob) -> bool:
         """Neither in the cache nor on its way there."""
         return blob.digest not in self._flights.in_flight and not self.cache.has_small(blob.digest)
@@ -95,19 +91,8 @@ class SmallBlobBatches:
         is present, or its batch gave up (the read path then fetches it), so a
         walker reads on while the rest of the batch arrives. Never raises.
         """
-        batch: list[SmallBlob] = []
-        seen: set[str] = set()
-        total = 0
-        for blob in (first, *ahead):
-            if blob.digest in seen or not self.wanted(blob):
-                continue
-            if batch and total + blob.size > self.max_bytes:
-                break
-            seen.add(blob.digest)
-            batch.append(blob)
-            total += blob.size
-        # A batch of one is no batch: the read path fetches a lone file itself.
-        if len(batch) > 1 or (batch and batch[0] is not first):
+        batch = batch_to_send(first, ahead, self.wanted, self.max_bytes)
+        if batch:
             take_off = self._flights.take_off
             flights = {blob.digest: take_off(blob.digest) for blob in batch}
             # A system task: it outlives this request and nobody waits for all of it.

@@ -1,6 +1,7 @@
 """``BlobReads``: open handles on committed blobs, and reads served from the chunk cache.
 
-A read asks the fetcher for read-ahead (learnt per handle), then copies its
+A read asks the fetcher for read-ahead (how much: each handle's ``ReadAhead``,
+``artfs.fetch.readahead``), then copies its
 bytes out of the cache at once if every chunk it covers is ready (present and
 verified in this process): that fast path awaits nothing, so a warm or
 streamed read costs one ``pread`` per chunk and no trip through the scheduler.
@@ -42,6 +43,8 @@ class BlobReads:
         self.cache = cache
         self.settings = settings
         self._next_fh = next_fh
+        #: Read-ahead windows grow in whole requests of this many chunks.
+        self._group = fetcher.chunks_per_request
         self.handles: dict[int, OpenFile] = {}
 
     async def open(self, node: Node, digest: str, size: int) -> OpenFile:
@@ -88,23 +91,11 @@ class BlobReads:
 
     def _read_ahead(self, handle: OpenFile, needed: range, offset: int, size: int) -> None:
         layout = handle.layout
-        readahead = handle.readahead
-        ahead = readahead.after_read(offset, size)
-        if not ahead:
-            return
-        end = needed.stop + ahead
-        if ahead > 1:
-            # Grow the window in whole request-sized groups: one ranged GET of
-            # several chunks costs the server far less than one per chunk.
-            group = self.fetcher.chunks_per_request
-            end = -(-end // group) * group
-        end = min(end, layout.chunk_count)
-        # Chunks an earlier read of this handle already asked for are in flight
-        # or ready; the reader's own chunks are checked again on the way in.
-        start = max(needed.stop, readahead.asked_until)
-        if start < end:
-            self.fetcher.prefetch(layout, range(start, end), from_disk=True)
-            readahead.asked_until = end
+        ahead = handle.readahead.chunks_after(
+            offset, size, needed.stop, layout.chunk_count, self._group
+        )
+        if ahead:
+            self.fetcher.prefetch(layout, ahead, from_disk=True)
 
     def _copy_ready(
         self, layout: ChunkLayout, needed: range, offset: int, size: int

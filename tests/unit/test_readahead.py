@@ -1,8 +1,10 @@
-"""``ReadAhead``: windows for sequential readers, none for random ones."""
+"""Read-ahead policy: windows for sequential readers and walks, none for random ones."""
 
 from __future__ import annotations
 
-from artfs.fetch.readahead import ReadAhead
+from dataclasses import dataclass
+
+from artfs.fetch.readahead import ReadAhead, WalkAhead, batch_to_send, is_small
 
 MiB = 1 << 20
 
@@ -33,3 +35,77 @@ def test_a_seek_resets_and_random_readers_never_earn_a_window() -> None:
     # Landing near the last random read keeps "no window", it does not grow one.
     assert ahead.after_read(500 * MiB + 3 * MiB, 4096) == 0
     assert ahead.after_read(100 * MiB, 4096) == 0
+
+
+def test_a_growing_window_is_asked_for_in_whole_requests_and_never_twice() -> None:
+    ahead = ReadAhead()
+    # The first read earns one chunk; then the window rounds up to groups of 8.
+    assert ahead.chunks_after(0, MiB, 1, 100, 8) == range(1, 2)
+    assert ahead.chunks_after(MiB, MiB, 2, 100, 8) == range(2, 8)
+    assert ahead.chunks_after(2 * MiB, MiB, 3, 100, 8) == range(8, 8)  # nothing new yet
+    assert ahead.chunks_after(3 * MiB, MiB, 4, 100, 8) == range(8, 16)
+    # Never past the blob's last chunk.
+    assert ahead.chunks_after(4 * MiB, MiB, 5, 20, 8) == range(16, 20)
+
+
+def test_a_seek_asks_for_nothing_ahead_and_forgets_what_was_asked() -> None:
+    ahead = ReadAhead()
+    ahead.chunks_after(0, MiB, 1, 100, 8)
+    assert not ahead.chunks_after(50 * MiB, MiB, 51, 100, 8)
+    assert ahead.asked_until == 0
+
+
+def test_a_walk_earns_a_window_that_doubles_up_to_the_cap() -> None:
+    walks = WalkAhead(max_files=8)
+    assert walks.after_open(0) == (1, 0)  # a first open is no walk yet
+    asked = []
+    for position in range(1, 40):
+        start, count = walks.after_open(position)
+        if count:
+            asked.append((position, start, count))
+            walks.fetched_through(start + count - 1)
+    assert asked[:4] == [(1, 2, 2), (2, 4, 4), (5, 8, 8), (11, 16, 8)]
+    assert all(count == 8 for _, _, count in asked[3:])
+    # Topped up once half the window is read: never more than a window ahead.
+    assert all(start - position <= 8 for position, start, _ in asked)
+
+
+def test_random_opens_start_walks_that_fetch_nothing() -> None:
+    walks = WalkAhead()
+    assert [walks.after_open(p)[1] for p in (40, 3, 25, 10, 55, 31)] == [0] * 6
+
+
+def test_a_few_walks_are_followed_at_once_and_the_oldest_makes_room() -> None:
+    walks = WalkAhead(max_walks=2)
+    walks.after_open(0)
+    walks.after_open(100)
+    assert walks.after_open(1)[1] == 2  # the first walk goes on
+    walks.fetched_through(3)
+    walks.after_open(200)  # a third walk: the one at 100, used longest ago, is dropped
+    assert walks.after_open(101)[1] == 0
+    assert walks.after_open(2)[1] == 0  # still the first walk, its window not yet half read
+
+
+def test_small_means_one_chunk_at_most_and_not_empty() -> None:
+    assert [is_small(size) for size in (0, 1, MiB, MiB + 1)] == [False, True, True, False]
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+
+
+def test_a_batch_holds_each_wanted_digest_once_within_its_bytes() -> None:
+    first = Blob("a", 10)
+    ahead = [Blob("b", 10), Blob("a", 10), Blob("c", 10), Blob("d", 10), Blob("e", 10)]
+    batch = batch_to_send(first, ahead, lambda blob: blob.digest != "c", max_bytes=30)
+    assert [blob.digest for blob in batch] == ["a", "b", "d"]
+
+
+def test_a_batch_of_the_opened_file_alone_is_not_sent() -> None:
+    first = Blob("a", 10)
+    assert batch_to_send(first, [], lambda _blob: True) == []
+    assert batch_to_send(first, [Blob("b", 10)], lambda blob: blob is first) == []
+    # Only files ahead still wanted: a batch all the same (they are on no one's way).
+    assert batch_to_send(first, [Blob("b", 10)], lambda blob: blob is not first) == [Blob("b", 10)]
