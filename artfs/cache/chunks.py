@@ -1,53 +1,30 @@
-"""``ChunkCache``: blob bytes on local disk, in verified chunks.
-
-Layout under the cache dir::
-
-    chunks/<d[:2]>/<digest>.<index>      one chunk's bytes (the last one may be short)
-    packs/<writer>-<n>.pack              chunks fetched together: the chunks of one ranged
-                                         request, or small blobs (``artfs.cache.packs``)
-    layouts/<d[:2]>/<digest>             the blob's size, chunk size, chunk digests and their hash
-    external.log                         where verified whole copies lie outside the cache
-                                         (``artfs.cache.externals``)
-
-An *external copy* is a file an SDK pull wrote for the user: rather than write
-every byte twice, the pull records where the blob now lies. Reads from it are
-verified against the layout like any chunk, again whenever the file's size or
-mtime change; a copy that was edited, moved or deleted simply stops counting
-and the bytes are fetched again. External copies take no space in the bound.
-
-A chunk file is written to a temporary name in its own shard directory and
-renamed, so it is either absent or complete under its name. Chunks lie flat in
-their shard: a directory per blob cost ext4 a second inode per cached blob,
-a quarter of the daemon's CPU in a walk over small files (perf). A cache in
-the older layout (``<digest>/<index>``) is moved over when it is scanned.
+"""``ChunkCache``: blob bytes on local disk, in verified chunks; the cache's front.
 
 What a crash or a disk can still do to a chunk file (torn pages after power
-loss, bit rot, a user's stray write) is caught by
-verification: the first time this process reads a chunk file, it hashes it
-against the layout's digest and drops it on mismatch, so the caller fetches it
-again. Chunks this process wrote itself were verified before writing.
+loss, bit rot, a user's stray write) is caught by verification: the first time
+this process reads a chunk, it hashes it against the layout's digest and drops
+it on mismatch, so the caller fetches it again. Chunks this process wrote
+itself were verified before writing; a chunk verified here is not hashed again.
 
-Chunk files the fresh tier keeps are written with ``O_DIRECT`` (straight to
-the disk, no copy into the page cache: on the streaming path that copy and its
-writeback cost more CPU than hashing). What a reader wants next is usually
-what just arrived, so the chunks this process stored or verified lately also
-stay in memory, the *fresh tier* (``FreshChunks``): at most ``fresh_bytes``,
-each chunk dropped as soon as a reader has read its last byte (the kernel's
-page cache of the mount holds it from then on). A chunk the tier has no room
-for is written through the page cache as before.
+What a reader wants next is usually what just arrived, so the chunks this
+process stored or verified lately also stay in memory, the *fresh tier*
+(``FreshChunks``): at most ``fresh_bytes``, each chunk dropped as soon as a
+reader has read its last byte (the kernel's page cache of the mount holds it
+from then on).
 
-Chunks fetched together lie in one pack file (``artfs.cache.packs``): the
-chunks of one ranged request (``storing_run``: a file per chunk cost ext4 an
-inode each, 23% of the daemon's CPU in a cold read after many deletions,
-perf), and small blobs fetched in one batch. A chunk evicted from a pack gives
-its space back at once (a hole punched in the pack); the pack is deleted
-with its last chunk.
+An *external copy* is a file an SDK pull wrote for the user: rather than write
+every byte twice, the pull records where the blob now lies
+(``artfs.cache.externals``). Reads from it are verified against the layout
+like any chunk, again whenever the file's size or mtime change; a copy that
+was edited, moved or deleted simply stops counting and the bytes are fetched
+again. External copies take no space in the bound.
 
-Size is bounded by ``max_bytes``: least-recently-used chunks are evicted, never
-those of a blob that is pinned (open by a reader). Recency survives restarts as
-the files' mtimes. Several processes may share the directory; each keeps its
-own accounting and rescans when its bound is crossed, so the bound holds
-approximately across processes and exactly within one.
+The rest is done by parts this class calls under its one lock: the cache
+directory's names and its scan (``artfs.cache.ondisk``), the writes
+(``artfs.cache.writes``), where each listed chunk lies
+(``artfs.cache.places``), recency, the bound and the pins
+(``artfs.cache.eviction``), and the buffers chunks are fetched into
+(``artfs.cache.buffers``). docs/design.md, "The cache", says how they fit.
 
 This module does no network I/O and knows nothing of FUSE; it is thread-safe.
 """
@@ -60,28 +37,25 @@ import logging
 import mmap
 import os
 import threading
-from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from artfs.cache.buffers import BufferPool
+from artfs.cache.eviction import NO_SPACE_RELIEF, Lru
 from artfs.cache.externals import ExternalCopies, ExternalCopy
-from artfs.cache.fresh import Buffer, FreshChunks
+from artfs.cache.fresh import FreshChunks
 from artfs.cache.layout import ChunkLayout, Key
-from artfs.cache.ondisk import chunk_path, layout_path, make_dirs, remove, scan
+from artfs.cache.ondisk import layout_path, make_dirs, remove, scan
 from artfs.cache.packs import has_hole, punch_hole
+from artfs.cache.places import Place, Places
 from artfs.cache.writes import ChunkWriter, Run, full_disk_is_no_space
-from artfs.digests import CHUNK_SIZE
 from artfs.errors import Corrupt, NoSpace
+from artfs.fileio import Buffer
 
-__all__ = ["ChunkCache"]
+__all__ = ["FRESH_BYTES", "ChunkCache"]
 
 log = logging.getLogger("artfs.cache")
-
-#: Bytes of its own chunks the cache gives up when the disk is full.
-NO_SPACE_RELIEF = 64 * CHUNK_SIZE
-
 
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
@@ -91,12 +65,9 @@ FRESH_BYTES = 128 << 20
 class ChunkCache:
     def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
         self.root = root
-        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._pins: Counter[str] = Counter()
         self._verified: set[Key] = set()
         self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
-        self._chunks_root = str(root / "chunks")
         self._writer = ChunkWriter(root)
         self._buffers = BufferPool(self._lock)
         #: Chunks stored by this process lately, kept in memory, oldest first.
@@ -104,21 +75,8 @@ class ChunkCache:
         make_dirs(root)
         self._external = ExternalCopies(root)
         found, packed = scan(root)
-        self._lru: OrderedDict[Key, int] = OrderedDict((key, size) for _, key, size in found)
-        self._total = sum(size for *_, size in found)
-        #: Chunks that lie in a pack rather than in a file of their own: (pack, offset).
-        self._packed = packed
-        #: Listed chunks per pack; a pack whose count falls to 0 is deleted.
-        self._pack_live = Counter(path for path, _ in packed.values())
-
-    # -- paths ----------------------------------------------------------------
-
-    def _chunk_file(self, digest: str, index: int) -> str:
-        return chunk_path(self._chunks_root, digest, index)
-
-    def _where(self, key: Key) -> tuple[str, int]:
-        """The file holding a chunk, and where in it the chunk starts (caller holds the lock)."""
-        return self._packed.get(key) or (self._chunk_file(*key), 0)
+        self._lru = Lru(max_bytes, found)
+        self._places = Places(str(root / "chunks"), packed)
 
     # -- layouts --------------------------------------------------------------
 
@@ -139,7 +97,7 @@ class ChunkCache:
     def store_layout(self, layout: ChunkLayout) -> None:
         self._writer.write_atomically(layout_path(self.root, layout.digest), layout.encode())
 
-    # -- chunks ---------------------------------------------------------------
+    # -- what is at hand ------------------------------------------------------
 
     def has(self, digest: str, index: int) -> bool:
         with self._lock:
@@ -173,6 +131,18 @@ class ChunkCache:
                     unverified.append(i)
         return absent, unverified
 
+    def not_in_memory(self, layout: ChunkLayout, indexes: range) -> list[int]:
+        """Of ``indexes``: the chunks verified here whose bytes are only on disk."""
+        digest = layout.digest
+        with self._lock:
+            return [
+                i
+                for i in indexes
+                if (digest, i) in self._verified and (digest, i) not in self._fresh
+            ]
+
+    # -- verified reads -------------------------------------------------------
+
     def check(self, layout: ChunkLayout, index: int) -> bool:
         """Verify a present chunk ahead of its reader (worker threads); ``False``: it is gone.
 
@@ -195,60 +165,6 @@ class ChunkCache:
             os.close(fd)
         return True
 
-    def _verify_file(self, layout: ChunkLayout, index: int, fd: int, base: int) -> Buffer | None:
-        """The chunk's bytes if they match the layout; else drop the chunk and say ``None``."""
-        key = (layout.digest, index)
-        data = self._read_chunk_file(layout, index, fd, base)
-        if data is None or not layout.verify(index, data):
-            log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
-            self._forget(key)
-            if not base:  # a file of its own (a pack goes once its last chunk is gone)
-                remove(self._chunk_file(*key))
-            return None
-        with self._lock:
-            if key in self._lru:
-                self._verified.add(key)
-                self._fresh.admit(key, data)  # its reader is usually right behind
-        with contextlib.suppress(OSError):
-            os.utime(fd)  # recency for the next process's scan
-        return data
-
-    def _read_chunk_file(
-        self, layout: ChunkLayout, index: int, fd: int, base: int
-    ) -> Buffer | None:
-        """A chunk's bytes, into a reused buffer; ``None`` if its file's size is wrong."""
-        length = layout.chunk_length(index)
-        if not base and os.fstat(fd).st_size != length:
-            return None
-        buffer = self._buffers.new(length, direct=self._writer.direct)
-        if isinstance(buffer, mmap.mmap) and self._writer.direct and not base:
-            # A file of its own: straight from the disk into the buffer. The bytes
-            # are held in memory for their reader, so a page-cache copy would only
-            # cost a second copy. A chunk in a pack goes through the page cache
-            # instead: reading it starts the kernel's read-ahead over the pack's
-            # next chunks, which a warm read wants next (1 GiB warm: 1.0-1.2 s
-            # against 1.25-1.45 s with O_DIRECT here).
-            with contextlib.suppress(OSError):
-                direct = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT)
-                try:
-                    got = os.preadv(direct, [buffer], 0)
-                finally:
-                    os.close(direct)
-                return buffer if got == length else None
-        if os.preadv(fd, [buffer], base) != length:
-            return None
-        return buffer
-
-    def not_in_memory(self, layout: ChunkLayout, indexes: range) -> list[int]:
-        """Of ``indexes``: the chunks verified here whose bytes are only on disk."""
-        digest = layout.digest
-        with self._lock:
-            return [
-                i
-                for i in indexes
-                if (digest, i) in self._verified and (digest, i) not in self._fresh
-            ]
-
     def advise(self, layout: ChunkLayout, indexes: list[int]) -> None:
         """Ask the kernel to start reading these chunk files (blocking I/O: worker threads).
 
@@ -257,7 +173,7 @@ class ChunkCache:
         """
         for index in indexes:
             with self._lock:
-                path, base = self._where((layout.digest, index))
+                path, base = self._places.where((layout.digest, index))
             try:
                 fd = os.open(path, os.O_RDONLY)
             except OSError:
@@ -266,6 +182,38 @@ class ChunkCache:
                 os.posix_fadvise(fd, base, layout.chunk_length(index), os.POSIX_FADV_WILLNEED)
             finally:
                 os.close(fd)
+
+    def read(self, layout: ChunkLayout, index: int, offset: int, view: memoryview) -> int | None:
+        """Copy chunk bytes from ``offset`` into ``view``; ``None`` when the chunk is absent.
+
+        The first read of a chunk in this process verifies the whole chunk; a
+        damaged chunk is removed and reported absent, to be fetched again.
+        """
+        key = (layout.digest, index)
+        with self._lock:
+            known = key in self._lru
+            verified = key in self._verified
+            if known:
+                self._lru.touch(key)
+        if not known:
+            return self._read_external(layout, index, offset, view)
+        opened = self._open_chunk(key)
+        if opened is None:
+            return None
+        fd, base = opened
+        try:
+            if not verified:
+                data = self._verify_file(layout, index, fd, base)
+                if data is None:
+                    return None
+                got = min(len(view), len(data) - offset)
+                view[:got] = data[offset : offset + got]
+                return got
+            want = view[: layout.chunk_length(index) - offset]
+            got = os.preadv(fd, [want], base + offset)
+            return None if self._given_back(key, fd, base, layout) else got
+        finally:
+            os.close(fd)
 
     def read_ready(
         self, layout: ChunkLayout, index: int, offset: int, length: int
@@ -319,7 +267,7 @@ class ChunkCache:
         with self._lock:
             if key not in self._verified:
                 return None
-            self._lru.move_to_end(key)
+            self._lru.touch(key)
             fresh = self._fresh.get(key)
         if fresh is not None:
             return fresh
@@ -329,18 +277,70 @@ class ChunkCache:
         """A read-only fd on a listed chunk's file and where the chunk starts in it;
         ``None`` if it has vanished."""
         with self._lock:
-            where = self._where(key)
+            where = self._places.where(key)
         while True:
             try:
                 return os.open(where[0], os.O_RDONLY), where[1]
             except FileNotFoundError:
                 with self._lock:
-                    moved = self._where(key)
+                    moved = self._places.where(key)
                 if moved == where:
                     break
                 where = moved  # a pack renamed into place as it was finished
         self._forget(key)  # evicted by another process sharing the cache
         return None
+
+    def _verify_file(self, layout: ChunkLayout, index: int, fd: int, base: int) -> Buffer | None:
+        """The chunk's bytes if they match the layout; else drop the chunk and say ``None``."""
+        key = (layout.digest, index)
+        data = self._read_chunk_file(layout, index, fd, base)
+        if data is None or not layout.verify(index, data):
+            log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
+            self._forget(key)
+            if not base:  # a file of its own (a pack goes once its last chunk is gone)
+                remove(self._places.chunk_file(key))
+            return None
+        with self._lock:
+            if key in self._lru:
+                self._verified.add(key)
+                self._fresh.admit(key, data)  # its reader is usually right behind
+        with contextlib.suppress(OSError):
+            os.utime(fd)  # recency for the next process's scan
+        return data
+
+    def _read_chunk_file(
+        self, layout: ChunkLayout, index: int, fd: int, base: int
+    ) -> Buffer | None:
+        """A chunk's bytes, into a reused buffer; ``None`` if its file's size is wrong."""
+        length = layout.chunk_length(index)
+        if not base and os.fstat(fd).st_size != length:
+            return None
+        buffer = self._buffers.new(length, direct=self._writer.direct)
+        if isinstance(buffer, mmap.mmap) and self._writer.direct and not base:
+            # A file of its own: straight from the disk into the buffer. The bytes
+            # are held in memory for their reader, so a page-cache copy would only
+            # cost a second copy. A chunk in a pack goes through the page cache
+            # instead: reading it starts the kernel's read-ahead over the pack's
+            # next chunks, which a warm read wants next (faster than O_DIRECT there).
+            with contextlib.suppress(OSError):
+                direct = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT)
+                try:
+                    got = os.preadv(direct, [buffer], 0)
+                finally:
+                    os.close(direct)
+                return buffer if got == length else None
+        if os.preadv(fd, [buffer], base) != length:
+            return None
+        return buffer
+
+    def _given_back(self, key: Key, fd: int, base: int, layout: ChunkLayout) -> bool:
+        """Whether a packed chunk, verified here, was evicted by another process sharing
+        the cache (its hole punched) before or while it was read; then it is forgotten."""
+        if base and has_hole(fd, base, layout.chunk_length(key[1])):
+            log.info("chunk %d of %s was evicted by another process", key[1], key[0][:12])
+            self._forget(key)
+            return True
+        return False
 
     # -- external copies ------------------------------------------------------
 
@@ -362,9 +362,6 @@ class ChunkCache:
         if digest not in self._external:
             self._external.refresh()
 
-    def _drop_external(self, digest: str) -> None:
-        self._external.drop(digest)
-
     def _read_external(
         self, layout: ChunkLayout, index: int, offset: int, view: memoryview
     ) -> int | None:
@@ -374,12 +371,12 @@ class ChunkCache:
         try:
             fd = os.open(external.path, os.O_RDONLY)
         except OSError:
-            self._drop_external(layout.digest)
+            self._external.drop(layout.digest)
             return None
         try:
             stat = os.fstat(fd)
             if (stat.st_size, stat.st_mtime_ns) != (external.size, external.mtime_ns):
-                self._drop_external(layout.digest)  # the user changed their copy
+                self._external.drop(layout.digest)  # the user changed their copy
                 return None
             start = index * layout.chunk_size
             check = (layout.digest, index, stat.st_mtime_ns)
@@ -392,7 +389,7 @@ class ChunkCache:
                 log.warning(
                     "external copy %s of blob %s differs; refetching", external.path, layout.digest
                 )
-                self._drop_external(layout.digest)
+                self._external.drop(layout.digest)
                 return None
             with self._lock:
                 self._external_verified.add(check)
@@ -401,6 +398,8 @@ class ChunkCache:
             return got
         finally:
             os.close(fd)
+
+    # -- storing --------------------------------------------------------------
 
     def new_buffer(self, length: int) -> Buffer:
         """A buffer for a chunk about to be fetched, one ``store`` can write fastest."""
@@ -418,27 +417,6 @@ class ChunkCache:
             data,
             lambda direct: self._writer.write_chunk(layout.digest, index, data, direct=direct),
         )
-
-    def _keep(
-        self, key: Key, data: Buffer, write: Callable[[bool], tuple[str, int] | None]
-    ) -> None:
-        """Store a verified chunk with ``write(direct)``, list it, and make room for it.
-
-        ``write`` says where in a pack the chunk now lies (``None``: a file of its own).
-        """
-        with self._lock:
-            # Invisible to readers until verified-and-listed below.
-            kept = self._fresh.admit(key, data)
-        try:
-            packed = self._making_room(lambda: write(kept))
-        except BaseException:
-            with self._lock:
-                self._fresh.drop(key)
-            raise
-        with self._lock:
-            emptied = self._list(key, len(data), packed)
-        remove(emptied)
-        self._evict_if_needed()
 
     def store_many(self, blobs: Sequence[tuple[ChunkLayout, Buffer]]) -> None:
         """Keep several one-chunk blobs the caller has verified, written together as one pack."""
@@ -475,8 +453,9 @@ class ChunkCache:
 
         Yields ``store(index, data)``, to be called for ``indexes`` in order as
         each chunk arrives (verified); each is readable at once. Leaving the
-        block closes the pack with the chunks stored so far. A run of one chunk
-        is a file of its own, as ``store`` keeps it.
+        block closes the pack with the chunks stored so far and renames it into
+        place, or deletes it if none of them is listed any more. A run of one
+        chunk is a file of its own, as ``store`` keeps it.
         """
         if len(indexes) < 2:
             yield functools.partial(self.store, layout)
@@ -485,7 +464,10 @@ class ChunkCache:
         try:
             yield functools.partial(self._store_in_run, run)
         finally:
-            self._close_run(run)
+            if self._writer.finish_run(run):
+                with self._lock:
+                    doomed = self._places.release(run.part, run.final, run.keys)
+                remove(doomed)
 
     def _store_in_run(self, run: Run, index: int, data: Buffer) -> None:
         key = (run.layout.digest, index)
@@ -498,35 +480,27 @@ class ChunkCache:
         if run.writer is None:
             self._writer.open_run(run)
             with self._lock:
-                # The writer's own hold: evicting every chunk stored so far
-                # must not delete the pack under it.
-                self._pack_live[run.part] += 1
+                self._places.hold(run.part)
         return self._writer.put_in_run(run, index, data, direct=direct)
 
-    def _close_run(self, run: Run) -> None:
-        """Finish a run's pack and rename it into place; delete it if nothing of it is listed."""
-        if not self._writer.finish_run(run):
-            return
-        doomed = None
+    def _keep(self, key: Key, data: Buffer, write: Callable[[bool], Place | None]) -> None:
+        """Store a verified chunk with ``write(direct)``, list it, and make room for it.
+
+        ``write`` says where in a pack the chunk now lies (``None``: a file of its own).
+        """
         with self._lock:
-            self._pack_live[run.part] -= 1
-            if self._pack_live[run.part] <= 0:
-                del self._pack_live[run.part]
-                doomed = run.part
-            else:
-                try:
-                    # Under the lock, so that a reader who finds the old name gone
-                    # finds the new one listed (``_open_chunk``).
-                    os.replace(run.part, run.final)
-                except OSError as exc:
-                    log.warning("cannot rename cache pack %s into place: %s", run.part, exc)
-                else:
-                    self._pack_live[run.final] = self._pack_live.pop(run.part)
-                    for key in run.keys:
-                        where = self._packed.get(key)
-                        if where is not None and where[0] == run.part:
-                            self._packed[key] = (run.final, where[1])
-        remove(doomed)
+            # Invisible to readers until verified-and-listed below.
+            kept = self._fresh.admit(key, data)
+        try:
+            packed = self._making_room(lambda: write(kept))
+        except BaseException:
+            with self._lock:
+                self._fresh.drop(key)
+            raise
+        with self._lock:
+            emptied = self._list(key, len(data), packed)
+        remove(emptied)
+        self._evict_if_needed()
 
     def _making_room(self, write: Callable[[], T]) -> T:
         """Run a cache write; if the disk filled up below our bound (other files grew),
@@ -539,177 +513,49 @@ class ChunkCache:
             log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
             return write()
 
-    def _list(self, key: Key, size: int, packed: tuple[str, int] | None) -> str | None:
+    def _list(self, key: Key, size: int, packed: Place | None) -> str | None:
         """List a chunk just stored and verified, in place of any older copy (under the lock).
 
         Says which pack, if any, that older copy emptied (to delete).
         """
-        if key in self._lru:
-            self._total -= self._lru.pop(key)
-        emptied = self._unpack(key)
-        self._lru[key] = size
-        self._total += size
+        self._lru.add(key, size)
         self._verified.add(key)
-        if packed is not None:
-            self._packed[key] = packed
-            self._pack_live[packed[0]] += 1
-        return emptied
-
-    def _consumed(self, key: Key) -> None:
-        # A reader took the chunk's last bytes: a sequential reader is done with
-        # it (the kernel's page cache has it now), so it makes room for chunks
-        # read ahead of it.
-        with self._lock:
-            self._drop_fresh(key)
-        # Chunks read ahead were spared by the evictions their own stores ran;
-        # once read, they may go, or a finished stream would stay above the bound.
-        self._evict_if_needed()
-
-    def _drop_fresh(self, key: Key) -> None:
-        # Under the lock.
-        self._fresh.drop(key)
-
-    def read(self, layout: ChunkLayout, index: int, offset: int, view: memoryview) -> int | None:
-        """Copy chunk bytes from ``offset`` into ``view``; ``None`` when the chunk is absent.
-
-        The first read of a chunk in this process verifies the whole chunk; a
-        damaged chunk is removed and reported absent, to be fetched again.
-        """
-        key = (layout.digest, index)
-        with self._lock:
-            known = key in self._lru
-            verified = key in self._verified
-            if known:
-                self._lru.move_to_end(key)
-        if not known:
-            return self._read_external(layout, index, offset, view)
-        opened = self._open_chunk(key)
-        if opened is None:
-            return None
-        fd, base = opened
-        try:
-            if not verified:
-                data = self._verify_file(layout, index, fd, base)
-                if data is None:
-                    return None
-                got = min(len(view), len(data) - offset)
-                view[:got] = data[offset : offset + got]
-                return got
-            want = view[: layout.chunk_length(index) - offset]
-            got = os.preadv(fd, [want], base + offset)
-            return None if self._given_back(key, fd, base, layout) else got
-        finally:
-            os.close(fd)
-
-    def _given_back(self, key: Key, fd: int, base: int, layout: ChunkLayout) -> bool:
-        """Whether a packed chunk, verified here, was evicted by another process sharing
-        the cache (its hole punched) before or while it was read; then it is forgotten."""
-        if base and has_hole(fd, base, layout.chunk_length(key[1])):
-            log.info("chunk %d of %s was evicted by another process", key[1], key[0][:12])
-            self._forget(key)
-            return True
-        return False
-
-    def _forget(self, key: Key) -> None:
-        with self._lock:
-            size = self._lru.pop(key, None)
-            if size is not None:
-                self._total -= size
-            self._verified.discard(key)
-            self._drop_fresh(key)
-            emptied = self._unpack(key)
-        remove(emptied)
-
-    def _unpack(self, key: Key) -> str | None:
-        """Stop counting ``key`` in its pack; the pack, if that left it empty (under the lock)."""
-        where = self._packed.pop(key, None)
-        if where is None:
-            return None
-        self._pack_live[where[0]] -= 1
-        if self._pack_live[where[0]] > 0:
-            return None
-        del self._pack_live[where[0]]
-        return where[0]
+        return self._places.place(key, packed)
 
     # -- pins and eviction ----------------------------------------------------
 
     def pin(self, digest: str) -> None:
         with self._lock:
-            self._pins[digest] += 1
+            self._lru.pin(digest)
 
     def unpin(self, digest: str) -> None:
         with self._lock:
-            self._pins[digest] -= 1
-            if self._pins[digest] <= 0:
-                del self._pins[digest]
+            self._lru.unpin(digest)
 
-    def _recent_pinned(self, keep: int | None = None) -> set[Key]:
-        """Each open blob's most recently used chunks (caller holds the lock)."""
-        if keep is None:
-            keep = max(2, min(64, self.max_bytes // (4 * CHUNK_SIZE)))
-        counts: Counter[str] = Counter()
-        recent: set[Key] = set()
-        for key in reversed(self._lru):
-            if key[0] in self._pins and counts[key[0]] < keep:
-                counts[key[0]] += 1
-                recent.add(key)
-        return recent
+    @property
+    def max_bytes(self) -> int:
+        return self._lru.max_bytes
 
     @property
     def total_bytes(self) -> int:
         with self._lock:
-            return self._total
-
-    def _evict_if_needed(self) -> None:
-        with self._lock:
-            if self._total <= self.max_bytes:
-                return
-        # Some room below the bound, so that a streaming reader pays for one
-        # eviction scan per few dozen chunks, not one per chunk.
-        self.evict_to(self.max_bytes - min(self.max_bytes // 16, 64 * CHUNK_SIZE))
+            return self._lru.total
 
     def evict_to(self, target: int, *, pressed: bool = False) -> int:
-        """Drop least-recently-used chunks until at most ``target`` bytes remain.
+        """Drop least-recently-used chunks until at most ``target`` bytes remain; how many.
 
-        Chunks of blobs nobody has open go first. If that is not enough, an open
-        blob gives up its older chunks too — a file streamed through a small
-        cache must not fill the disk — but never its most recently used ones
-        (``_recent_pinned``), nor those held in memory for a reader right now.
-        When the disk itself is full (``pressed``), only the two most recent.
+        Which chunks go, and which never do: ``Lru.choose`` (``pressed``: the
+        disk itself is full). A chunk in a pack gives its space back at once,
+        a hole punched; the pack goes with its last chunk.
         """
-        victims: list[Key] = []
+        doomed: list[str] = []
+        holes: list[tuple[str, int, int]] = []
         with self._lock:
-            for key, size in self._lru.items():
-                if self._total <= target:
-                    break
-                if key[0] in self._pins:
-                    continue
-                victims.append(key)
-                self._total -= size
-            if self._total > target and self._pins:
-                keep = self._recent_pinned(2 if pressed else None)
-                chosen = set(victims)
-                for key, size in self._lru.items():
-                    if self._total <= target:
-                        break
-                    if key in chosen or key in keep or (key in self._fresh and not pressed):
-                        continue
-                    victims.append(key)
-                    self._total -= size
-            doomed: list[str] = []
-            holes: list[tuple[str, int, int]] = []
-            for key in victims:
-                size = self._lru.pop(key)
+            victims, sizes = self._lru.choose(target, pressed=pressed, in_memory=self._fresh)
+            for key, size in zip(victims, sizes, strict=True):
                 self._verified.discard(key)
-                self._drop_fresh(key)
-                if key in self._packed:
-                    path, offset = self._packed[key]
-                    if (emptied := self._unpack(key)) is not None:
-                        doomed.append(emptied)
-                    else:
-                        holes.append((path, offset, size))
-                else:
-                    doomed.append(self._chunk_file(*key))
+                self._fresh.drop(key)
+                self._places.evict(key, size, doomed, holes)
         remove(*doomed)
         for hole in holes:
             punch_hole(*hole)
@@ -717,10 +563,29 @@ class ChunkCache:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {
-                "bytes": self._total,
-                "max_bytes": self.max_bytes,
-                "chunks": len(self._lru),
-                "blobs": len({digest for digest, _ in self._lru}),
-                "pinned_blobs": len(self._pins),
-            }
+            return self._lru.stats()
+
+    def _evict_if_needed(self) -> None:
+        with self._lock:
+            target = self._lru.eviction_target()
+        if target is not None:
+            self.evict_to(target)
+
+    def _consumed(self, key: Key) -> None:
+        # A reader took the chunk's last bytes: a sequential reader is done with
+        # it (the kernel's page cache has it now), so it makes room for chunks
+        # read ahead of it.
+        with self._lock:
+            self._fresh.drop(key)
+        # Chunks read ahead were spared by the evictions their own stores ran;
+        # once read, they may go, or a finished stream would stay above the bound.
+        self._evict_if_needed()
+
+    def _forget(self, key: Key) -> None:
+        """Unlist a chunk found damaged or gone."""
+        with self._lock:
+            self._lru.discard(key)
+            self._verified.discard(key)
+            self._fresh.drop(key)
+            emptied = self._places.unpack(key)
+        remove(emptied)
