@@ -40,6 +40,7 @@ from artfs.daemon.state import (
 )
 from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.sources import RegistrySource
 from artfs.fs import session
 from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
@@ -166,7 +167,7 @@ async def _serve(
     ready_fd: int | None,
 ) -> None:
     async with trio.open_nursery() as nursery:
-        fetcher = ChunkFetcher(client, cache, nursery)
+        fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
         catalog = Catalog(client, listing_ttl=options.listing_timeout)
         settings = TreeSettings(
             listing_timeout=options.listing_timeout,

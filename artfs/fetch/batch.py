@@ -3,9 +3,10 @@
 A reader walking a directory of small files (``find | xargs cat``, ``cp -r``,
 ``tar``) would otherwise wait for one HTTP round trip per file. When the mount
 sees such a walk it asks for the file being opened together with the next ones
-in one ``POST /blob-batch`` (which ones: ``artfs.fetch.readahead``); this module
-sends that request in a worker thread, verifies each blob against its digest
-and keeps it in the chunk cache, where the ordinary read path then finds it.
+in one batch request (which ones: ``artfs.fetch.readahead``); this module
+sends that request to its ``BlobSource`` in a worker thread, verifies each blob
+against its digest and keeps it in the chunk cache, where the ordinary read
+path then finds it.
 
 Best effort by design: a batch that fails or is late is logged and dropped, and
 the files it carried are fetched one by one by ``ChunkFetcher``, which owns the
@@ -21,17 +22,18 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import requests
 import trio
 
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
-from artfs.client.http import RegistryClient
-from artfs.client.streams import split_into
 from artfs.errors import ArtfsError
 from artfs.fetch.readahead import MAX_BATCH_BYTES, batch_to_send
 from artfs.fetch.singleflight import Flight, SingleFlight
+
+if TYPE_CHECKING:
+    from artfs.fetch.sources import BlobSource
 
 __all__ = ["SmallBlob", "SmallBlobBatches"]
 
@@ -61,13 +63,13 @@ class SmallBlob:
 class SmallBlobBatches:
     def __init__(
         self,
-        client: RegistryClient,
+        source: BlobSource,
         cache: ChunkCache,
         *,
         max_bytes: int = MAX_BATCH_BYTES,
         timeout: float = 10.0,
     ) -> None:
-        self.client = client
+        self.source = source
         self.cache = cache
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -139,8 +141,8 @@ class SmallBlobBatches:
         verified: list[tuple[SmallBlob, memoryview]] = []
         try:
             digests = [blob.digest for blob in batch]
-            with self.client.open_blob_batch(digests, self.timeout) as answer:
-                pieces = split_into(answer.raw, [blob.size for blob in batch])
+            sizes = [blob.size for blob in batch]
+            with self.source.open_batch(digests, sizes, self.timeout) as pieces:
                 for position, (blob, data) in enumerate(zip(batch, pieces, strict=False)):
                     if data is None:
                         log.info("blob batch ended early, at blob %s", blob.digest)
@@ -152,7 +154,7 @@ class SmallBlobBatches:
                     if position == 0 or len(verified) >= KEEP_EVERY:
                         group, verified = verified, []
                         self._keep(group, flights, token)
-        except (requests.RequestException, OSError, ArtfsError) as exc:
+        except (OSError, ArtfsError) as exc:
             log.info("blob batch request failed: %s", exc)
         finally:
             if verified:  # what arrived whole before the batch broke off

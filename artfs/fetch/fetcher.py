@@ -12,8 +12,9 @@ not by the reader that asked for it. So:
 * a chunk already on disk from an earlier process is verified (hashed) in a
   worker thread ahead of its reader, the same way, so warm reads stream too.
 
-Contiguous missing chunks go out as one HTTP ``Range`` request of at most
-``max_request_bytes`` (``RangeReader``: read straight into chunk buffers); each
+Contiguous missing chunks go out as one ranged request of at most
+``max_request_bytes`` to the fetcher's ``BlobSource`` (read straight into chunk
+buffers; the registry's is ``RegistrySource``); each
 chunk is verified against the layout's digest as it arrives, stored (the
 chunks of one request in one pack file: ``ChunkCache.storing_run``), and
 announced at once, so a reader waits for its own chunk, not for the whole
@@ -31,18 +32,20 @@ trio loop never stalls a download.
 from __future__ import annotations
 
 import logging
-import weakref
+from typing import TYPE_CHECKING
 
 import trio
 from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
-from artfs.client.http import JSON, RegistryClient
-from artfs.client.ranged import RangeReader
+from artfs.client.http import JSON
 from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
 from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
 from artfs.fetch.singleflight import Flight, SingleFlight
+
+if TYPE_CHECKING:
+    from artfs.fetch.sources import BlobSource
 
 __all__ = ["ChunkFetcher", "layout_from_answer"]
 
@@ -55,7 +58,7 @@ _Flight = Flight[None]
 class ChunkFetcher:
     def __init__(
         self,
-        client: RegistryClient,
+        source: BlobSource,
         cache: ChunkCache,
         nursery: trio.Nursery,
         *,
@@ -63,13 +66,10 @@ class ChunkFetcher:
         max_request_bytes: int = 8 << 20,
         fetch_timeout: float = 60.0,
     ) -> None:
-        self.client = client
+        self.source = source
         self.cache = cache
         self._nursery = nursery
         self._token = trio.lowlevel.current_trio_token()
-        self._ranges = RangeReader(client.config, timeout=client.timeout)
-        # Its connections close when the fetcher goes, whoever forgets ``close``.
-        weakref.finalize(self, self._ranges.close)
         self._limiter = trio.CapacityLimiter(max_parallel)
         self._max_request_bytes = max_request_bytes
         self._fetch_timeout = fetch_timeout
@@ -87,7 +87,7 @@ class ChunkFetcher:
         return max(1, self._max_request_bytes // CHUNK_SIZE)
 
     async def layout(self, digest: str, size: int | None = None) -> ChunkLayout:
-        """The chunk digests of a blob: from memory, the disk cache, or the registry.
+        """The chunk digests of a blob: from memory, the disk cache, or the source.
 
         A blob of at most one chunk needs no lookup at all (``ChunkLayout.implied``).
         """
@@ -106,14 +106,11 @@ class ChunkFetcher:
         layout = self.cache.layout(digest)
         if layout is None:
             layout = await trio.to_thread.run_sync(
-                self._fetch_layout, digest, limiter=self._limiter
+                self.source.chunk_layout, digest, limiter=self._limiter
             )
             self.cache.store_layout(layout)
         self._layouts[digest] = layout
         return layout
-
-    def _fetch_layout(self, digest: str) -> ChunkLayout:
-        return layout_from_answer(digest, self.client.blob_chunks(digest))
 
     # -- chunks -----------------------------------------------------------------
 
@@ -231,7 +228,7 @@ class ChunkFetcher:
         self.requests_made += 1
 
     def _download_run(self, layout: ChunkLayout, run: list[int], owned: dict[int, _Flight]) -> None:
-        """Worker thread: one ranged GET for the chunks still owed, each verified and stored.
+        """Worker thread: one ranged request for the chunks still owed, each verified and stored.
 
         Each stored chunk is announced to the trio thread without waiting for
         it to listen, so the download goes on while readers are woken.
@@ -242,7 +239,7 @@ class ChunkFetcher:
         announce(self._count_request)
         indexes = range(run[0], run[-1] + 1)
         with (
-            self._ranges.open(layout.digest, start, end) as body,
+            self.source.open_range(layout.digest, start, end) as body,
             self.cache.storing_run(layout, indexes) as store,
         ):
             for index in indexes:
@@ -266,7 +263,8 @@ class ChunkFetcher:
                 announce(self._arrived, layout, owned, index)
 
     def close(self) -> None:
-        self._ranges.close()
+        """Let go of the source's connections."""
+        self.source.close()
 
 
 def layout_from_answer(digest: str, answer: JSON) -> ChunkLayout:

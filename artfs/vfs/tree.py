@@ -98,7 +98,7 @@ class Tree:
         self._next_fh = itertools.count(1)
         self.reads = BlobReads(fetcher, cache, self.settings, lambda: next(self._next_fh))
         self.siblings = SiblingPrefetch(
-            catalog, SmallBlobBatches(fetcher.client, cache), self._idle_file_inode
+            catalog, SmallBlobBatches(fetcher.source, cache), self._idle_file_inode
         )
         #: Told (parent inode, name) when an entry the kernel may cache has changed;
         #: the fs layer passes it on to the kernel.

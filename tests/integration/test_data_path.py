@@ -22,6 +22,7 @@ from artfs.config import resolve_config
 from artfs.daemon.mount import READ_AHEAD_KB
 from artfs.daemon.readahead import device_of_mount
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.sources import RegistrySource
 from tests.integration.trees import push_tree
 from tests.support.mount import mounted, read_chunk, write_chunk
 from tests.support.registry import RegistryProcess
@@ -148,7 +149,9 @@ def test_fetcher_reads_ranges_into_intact_chunks_one_request_per_run(
 
     async def main() -> int:
         async with trio.open_nursery() as nursery:
-            fetcher = ChunkFetcher(client, cache, nursery, max_request_bytes=2 * MiB)
+            fetcher = ChunkFetcher(
+                RegistrySource(client), cache, nursery, max_request_bytes=2 * MiB
+            )
             layout = await fetcher.layout(digest)
             for start in range(0, layout.chunk_count, 2):
                 await fetcher.ensure(layout, range(start, start + 2))

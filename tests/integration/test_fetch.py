@@ -15,6 +15,7 @@ from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.errors import Corrupt
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.sources import RegistrySource
 from tests.conftest import ErrorLogPolicy
 from tests.integration.trees import push_tree
 from tests.support.registry import RegistryProcess
@@ -37,7 +38,7 @@ def test_many_readers_of_missing_chunks_cause_one_fetch(
 
     async def main() -> tuple[int, int]:
         async with trio.open_nursery() as nursery:
-            fetcher = ChunkFetcher(client, cache, nursery)
+            fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
             layout = await fetcher.layout(digest)
             async with trio.open_nursery() as readers:
                 for _ in range(20):
@@ -71,7 +72,7 @@ def test_bytes_failing_verification_are_never_cached(
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            fetcher = ChunkFetcher(client, cache, nursery)
+            fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
             layout = await fetcher.layout(digest)
             await fetcher.ensure(layout, range(1))  # the first chunk is intact
             with pytest.raises(Corrupt):

@@ -15,6 +15,7 @@ from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
 from artfs.errors import NotFound
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.sources import RegistrySource
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import ROOT_INODE, Kind, Tree, TreeSettings
 from tests.support.registry import RegistryProcess
@@ -61,7 +62,7 @@ def with_tree(
 
     async def main() -> T:
         async with trio.open_nursery() as nursery:
-            fetcher = ChunkFetcher(client, cache, nursery)
+            fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
             catalog = Catalog(client, listing_ttl=LISTING_TTL, clock=catalog_clock)
             tree = Tree(catalog, fetcher, cache, TreeSettings())
             try:

@@ -1,0 +1,93 @@
+"""Where a blob's bytes come from: ``BlobSource``, and the registry as the first source.
+
+The fetch layer decides what to fetch and when (``ChunkFetcher``,
+``SmallBlobBatches``), verifies what arrives against the blob's digests and
+keeps it in the cache; a source only answers "the chunks of this blob", "these
+bytes of this blob" and "these small blobs, back to back". So another place to
+read blobs from (a URI reference, a presigned object-store URL) is another
+source given to the same fetcher, not another fetcher.
+
+Every method blocks: the fetch layer calls them from worker threads, never on
+the trio thread. Errors are the domain's: ``Transient`` for what is worth a
+retry (the fetcher retries ranges until its deadline), another ``ArtfsError``
+or an ``OSError`` for the rest.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+import requests
+
+from artfs.cache.layout import ChunkLayout
+from artfs.client.http import RegistryClient
+from artfs.client.ranged import RangeReader
+from artfs.client.streams import split_into
+from artfs.errors import Transient
+from artfs.fetch.fetcher import layout_from_answer
+
+__all__ = ["BlobRange", "BlobSource", "RegistrySource"]
+
+
+class BlobRange(Protocol):
+    """An open byte range of a blob, read in order into the caller's buffers."""
+
+    def read_into(self, view: memoryview) -> bool:
+        """Fill ``view`` completely; ``False`` if the range ended first."""
+        ...
+
+
+class BlobSource(Protocol):
+    def chunk_layout(self, digest: str) -> ChunkLayout:
+        """The blob's size and chunk digests, which whatever it sends is checked against."""
+        ...
+
+    def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
+        """Bytes ``[start, end)`` of a blob; the fetcher reads them a chunk at a time
+        straight into chunk buffers, so a source must not buffer them again."""
+        ...
+
+    def open_batch(
+        self, digests: Sequence[str], sizes: Sequence[int], timeout: float
+    ) -> AbstractContextManager[Iterator[memoryview | None]]:
+        """Several small blobs in one request: each one's bytes in order, ``None`` (and no
+        more) if the answer breaks off. Unverified: the caller checks each digest."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; the source may still be used afterwards."""
+        ...
+
+
+class RegistrySource:
+    """The registry's own blobs: ranges over ``RangeReader`` (``http.client``, read into
+    buffers), layouts and batches over ``RegistryClient``."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+        self._ranges = RangeReader(client.config, timeout=client.timeout)
+        # Its connections close when the source goes, whoever forgets ``close``.
+        weakref.finalize(self, self._ranges.close)
+
+    def chunk_layout(self, digest: str) -> ChunkLayout:
+        return layout_from_answer(digest, self.client.blob_chunks(digest))
+
+    def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
+        return self._ranges.open(digest, start, end)
+
+    @contextmanager
+    def open_batch(
+        self, digests: Sequence[str], sizes: Sequence[int], timeout: float
+    ) -> Iterator[Iterator[memoryview | None]]:
+        try:
+            with self.client.open_blob_batch(list(digests), timeout) as answer:
+                yield split_into(answer.raw, sizes)
+        except requests.RequestException as exc:
+            # The answer is read after ``open_blob_batch`` has translated its own errors.
+            raise Transient(str(exc)) from exc
+
+    def close(self) -> None:
+        self._ranges.close()
