@@ -42,6 +42,7 @@ from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
 from artfs.fs import session
+from artfs.fs.kernel import FuseKernelCache
 from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import Tree, TreeSettings
@@ -178,7 +179,7 @@ async def _serve(
                 mountpoint, client.config.url, client.project, options.staging_dir
             ),
         )
-        tree = Tree(catalog, fetcher, cache, settings)
+        tree = Tree(catalog, fetcher, cache, settings, kernel=FuseKernelCache())
         operations = ArtfsOperations(tree)
         try:
             session.init(operations, mountpoint, session.kernel_options(options.allow_other))

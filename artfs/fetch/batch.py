@@ -42,6 +42,9 @@ KEEP_EVERY = 32
 
 log = logging.getLogger("artfs.fetch")
 
+#: Told (digest, bytes) of each blob of a batch once it is verified and in the cache,
+#: from the worker thread that fetched it.
+OnStored = Callable[[str, memoryview], None]
 _Flights = dict[str, Flight[None]]
 
 
@@ -49,8 +52,6 @@ _Flights = dict[str, Flight[None]]
 class SmallBlob:
     digest: str
     size: int
-    #: Inodes the kernel knows with these bytes as content, to be handed them ahead (``deliver``).
-    inodes: tuple[int, ...] = ()
 
     @property
     def layout(self) -> ChunkLayout:
@@ -74,10 +75,6 @@ class SmallBlobBatches:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._flights: SingleFlight[str, None] = SingleFlight()
-        #: Given (inode, bytes) of each verified blob that names inodes, from the worker
-        #: thread, after the blob is in the cache: the fs layer puts the bytes in the
-        #: kernel's page cache, so the reader's open file never asks for them.
-        self.deliver: Callable[[int, bytes | bytearray | memoryview], None] | None = None
         #: Requests sent and blob bytes received, for tests and the benchmark.
         self.requests_made = 0
         self.bytes_fetched = 0
@@ -86,30 +83,35 @@ class SmallBlobBatches:
         """Neither in the cache nor on its way there."""
         return blob.digest not in self._flights.in_flight and not self.cache.has_small(blob.digest)
 
-    async def fetch(self, first: SmallBlob, ahead: Sequence[SmallBlob]) -> None:
+    async def fetch(
+        self, first: SmallBlob, ahead: Sequence[SmallBlob], on_stored: OnStored | None = None
+    ) -> None:
         """Bring ``first`` and as many of ``ahead`` as fit into the cache, in one request.
 
         The request runs in the background; this returns as soon as ``first``
         is present, or its batch gave up (the read path then fetches it), so a
         walker reads on while the rest of the batch arrives. Never raises.
+        ``on_stored`` is told of each blob of the batch as it is kept.
         """
         batch = batch_to_send(first, ahead, self.wanted, self.max_bytes)
         if batch:
             take_off = self._flights.take_off
             flights = {blob.digest: take_off(blob.digest) for blob in batch}
             # A system task: it outlives this request and nobody waits for all of it.
-            trio.lowlevel.spawn_system_task(self._run, batch, flights)
+            trio.lowlevel.spawn_system_task(self._run, batch, flights, on_stored)
         if (flight := self._flights.in_flight.get(first.digest)) is not None:
             with trio.move_on_after(self.timeout):
                 await flight.done.wait()
 
-    async def _run(self, batch: list[SmallBlob], flights: _Flights) -> None:
+    async def _run(
+        self, batch: list[SmallBlob], flights: _Flights, on_stored: OnStored | None
+    ) -> None:
         self.requests_made += 1
         try:
             with trio.move_on_after(self.timeout):
                 token = trio.lowlevel.current_trio_token()
                 await trio.to_thread.run_sync(
-                    self._download, batch, flights, token, abandon_on_cancel=True
+                    self._download, batch, flights, token, on_stored, abandon_on_cancel=True
                 )
         except Exception as exc:  # noqa: BLE001 - a system task must not crash the mount
             log.info("batch of %d small blobs failed (%s); fetching one by one", len(batch), exc)
@@ -128,7 +130,11 @@ class SmallBlobBatches:
             self._flights.land(digest, flight)
 
     def _download(
-        self, batch: list[SmallBlob], flights: _Flights, token: trio.lowlevel.TrioToken
+        self,
+        batch: list[SmallBlob],
+        flights: _Flights,
+        token: trio.lowlevel.TrioToken,
+        on_stored: OnStored | None,
     ) -> None:
         """Worker thread: one request; each blob verified, then stored and announced in groups.
 
@@ -153,25 +159,26 @@ class SmallBlobBatches:
                     verified.append((blob, data))
                     if position == 0 or len(verified) >= KEEP_EVERY:
                         group, verified = verified, []
-                        self._keep(group, flights, token)
+                        self._keep(group, flights, token, on_stored)
         except (OSError, ArtfsError) as exc:
             log.info("blob batch request failed: %s", exc)
         finally:
             if verified:  # what arrived whole before the batch broke off
                 with contextlib.suppress(OSError, ArtfsError, trio.RunFinishedError):
-                    self._keep(verified, flights, token)
+                    self._keep(verified, flights, token, on_stored)
 
     def _keep(
         self,
         group: list[tuple[SmallBlob, memoryview]],
         flights: _Flights,
         token: trio.lowlevel.TrioToken,
+        on_stored: OnStored | None,
     ) -> None:
         self.cache.store_many([(blob.layout, data) for blob, data in group])
-        # Only now, with the blobs ready in the cache: a read of such an inode in
-        # flight (holding its page) is answered without this thread.
-        if self.deliver is not None:
+        # Only now, with the blobs ready in the cache: handing bytes on (to the
+        # kernel's page cache) may wait for a read of the same file in flight, which
+        # is then answered from the cache, without this thread.
+        if on_stored is not None:
             for blob, data in group:
-                for inode in blob.inodes:
-                    self.deliver(inode, data)
+                on_stored(blob.digest, data)
         token.run_sync_soon(self._arrived, [blob for blob, _ in group], flights)

@@ -44,21 +44,6 @@ def _owner(ctx: pyfuse3.RequestContext) -> tuple[int, int]:
     return ctx.uid, ctx.gid
 
 
-def _invalidate_entry(parent: int, name: str) -> None:
-    # Asynchronous: safe from inside a request handler, done once the reply is out.
-    pyfuse3.invalidate_entry_async(InodeT(parent), FileNameT(name.encode()), ignore_enoent=True)
-
-
-def _store_in_page_cache(inode: int, data: bytes | bytearray | memoryview) -> None:
-    # Best effort: the kernel may have forgotten the inode meanwhile (ENOENT), and
-    # then the file's first read fetches its bytes the ordinary way.
-    try:
-        # Any buffer will do (pyfuse3 takes the buffer protocol), so no copy.
-        pyfuse3.notify_store(InodeT(inode), 0, data)  # type: ignore[arg-type]
-    except OSError as exc:
-        log.debug("page cache store of inode %d refused: %s", inode, exc)
-
-
 @dataclass
 class _Listing:
     """An open directory: its inode, and its entries as of its latest rewind."""
@@ -75,8 +60,6 @@ class ArtfsOperations(pyfuse3.Operations):
     def __init__(self, tree: Tree) -> None:
         super().__init__()
         self.tree = tree
-        tree.notify_changed = _invalidate_entry
-        tree.siblings.batches.deliver = _store_in_page_cache
         self._dir_listings: dict[int, _Listing] = {}
         self._next_dir_fh = 1
 

@@ -9,10 +9,10 @@ version's manifest in path order (what ``find``, ``cp -r``, ``tar`` and
 where it is listed), and fetched with the one being opened in one request
 (``SmallBlobBatches``).
 
-Files fetched ahead whose inodes the kernel already holds (a listing with
-attributes came first, as ``find`` and ``cp -r`` do) and that nobody has open
-have their verified bytes handed to the kernel's page cache as they arrive, so
-their first read never reaches the daemon.
+Files fetched ahead that the kernel already holds (a listing with attributes
+came first, as ``find`` and ``cp -r`` do) and that nobody has open have their
+verified bytes handed to ``on_prefetched`` as they arrive: the fs layer puts
+them in the kernel's page cache, so their first read never reaches the daemon.
 """
 
 from __future__ import annotations
@@ -21,15 +21,17 @@ from collections.abc import Callable
 
 from cachetools import LRUCache
 
-from artfs.fetch.batch import SmallBlob, SmallBlobBatches
+from artfs.fetch.batch import OnStored, SmallBlob, SmallBlobBatches
 from artfs.fetch.readahead import WalkAhead, is_small
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.manifest import ManifestIndex
 from artfs.vfs.nodes import Node
 
-__all__ = ["SiblingPrefetch"]
+__all__ = ["OnPrefetched", "SiblingPrefetch"]
 
 VersionKey = tuple[str, int]  # artifact, version number
+#: Given a file fetched ahead and its verified bytes (the whole file), from a worker thread.
+OnPrefetched = Callable[[Node, memoryview], None]
 
 
 class SiblingPrefetch:
@@ -37,14 +39,16 @@ class SiblingPrefetch:
         self,
         catalog: Catalog,
         batches: SmallBlobBatches,
-        known_inode: Callable[[str, int, str], int | None],
+        idle_file: Callable[[str, int, str], Node | None],
+        on_prefetched: OnPrefetched | None = None,
         max_files: int = 256,
     ) -> None:
         self.catalog = catalog
         self.batches = batches
-        #: (artifact, version number, path) -> the file's inode if the kernel holds it
-        #: and nobody has it open; such files get their bytes pushed to the kernel.
-        self.known_inode = known_inode
+        #: (artifact, version number, path) -> the file's node if the kernel holds it
+        #: and nobody has it open; such files get their bytes handed to ``on_prefetched``.
+        self.idle_file = idle_file
+        self.on_prefetched = on_prefetched
         self.max_files = max_files
         self._walks: LRUCache[VersionKey, WalkAhead] = LRUCache(maxsize=64)
 
@@ -56,6 +60,7 @@ class SiblingPrefetch:
         first = SmallBlob(node.digest, node.size)
         position = manifest.position(node.path)
         ahead: list[SmallBlob] = []
+        on_stored = None
         if position is not None:
             key = (node.artifact, node.number)
             walks = self._walks.get(key)
@@ -65,13 +70,39 @@ class SiblingPrefetch:
             if count:
                 found, last = _small_files(manifest, start, count)
                 walks.fetched_through(last)
-                ahead = [self._with_inode(node, blob, path) for blob, path in found]
+                ahead = [blob for blob, _ in found]
+                on_stored = self._handing_on(node, first, found)
         # Also when nothing new is asked for: the file may be in a batch on its way.
-        await self.batches.fetch(first, ahead)
+        await self.batches.fetch(first, ahead, on_stored)
 
-    def _with_inode(self, opened: Node, blob: SmallBlob, path: str) -> SmallBlob:
-        inode = self.known_inode(opened.artifact, opened.number, path)
-        return blob if inode is None else SmallBlob(blob.digest, blob.size, (inode,))
+    def _handing_on(
+        self, opened: Node, first: SmallBlob, found: list[tuple[SmallBlob, str]]
+    ) -> OnStored | None:
+        """What hands the bytes of the idle files among ``found`` to ``on_prefetched``."""
+        on_prefetched = self.on_prefetched
+        if on_prefetched is None:
+            return None
+        # A batch carries each digest once, for the first file that has it: that
+        # file alone is handed the bytes.
+        seen = {first.digest}
+        idle: dict[str, Node] = {}
+        for blob, path in found:
+            if blob.digest in seen:
+                continue
+            seen.add(blob.digest)
+            file = self.idle_file(opened.artifact, opened.number, path)
+            if file is not None:
+                idle[blob.digest] = file
+        if not idle:
+            return None
+
+        def on_stored(digest: str, data: memoryview) -> None:
+            # A worker thread: ``idle`` is only read from here on.
+            file = idle.get(digest)
+            if file is not None:
+                on_prefetched(file, data)
+
+        return on_stored
 
 
 def _small_files(

@@ -43,7 +43,6 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 import trio
@@ -63,6 +62,7 @@ from artfs.fetch.fetcher import ChunkFetcher
 from artfs.names import is_semver
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import Catalog, VersionInfo
+from artfs.vfs.kernel import KernelCache
 from artfs.vfs.manifest import FileEntry
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
@@ -87,22 +87,26 @@ class Tree:
         fetcher: ChunkFetcher,
         cache: ChunkCache,
         settings: TreeSettings | None = None,
+        kernel: KernelCache | None = None,
     ) -> None:
         self.catalog = catalog
         self.fetcher = fetcher
         self.cache = cache
         self.settings = settings or TreeSettings()
+        #: The kernel's caches of this tree, told of changed names and of files
+        #: fetched ahead (the fs layer's, given by the daemon); None: no kernel.
+        self.kernel = kernel
         root = Node(ROOT_INODE, Kind.ROOT, "", ("root",), mtime_ns=ns(time.time()))
         root.entry_timeout = self.settings.listing_timeout
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
         self._next_fh = itertools.count(1)
         self.reads = BlobReads(fetcher, cache, self.settings, lambda: next(self._next_fh))
         self.siblings = SiblingPrefetch(
-            catalog, SmallBlobBatches(fetcher.source, cache), self._idle_file_inode
+            catalog,
+            SmallBlobBatches(fetcher.source, cache),
+            self._idle_file,
+            None if kernel is None else kernel.prefetched,
         )
-        #: Told (parent inode, name) when an entry the kernel may cache has changed;
-        #: the fs layer passes it on to the kernel.
-        self.notify_changed: Callable[[int, str], None] = lambda _parent, _name: None
         self.staging = (
             StagingTree(
                 self.settings.staging_root,
@@ -596,18 +600,18 @@ class Tree:
             None,
         )
         staging.retire(root, artifact)
-        if parent is None:
+        if parent is None or self.kernel is None:
             return
         # An expected alias that is not also asked for does not move: nothing to refresh.
         for name in dict.fromkeys(["latest", STAGING, *request.aliases]):
-            self.notify_changed(parent.inode, name)
+            self.kernel.entry_changed(parent, name)
 
-    def _idle_file_inode(self, artifact: str, number: int, path: str) -> int | None:
-        """The inode of a version's file the kernel holds and nobody has open, if any."""
+    def _idle_file(self, artifact: str, number: int, path: str) -> Node | None:
+        """A version's file the kernel holds and nobody has open, if any."""
         node = self._find(("file", artifact, str(number), path))
         if node is None or node.lookups <= 0 or self._is_open(node):
             return None
-        return node.inode
+        return node
 
     def _find(self, key: tuple[str, ...]) -> Node | None:
         inode = inode_for(key)
