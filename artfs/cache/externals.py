@@ -4,9 +4,9 @@ An external copy is a file an SDK pull wrote for the user (see ``ChunkCache``);
 every process sharing the cache records the copies it makes and learns of the
 others'. They are kept in one append-only journal, ``external.log``: a line of
 JSON per copy made or given up on, and the last line about a digest wins. One
-file, not a record file per blob: a pull of 1,000 cached small files read
-1,000 record files (a third of its time when the page cache was cold), and a
-first pull wrote 1,000 of them (a temporary file and a rename each).
+file, not a record file per blob: a pull of many cached small files read as
+many record files (much of its time when the page cache was cold), and a
+first pull wrote as many (a temporary file and a rename each).
 
 Each line goes out in one ``write`` on an ``O_APPEND`` descriptor, so processes
 do not interleave their lines, and starts on a line of its own, so a line torn
@@ -18,10 +18,10 @@ lost: that costs a fetch, never a wrong byte, since a copy is checked against
 its size and mtime, and verified, whenever it is read.
 
 Every pull and mount reads the whole journal when it starts, and a machine
-that pulled many small files holds tens of thousands of lines (30,000 took
-0.21 s to parse). So a line as this module writes it is only split at start:
-its digest sits at a fixed place, and its JSON is parsed when that copy is
-first asked for.
+that pulled many small files holds tens of thousands of lines, too many to
+parse as JSON at every start. So a line as this module writes it is only
+split at start: its digest sits at a fixed place, and its JSON is parsed when
+that copy is first asked for.
 """
 
 from __future__ import annotations

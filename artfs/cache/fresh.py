@@ -19,11 +19,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from artfs.cache.layout import Key
 from artfs.fileio import Buffer
 
-__all__ = ["Buffer", "FreshChunks"]
-
-Key = tuple[str, int]
+__all__ = ["FreshChunks"]
 
 
 class FreshChunks:

@@ -2,9 +2,9 @@
 
 A file per chunk costs the disk an inode each. On ext4 without a journal that
 is dear after many deletions (a bounded cache evicting, a cache wiped): each
-create scans past every recently freed inode of its group. perf put it at
-23% of the daemon's CPU in a cold read, and at the largest single cost of a
-walk over 10,000 small files. So chunks fetched together are kept together:
+create scans past every recently freed inode of its group, a large share of
+the daemon's CPU in a cold read and of a walk over many small files. So
+chunks fetched together are kept together:
 
 * the small blobs of one batch (``write_pack``: known in full, written at once);
 * the chunks of one ranged request (``PackWriter``: written one by one as they
@@ -37,8 +37,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from artfs.cache.fresh import Buffer
-from artfs.fileio import write_all_at, write_file
+from artfs.fileio import Buffer, write_all_at, write_file
 
 __all__ = [
     "ALIGN",
