@@ -29,7 +29,7 @@ from artfs.cache.chunks import ChunkCache
 from artfs.client.http import RegistryClient, unreachable
 from artfs.config import ClientConfig
 from artfs.daemon.control import serve_control
-from artfs.daemon.readahead import set_read_ahead
+from artfs.daemon.kernel_readahead import set_kernel_read_ahead
 from artfs.daemon.state import (
     MountRecord,
     control_path_for,
@@ -73,7 +73,7 @@ class MountOptions:
     read_timeout: float = 30.0
     listing_timeout: float = 1.0
     staging_dir: Path | None = None
-    #: The kernel's read-ahead for the mount (see ``daemon.readahead``).
+    #: The kernel's read-ahead for the mount (see ``daemon.kernel_readahead``).
     read_ahead_kb: int = READ_AHEAD_KB
     #: Let users other than the daemon's in (see ``artfs.fs.session.kernel_options``).
     allow_other: bool = False
@@ -215,7 +215,7 @@ async def _tune_then_report(
     except OSError as exc:
         log.warning("the new mount at %s does not answer: %s", mountpoint, exc)
     else:
-        set_read_ahead(mountpoint, read_ahead_kb)
+        set_kernel_read_ahead(mountpoint, read_ahead_kb)
     if ready_fd is None:
         # In the foreground nobody waits on a pipe: the person at the terminal is told.
         print(f"{mounted_message(url, mountpoint)}; Ctrl-C unmounts", file=sys.stderr, flush=True)

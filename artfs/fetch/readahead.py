@@ -1,6 +1,7 @@
 """Read-ahead policy: what to fetch before anyone asks for it. Pure decisions, no I/O.
 
-Two readers earn read-ahead (docs/design.md, "Reading a file"):
+Two readers earn read-ahead (docs/design.md, "A read, traced" and "Small
+files: walks and the page cache"):
 
 * ``ReadAhead``, bytes within a file. After Mountpoint-S3's prefetcher: a
   reader that keeps reading where it left off earns a window that doubles with

@@ -19,8 +19,8 @@ from artfs.cache.layout import ChunkLayout
 from artfs.cache.ondisk import chunk_places
 from artfs.client.http import RegistryClient
 from artfs.config import resolve_config
+from artfs.daemon.kernel_readahead import device_of_mount
 from artfs.daemon.mount import READ_AHEAD_KB
-from artfs.daemon.readahead import device_of_mount
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
 from tests.integration.trees import push_tree

@@ -1,5 +1,9 @@
 """The kernel's read-ahead for a FUSE mount: how large its read requests are.
 
+Not the mount's own read-ahead (what the daemon fetches before a reader asks:
+``artfs.fetch.readahead``): this is the setting of the mount's backing device
+in the kernel, which sizes the requests the daemon is sent.
+
 The kernel sends a sequential reader's reads to the daemon as read-ahead
 requests no larger than the mount's backing-device read-ahead, 128 KiB by
 default. Every request costs a trip through Python, so the mount raises it
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-__all__ = ["device_of_mount", "set_read_ahead"]
+__all__ = ["device_of_mount", "set_kernel_read_ahead"]
 
 log = logging.getLogger("artfs.daemon")
 
@@ -41,7 +45,7 @@ def device_of_mount(mountpoint: Path, mountinfo: Path = Path("/proc/self/mountin
     return found
 
 
-def set_read_ahead(mountpoint: Path, kb: int) -> bool:
+def set_kernel_read_ahead(mountpoint: Path, kb: int) -> bool:
     """Set the mount's read-ahead to ``kb`` KiB; ``False`` (and a log line) if it cannot be."""
     device = device_of_mount(mountpoint)
     if device is None:
