@@ -7,15 +7,14 @@ registry API's names and raw values (bytes, ISO times, full digests).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import click
 
 from artfs import names
 from artfs.cli.main import _Context, cli, pass_context
 from artfs.cli.output import Column, count, echo_json, human_size, local_time, table
+from artfs.client.models import ArtifactRecord, FileRecord, VersionRecord
 
 __all__ = ["ArtifactEntry", "FileEntry", "VersionEntry"]
 
@@ -35,16 +34,16 @@ class ArtifactEntry:
     created_at: str
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> ArtifactEntry:
+    def from_record(cls, record: ArtifactRecord) -> ArtifactEntry:
         return cls(
-            name=str(data["name"]),
-            type=str(data["type"]),
-            description=str(data.get("description") or ""),
-            version_count=int(data["version_count"]),
-            latest=data.get("latest"),
-            aliases={str(k): str(v) for k, v in (data.get("aliases") or {}).items()},
-            metadata=dict(data.get("metadata") or {}),
-            created_at=str(data["created_at"]),
+            name=record.name,
+            type=record.type,
+            description=record.description or "",
+            version_count=record.version_count,
+            latest=record.latest,
+            aliases=dict(record.aliases or {}),
+            metadata=dict(record.metadata or {}),
+            created_at=record.created_at.isoformat(),
         )
 
     def row(self) -> list[str]:
@@ -84,20 +83,20 @@ class VersionEntry:
     ttl_seconds: int | None
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> VersionEntry:
+    def from_record(cls, record: VersionRecord) -> VersionEntry:
         return cls(
-            artifact=str(data["artifact"]),
-            version=str(data["version"]),
-            semver=data.get("semver"),
-            size=int(data["size"] or 0),
-            file_count=int(data["file_count"] or 0),
-            aliases=[str(alias) for alias in data.get("aliases") or []],
-            tags=[str(tag) for tag in data.get("tags") or []],
-            metadata=dict(data.get("metadata") or {}),
-            description=str(data.get("description") or ""),
-            digest=data.get("digest"),
-            committed_at=data.get("committed_at"),
-            ttl_seconds=data.get("ttl_seconds"),
+            artifact=record.artifact,
+            version=record.version,
+            semver=record.semver,
+            size=record.size,
+            file_count=record.file_count,
+            aliases=list(record.aliases),
+            tags=list(record.tags),
+            metadata=dict(record.metadata or {}),
+            description=record.description or "",
+            digest=record.digest,
+            committed_at=record.committed_at.isoformat(),
+            ttl_seconds=record.ttl_seconds,
         )
 
     def row(self) -> list[str]:
@@ -134,13 +133,13 @@ class FileEntry:
     metadata: dict[str, object]
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> FileEntry:
+    def from_record(cls, record: FileRecord) -> FileEntry:
         return cls(
-            path=str(data["path"]),
-            size=int(data["size"]),
-            digest=data.get("digest"),
-            uri=data.get("uri"),
-            metadata=dict(data.get("metadata") or {}),
+            path=record.path,
+            size=record.size,
+            digest=record.digest,
+            uri=record.uri,
+            metadata=dict(record.metadata or {}),
         )
 
     def row(self) -> list[str]:
@@ -161,7 +160,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
         registry = client.registry
         if ref is None:
             _show(
-                [ArtifactEntry.from_api(item) for item in registry.list_artifacts()],
+                [ArtifactEntry.from_record(item) for item in registry.list_artifacts()],
                 ARTIFACT_COLUMNS,
                 as_json,
                 f"no artifacts in project {registry.project} yet; 'artfs push NAME PATH' adds one",
@@ -169,7 +168,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
         elif ":" not in ref:
             names.check_name(ref)
             _show(
-                [VersionEntry.from_api(item) for item in registry.list_versions(ref)],
+                [VersionEntry.from_record(item) for item in registry.list_versions(ref)],
                 VERSION_COLUMNS,
                 as_json,
                 f"{ref} has no committed versions",
@@ -178,7 +177,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
             logged = client.get_artifact(ref)
             _show(
                 [
-                    FileEntry.from_api(item)
+                    FileEntry.from_record(item)
                     for item in registry.list_files(logged.name, logged.version)
                 ],
                 FILE_COLUMNS,

@@ -29,7 +29,7 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 #: Request retries of a CLI run: someone is waiting, so a registry that is down
 #: should be reported in about a second, not after the SDK's longer backoff.
-#: Blob transfers still retry on top of this (artfs.client.transfer).
+#: Blob transfers still retry on top of this (artfs.transfer).
 CLI_RETRIES = 2
 #: References a failed pull names before it says how many more there are.
 SHOWN_REFERENCES = 5
@@ -267,7 +267,7 @@ def alias_set(ctx: _Context, name: str, alias_name: str, version: str, expect: s
         check = expect is not None
         target = None if expect in (None, "none") else expect
         result = client.registry.set_alias(name, alias_name, version, target, check)
-    click.echo(f"{name}:{alias_name} -> {result['version']}")
+    click.echo(f"{name}:{alias_name} -> {result.version}")
 
 
 @alias.command(name="rm")
@@ -279,7 +279,7 @@ def alias_rm(ctx: _Context, name: str, alias_name: str) -> None:
     with ctx.client() as client:
         # Read first, only to say what the alias pointed at: the removal itself
         # is what decides whether it existed.
-        was = client.registry.get_artifact(name)["aliases"].get(alias_name)
+        was = client.registry.get_artifact(name).aliases.get(alias_name)
         client.registry.delete_alias(name, alias_name)
     click.echo(f"removed alias {alias_name} from {name}" + (f" (was {was})" if was else ""))
 
@@ -344,9 +344,9 @@ def gc(ctx: _Context, dry_run: bool) -> None:
         report = client.registry.gc(dry_run)
     verb = "would free" if dry_run else "freed"
     click.echo(
-        f"{verb} {count(report['blobs_deleted'], 'blob')} ({human_size(report['bytes_freed'])}); "
-        f"expired {count(len(report['versions_expired']), 'version')}; "
-        f"dropped {count(report['uploads_abandoned'], 'abandoned upload')}"
+        f"{verb} {count(report.blobs_deleted, 'blob')} ({human_size(report.bytes_freed)}); "
+        f"expired {count(len(report.versions_expired), 'version')}; "
+        f"dropped {count(report.uploads_abandoned, 'abandoned upload')}"
     )
 
 

@@ -18,8 +18,8 @@ from artfs.cli.output import Column, count, echo_json, human_size, table
 from artfs.errors import Conflict, InvalidInput, Transient
 
 if TYPE_CHECKING:
-    from artfs.client.transfer import Progress
     from artfs.daemon.mount import MountOptions
+    from artfs.transfer.progress import Progress
 
 __all__ = ["parse_size"]
 
@@ -461,7 +461,7 @@ class _CommitBar:
 
     def update(self, sent: int, total: int) -> None:
         if self._bar is None:
-            from artfs.client.transfer import Progress
+            from artfs.transfer.progress import Progress
 
             self._bar = Progress(total, f"commit {self._artifact}")
         self._bar.update(sent - self._shown)

@@ -12,19 +12,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, BinaryIO, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from artfs.client.failures import BodyCutOff, error_from_answer, unreachable
+from artfs.client.models import (
+    JSON,
+    ArtifactRecord,
+    ChunkList,
+    FileRecord,
+    GcSummary,
+    Manifest,
+    NewVersion,
+    UploadCommitted,
+    UploadStarted,
+    VersionRecord,
+)
+from artfs.client.ranged import RangeBody, RangeReader
 from artfs.client.routes import Routes
+from artfs.client.streams import split_into
 from artfs.config import ClientConfig
-from artfs.errors import ArtfsError, Transient, error_for_code
+from artfs.errors import ArtfsError, Transient
 
-__all__ = ["RegistryClient", "error_from_answer", "unreachable"]
+__all__ = ["RegistryClient"]
 
-JSON = dict[str, Any]
 #: Entries per manifest request: large enough to make 100,000 files ~10 requests.
 MANIFEST_BATCH = 10_000
 PAGE = 10_000
@@ -67,9 +82,16 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         if config.token:
             self.session.headers["Authorization"] = f"Bearer {config.token}"
+        #: Ranged blob reads go over ``http.client`` instead (see ``ranged``).
+        self.ranges = RangeReader(config, timeout=timeout)
 
     def close(self) -> None:
         self.session.close()
+        self.ranges.close()
+
+    @property
+    def url(self) -> str:
+        return self.config.url
 
     @property
     def project(self) -> str:
@@ -107,61 +129,74 @@ class RegistryClient:
     def health(self) -> None:
         self._request("GET", self._url(Routes.health()), timeout=5)
 
-    def list_artifacts(self) -> Iterator[JSON]:
-        yield from self._pages(self.routes.artifacts(), "artifacts")
+    def list_artifacts(self) -> Iterator[ArtifactRecord]:
+        for item in self._pages(self.routes.artifacts(), "artifacts"):
+            yield ArtifactRecord.from_json(item)
 
-    def get_artifact(self, name: str) -> JSON:
-        return self._json("GET", self.routes.artifact(name))
+    def get_artifact(self, name: str) -> ArtifactRecord:
+        return ArtifactRecord.from_json(self._json("GET", self.routes.artifact(name)))
 
     def create_artifact(
-        self, name: str, type_: str, description: str = "", metadata: JSON | None = None
-    ) -> JSON:
+        self,
+        name: str,
+        type_: str,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> ArtifactRecord:
         body = {"name": name, "type": type_, "description": description, "metadata": metadata or {}}
-        return self._json("POST", self.routes.artifacts(), json=body)
+        return ArtifactRecord.from_json(self._json("POST", self.routes.artifacts(), json=body))
 
     def update_artifact(
-        self, name: str, description: str | None = None, metadata: JSON | None = None
-    ) -> JSON:
-        return self._json(
+        self, name: str, description: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> ArtifactRecord:
+        answer = self._json(
             "PATCH",
             self.routes.artifact(name),
             json={"description": description, "metadata": metadata},
         )
+        return ArtifactRecord.from_json(answer)
 
     # -- versions -----------------------------------------------------------
 
-    def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[JSON]:
+    def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[VersionRecord]:
         params = {"include_deleted": "true"} if include_deleted else {}
-        yield from self._pages(self.routes.versions(name), "versions", params)
+        for item in self._pages(self.routes.versions(name), "versions", params):
+            yield VersionRecord.from_json(item)
 
-    def get_version(self, name: str, ref: str) -> JSON:
-        return self._json("GET", self.routes.version(name, ref))
+    def get_version(self, name: str, ref: str) -> VersionRecord:
+        return VersionRecord.from_json(self._json("GET", self.routes.version(name, ref)))
 
     def update_version(
-        self, name: str, ref: str, description: str | None = None, metadata: JSON | None = None
-    ) -> JSON:
-        return self._json(
+        self,
+        name: str,
+        ref: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> VersionRecord:
+        answer = self._json(
             "PATCH",
             self.routes.version(name, ref),
             json={"description": description, "metadata": metadata},
         )
+        return VersionRecord.from_json(answer)
 
-    def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> JSON:
-        return self._json(
+    def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
+        answer = self._json(
             "DELETE",
             self.routes.version(name, ref),
             params={"delete_aliases": str(delete_aliases).lower()},
         )
+        return VersionRecord.from_json(answer)
 
-    def list_files(self, name: str, ref: str, prefix: str | None = None) -> Iterator[JSON]:
+    def list_files(self, name: str, ref: str, prefix: str | None = None) -> Iterator[FileRecord]:
         """Every file entry of a version, in path order, a page of 10,000 per request."""
         params = {"prefix": prefix} if prefix else {}
-        yield from self._pages(self.routes.files(name, ref), "files", params)
+        for item in self._pages(self.routes.files(name, ref), "files", params):
+            yield FileRecord.from_json(item)
 
-    def manifest(self, name: str, ref: str) -> JSON:
-        """A version's whole file list in one response: parallel ``paths``, ``sizes``,
-        ``digests`` arrays and sparse ``uris`` (by position), in path order."""
-        return self._json("GET", self.routes.manifest(name, ref))
+    def manifest(self, name: str, ref: str) -> Manifest:
+        """A version's whole file list in one response, in columns (``Manifest``)."""
+        return Manifest.from_json(self._json("GET", self.routes.manifest(name, ref)))
 
     def _pages(self, path: str, key: str, params: dict[str, str] | None = None) -> Iterator[JSON]:
         query: dict[str, Any] = {**(params or {}), "limit": PAGE}
@@ -174,10 +209,15 @@ class RegistryClient:
 
     # -- uploads ------------------------------------------------------------
 
-    def start_upload(self, name: str, body: JSON, entries: list[JSON]) -> tuple[str, set[str]]:
+    def start_upload(
+        self, name: str, version: NewVersion, entries: Sequence[FileRecord]
+    ) -> UploadStarted:
         """Create a PENDING version with its manifest; returns its id and the missing blobs."""
-        first, rest = entries[:MANIFEST_BATCH], entries[MANIFEST_BATCH:]
-        answer = self._json("POST", self.routes.uploads(name), json={**body, "files": first})
+        files = [entry.to_json() for entry in entries]
+        first, rest = files[:MANIFEST_BATCH], files[MANIFEST_BATCH:]
+        answer = self._json(
+            "POST", self.routes.uploads(name), json={**version.to_json(), "files": first}
+        )
         upload_id: str = answer["upload_id"]
         missing = set(answer["missing"])
         for start in range(0, len(rest), MANIFEST_BATCH):
@@ -187,7 +227,7 @@ class RegistryClient:
                 json={"files": rest[start : start + MANIFEST_BATCH]},
             )
             missing.update(more["missing"])
-        return upload_id, missing
+        return UploadStarted(upload_id, frozenset(missing))
 
     def commit_upload(
         self,
@@ -196,14 +236,15 @@ class RegistryClient:
         tags: list[str],
         alias_expect: dict[str, str | None] | None = None,
         force: bool = False,
-    ) -> JSON:
+    ) -> UploadCommitted:
         body = {
             "aliases": aliases,
             "tags": tags,
             "alias_expect": alias_expect or {},
             "force": force,
         }
-        return self._json("POST", self.routes.upload_commit(upload_id), json=body)
+        answer = self._json("POST", self.routes.upload_commit(upload_id), json=body)
+        return UploadCommitted.from_json(answer)
 
     def abort_upload(self, upload_id: str) -> None:
         self._request("DELETE", self._url(self.routes.upload(upload_id)))
@@ -223,21 +264,22 @@ class RegistryClient:
 
     def set_alias(
         self, name: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
-    ) -> JSON:
-        return self._json(
+    ) -> VersionRecord:
+        answer = self._json(
             "PUT",
             self.routes.alias(name, alias),
             json={"version": ref, "expect": expect, "check_expect": check_expect},
         )
+        return VersionRecord.from_json(answer)
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._request("DELETE", self._url(self.routes.alias(name, alias)))
 
-    def add_tag(self, name: str, ref: str, tag: str) -> JSON:
-        return self._json("PUT", self.routes.tag(name, ref, tag))
+    def add_tag(self, name: str, ref: str, tag: str) -> VersionRecord:
+        return VersionRecord.from_json(self._json("PUT", self.routes.tag(name, ref, tag)))
 
-    def remove_tag(self, name: str, ref: str, tag: str) -> JSON:
-        return self._json("DELETE", self.routes.tag(name, ref, tag))
+    def remove_tag(self, name: str, ref: str, tag: str) -> VersionRecord:
+        return VersionRecord.from_json(self._json("DELETE", self.routes.tag(name, ref, tag)))
 
     # -- blobs --------------------------------------------------------------
 
@@ -263,61 +305,61 @@ class RegistryClient:
             headers={"Content-Type": "application/octet-stream"},
         )
 
-    def open_blob(self, digest: str, start: int = 0, end: int | None = None) -> requests.Response:
-        """A streaming response for bytes ``[start, end)`` of a blob (the whole rest if no end)."""
-        headers = {}
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        return self._request(
+    @contextmanager
+    def open_blob(
+        self, digest: str, start: int = 0, block_size: int = 1 << 20
+    ) -> Iterator[Iterator[bytes]]:
+        """A blob's bytes from ``start`` to its end, streamed in blocks of ``block_size``."""
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        with self._request(
             "GET", self._url(self.routes.blob(digest)), headers=headers, stream=True
-        )
+        ) as response:
+            yield _cut_off_as_transient(response.iter_content(block_size))
 
+    def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[RangeBody]:
+        """Bytes ``[start, end)`` of a blob over ``http.client``, read into given buffers."""
+        return self.ranges.open(digest, start, end)
+
+    @contextmanager
     def open_blob_batch(
-        self, digests: list[str], timeout: float | None = None
-    ) -> requests.Response:
-        """A streamed response: the bytes of each blob in ``digests``, back to back, in order."""
-        return self._request(
+        self, digests: Sequence[str], sizes: Sequence[int], timeout: float | None = None
+    ) -> Iterator[Iterator[memoryview | None]]:
+        """The blobs of ``digests`` (of ``sizes`` bytes) back to back, in one streamed answer."""
+        with self._request(
             "POST",
             self._url(self.routes.blob_batch()),
-            json={"digests": digests},
+            json={"digests": list(digests)},
             stream=True,
             timeout=timeout or self.timeout,
-        )
+        ) as answer:
+            yield _cut_off_as_transient(split_into(answer.raw, sizes))
 
-    def blob_chunks(self, digest: str) -> JSON:
-        return self._json("GET", self.routes.blob_chunks(digest))
+    def blob_chunks(self, digest: str) -> ChunkList:
+        return ChunkList.from_json(digest, self._json("GET", self.routes.blob_chunks(digest)))
 
     # -- admin --------------------------------------------------------------
 
-    def gc(self, dry_run: bool = False) -> JSON:
-        result: JSON = self._request(
+    def gc(self, dry_run: bool = False) -> GcSummary:
+        answer: JSON = self._request(
             "POST", self._url(Routes.gc()), params={"dry_run": str(dry_run).lower()}
         ).json()
-        return result
+        return GcSummary.from_json(answer)
 
 
-def unreachable(url: str) -> Transient:
-    """The one error for a registry nobody answers at ``url``, whichever path found out.
+T = TypeVar("T")
 
-    Users met urllib3's ``HTTPConnectionPool(...): Max retries exceeded ...``
-    here; what helps is the URL that was tried and the two ways to fix it.
+
+def _cut_off_as_transient(pieces: Iterator[T]) -> Iterator[T]:
+    """``pieces``, with a ``requests`` failure while reading them as ``BodyCutOff``.
+
+    The answer's status was fine; what broke is the body on its way, which a
+    retry may well get whole.
     """
-    return Transient(
-        f"cannot reach the registry at {url} (start one with 'artfs serve', or set ARTFS_URL)"
-    )
+    try:
+        yield from pieces
+    except requests.RequestException as exc:
+        raise BodyCutOff(f"an answer of the registry broke off: {exc}") from exc
 
 
 def _error_from(response: requests.Response) -> ArtfsError:
     return error_from_answer(response.status_code, response.content, response.url)
-
-
-def error_from_answer(status: int, body: bytes, source: str) -> ArtfsError:
-    """The domain error of a registry's error answer (its JSON ``error`` body, if any)."""
-    try:
-        error = json.loads(body)["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        code, message = "error", f"HTTP {status} from {source}"
-    if status >= 500 and code in ("error", "internal", "http_error"):
-        return Transient(f"registry error ({status}): {message}")
-    return error_for_code(code, message)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from artfs.client.http import error_from_answer, unreachable
+from artfs.client.failures import error_from_answer, unreachable
 from artfs.client.routes import Routes
 from artfs.config import ClientConfig
 from artfs.errors import Transient

@@ -94,7 +94,7 @@ async def _dispatch(
         published = await (commit if meter is None else _reporting(stream, meter, commit))
         return {
             "ok": True,
-            "version": published.version["version"],
+            "version": published.record.version,
             "noop": published.noop,
             "uploaded_bytes": published.uploaded_bytes,
             "uploaded_blobs": published.uploaded_blobs,

@@ -26,7 +26,8 @@ from pathlib import Path
 import trio
 
 from artfs.cache.chunks import ChunkCache
-from artfs.client.http import RegistryClient, unreachable
+from artfs.client.failures import unreachable
+from artfs.client.http import RegistryClient
 from artfs.config import ClientConfig
 from artfs.daemon.control import serve_control
 from artfs.daemon.kernel_readahead import set_kernel_read_ahead

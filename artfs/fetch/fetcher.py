@@ -39,9 +39,9 @@ from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
-from artfs.client.http import JSON
-from artfs.digests import BLOB_HASH, CHUNK_SIZE, check_chunk_hash
-from artfs.errors import ArtfsError, Corrupt, InvalidInput, Transient
+from artfs.client.models import ChunkList
+from artfs.digests import CHUNK_SIZE
+from artfs.errors import ArtfsError, Corrupt, Transient
 from artfs.fetch.singleflight import Flight, SingleFlight
 
 if TYPE_CHECKING:
@@ -267,18 +267,17 @@ class ChunkFetcher:
         self.source.close()
 
 
-def layout_from_answer(digest: str, answer: JSON) -> ChunkLayout:
-    """A blob's chunk layout from the registry's ``GET …/blobs/{digest}/chunks`` answer."""
+def layout_from_answer(digest: str, answer: ChunkList) -> ChunkLayout:
+    """A blob's chunk layout from the registry's chunk list of it."""
     try:
         return ChunkLayout(
             digest=digest,
-            size=int(answer["size"]),
-            chunk_size=int(answer["chunk_size"]),
-            chunk_digests=bytes.fromhex(answer["chunk_digests"]),
-            # A registry from before chunk hashes were named recorded sha256 only.
-            chunk_hash=check_chunk_hash(answer.get("chunk_hash", BLOB_HASH)),
+            size=answer.size,
+            chunk_size=answer.chunk_size,
+            chunk_digests=answer.chunk_digests,
+            chunk_hash=answer.chunk_hash,
         )
-    except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+    except (TypeError, ValueError) as exc:
         raise Corrupt(f"the registry's chunk list of blob {digest} is malformed: {exc}") from exc
 
 

@@ -17,27 +17,16 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Protocol
-
-import requests
 
 from artfs.cache.layout import ChunkLayout
 from artfs.client.http import RegistryClient
+from artfs.client.protocol import BlobRange
 from artfs.client.ranged import RangeReader
-from artfs.client.streams import split_into
-from artfs.errors import Transient
 from artfs.fetch.fetcher import layout_from_answer
 
 __all__ = ["BlobRange", "BlobSource", "RegistrySource"]
-
-
-class BlobRange(Protocol):
-    """An open byte range of a blob, read in order into the caller's buffers."""
-
-    def read_into(self, view: memoryview) -> bool:
-        """Fill ``view`` completely; ``False`` if the range ended first."""
-        ...
 
 
 class BlobSource(Protocol):
@@ -78,16 +67,10 @@ class RegistrySource:
     def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
         return self._ranges.open(digest, start, end)
 
-    @contextmanager
     def open_batch(
         self, digests: Sequence[str], sizes: Sequence[int], timeout: float
-    ) -> Iterator[Iterator[memoryview | None]]:
-        try:
-            with self.client.open_blob_batch(list(digests), timeout) as answer:
-                yield split_into(answer.raw, sizes)
-        except requests.RequestException as exc:
-            # The answer is read after ``open_blob_batch`` has translated its own errors.
-            raise Transient(str(exc)) from exc
+    ) -> AbstractContextManager[Iterator[memoryview | None]]:
+        return self.client.open_blob_batch(digests, sizes, timeout)
 
     def close(self) -> None:
         self._ranges.close()

@@ -20,6 +20,7 @@ from artfs import __version__, names
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.ondisk import default_cache_dir
 from artfs.client.http import RegistryClient
+from artfs.client.protocol import RegistryAPI
 from artfs.config import resolve_config
 from artfs.errors import InvalidInput
 from artfs.sdk.artifact import Artifact
@@ -67,7 +68,10 @@ class Client:
     ) -> None:
         config = resolve_config(url, project, token)
         names.check_name(config.project)
-        self.registry = RegistryClient(config, pool_size=max(workers * 2, 8), retries=retries)
+        #: The registry's API; any ``RegistryAPI`` may stand in for the HTTP client.
+        self.registry: RegistryAPI = RegistryClient(
+            config, pool_size=max(workers * 2, 8), retries=retries
+        )
         self.workers = workers
         self._cache_dir = cache_dir
         self._cache_size = cache_size
@@ -97,7 +101,8 @@ class Client:
         return LoggedArtifact(self, self.registry.get_version(artifact_name, ref))
 
     def list_artifacts(self) -> list[dict[str, Any]]:
-        return list(self.registry.list_artifacts())
+        """The project's artifacts, each as the registry's JSON describes it."""
+        return [artifact.to_json() for artifact in self.registry.list_artifacts()]
 
     def list_versions(self, name: str) -> list[LoggedArtifact]:
         names.check_name(name)
@@ -143,4 +148,4 @@ class Client:
         for asset in artifact.assets:
             if asset.temporary and asset.local_path is not None:
                 Path(asset.local_path).unlink(missing_ok=True)
-        return LoggedArtifact(self, published.version, noop=published.noop)
+        return LoggedArtifact(self, published.record, noop=published.noop)

@@ -18,16 +18,13 @@ from pathlib import Path
 
 from artfs import names
 from artfs.cache.chunks import ChunkCache
-from artfs.client.http import RegistryClient
-from artfs.client.transfer import (
-    Progress,
-    copy_from_cache,
-    fetch_blob,
-    fetch_small_blobs,
-    hash_paths,
-    small_batches,
-)
+from artfs.client.protocol import RegistryAPI
 from artfs.errors import Conflict, InvalidInput
+from artfs.transfer.batches import small_batches
+from artfs.transfer.cached import copy_from_cache
+from artfs.transfer.downloads import fetch_blob, fetch_small_blobs
+from artfs.transfer.parallel import hash_paths
+from artfs.transfer.progress import Progress
 
 __all__ = ["DownloadEntry", "OverwriteStrategy", "download_entries", "safe_target"]
 
@@ -138,7 +135,7 @@ def _make_root(root: Path) -> None:
 
 
 def download_entries(
-    client: RegistryClient,
+    registry: RegistryAPI,
     entries: Sequence[DownloadEntry],
     root: Path,
     strategy: OverwriteStrategy,
@@ -188,11 +185,11 @@ def download_entries(
             wanted.append((entry.digest, entry.size, target))
         batches, singles = small_batches(wanted)
         for batch in batches:
-            fetches.append(pool.submit(fetch_small_blobs, client, batch, progress, cache))
+            fetches.append(pool.submit(fetch_small_blobs, registry, batch, progress, cache))
         for digest, size, target in singles:
             fetches.append(
                 pool.submit(
-                    fetch_blob, client, digest, size, target, progress, cache, try_cache=False
+                    fetch_blob, registry, digest, size, target, progress, cache, try_cache=False
                 )
             )
         for fetch in fetches:

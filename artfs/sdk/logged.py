@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from artfs.client.models import VersionRecord
 from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
 
@@ -69,9 +70,9 @@ class LoggedAsset:
 
 
 class LoggedArtifact:
-    def __init__(self, client: Client, data: dict[str, Any], noop: bool = False) -> None:
+    def __init__(self, client: Client, record: VersionRecord, noop: bool = False) -> None:
         self.client = client
-        self._data = data
+        self._record = record
         #: True when logging found content identical to ``latest`` and created nothing.
         self.noop = noop
 
@@ -82,11 +83,11 @@ class LoggedArtifact:
 
     @property
     def project(self) -> str:
-        return str(self._data["project"])
+        return self._record.project
 
     @property
     def name(self) -> str:
-        return str(self._data["artifact"])
+        return self._record.artifact
 
     @property
     def qualified_name(self) -> str:
@@ -94,84 +95,81 @@ class LoggedArtifact:
 
     @property
     def type(self) -> str:
-        return str(self._data["type"])
+        return self._record.type
 
     artifact_type = type
 
     @property
     def version(self) -> str:
         """The version id, ``v1``, ``v2``, …"""
-        return str(self._data["version"])
+        return self._record.version
 
     @property
     def semver(self) -> str | None:
-        value = self._data.get("semver")
-        return None if value is None else str(value)
+        return self._record.semver
 
     @property
     def aliases(self) -> list[str]:
-        return list(self._data["aliases"])
+        return list(self._record.aliases)
 
     @property
     def version_tags(self) -> list[str]:
-        return list(self._data["tags"])
+        return list(self._record.tags)
 
     tags = version_tags
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return dict(self._data["metadata"])
+        return dict(self._record.metadata)
 
     @property
     def description(self) -> str:
-        return str(self._data["description"])
+        return self._record.description
 
     @property
     def digest(self) -> str:
-        return str(self._data["digest"])
+        return self._record.digest
 
     @property
     def size(self) -> int:
-        return int(self._data["size"])
+        return self._record.size
 
     @property
     def file_count(self) -> int:
-        return int(self._data["file_count"])
+        return self._record.file_count
 
     @property
     def state(self) -> str:
-        return str(self._data["state"])
+        return self._record.state
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self._data["created_at"])
+        return self._record.created_at
 
     @property
     def committed_at(self) -> datetime | None:
-        value = self._data.get("committed_at")
-        return None if value is None else datetime.fromisoformat(value)
+        return self._record.committed_at
 
     @property
     def source(self) -> dict[str, Any]:
         """Who produced this version: user, host, run, client."""
-        return dict(self._data["source"])
+        return dict(self._record.source)
 
     @property
     def ttl_seconds(self) -> int | None:
-        value = self._data.get("ttl_seconds")
-        return None if value is None else int(value)
+        return self._record.ttl_seconds
 
     # -- files ----------------------------------------------------------------
 
     @cached_property
     def manifest(self) -> dict[str, LoggedAsset]:
         return {
-            entry["path"]: LoggedAsset(
-                logical_path=entry["path"],
-                size=entry["size"],
-                digest=entry.get("digest"),
-                uri=entry.get("uri"),
-                metadata=entry.get("metadata") or {},
+            entry.path: LoggedAsset(
+                logical_path=entry.path,
+                size=entry.size,
+                digest=entry.digest,
+                uri=entry.uri,
+                metadata=entry.metadata or {},
                 artifact=self,
             )
             for entry in self.client.registry.list_files(self.name, self.version)
@@ -280,8 +278,8 @@ class LoggedArtifact:
 
     # -- changes ----------------------------------------------------------------
 
-    def _refresh(self, data: dict[str, Any]) -> LoggedArtifact:
-        self._data = data
+    def _refresh(self, record: VersionRecord) -> LoggedArtifact:
+        self._record = record
         return self
 
     def set_alias(self, alias: str) -> LoggedArtifact:

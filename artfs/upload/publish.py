@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artfs.client.http import RegistryClient
-from artfs.client.transfer import BlobSource, Progress, parallel, upload_blobs
+from artfs.client.models import FileRecord, NewVersion, VersionRecord
+from artfs.client.protocol import RegistryAPI
 from artfs.digests import hash_file
 from artfs.errors import ArtfsError, Conflict, DigestMismatch
+from artfs.transfer.parallel import parallel
+from artfs.transfer.progress import Progress
+from artfs.transfer.uploads import UploadBlob, upload_blobs
 from artfs.upload.records import drop_record, read_record
 
 __all__ = ["LocalEntry", "Published", "VersionRequest", "publish"]
@@ -43,15 +46,8 @@ class LocalEntry:
     uri: str | None = None
     metadata: dict[str, Any] | None = None
 
-    def manifest(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"path": self.path, "size": self.size}
-        if self.digest is not None:
-            entry["digest"] = self.digest
-        if self.uri is not None:
-            entry["uri"] = self.uri
-        if self.metadata:
-            entry["metadata"] = self.metadata
-        return entry
+    def manifest(self) -> FileRecord:
+        return FileRecord(self.path, self.size, self.digest, self.uri, self.metadata)
 
 
 @dataclass
@@ -73,14 +69,19 @@ class VersionRequest:
 
 @dataclass(frozen=True)
 class Published:
-    version: dict[str, Any]
+    record: VersionRecord
     noop: bool
     uploaded_bytes: int
     uploaded_blobs: int
 
+    @property
+    def version(self) -> dict[str, Any]:
+        """The version in the registry's JSON form, for callers that read it by key."""
+        return self.record.to_json()
+
 
 def publish(
-    client: RegistryClient,
+    registry: RegistryAPI,
     name: str,
     entries: Sequence[LocalEntry],
     request: VersionRequest,
@@ -90,7 +91,7 @@ def publish(
 ) -> Published:
     recorded = _fill_digests(entries, workers)
     try:
-        return _publish_once(client, name, entries, request, workers, show_progress)
+        return _publish_once(registry, name, entries, request, workers, show_progress)
     except DigestMismatch:
         if not recorded:
             raise
@@ -101,7 +102,7 @@ def publish(
                 drop_record(entry.local)
             entry.digest = None
         _fill_digests(entries, workers, use_records=False)
-        return _publish_once(client, name, entries, request, workers, show_progress)
+        return _publish_once(registry, name, entries, request, workers, show_progress)
 
 
 def _fill_digests(
@@ -129,24 +130,25 @@ def _fill_digests(
 
 
 def _publish_once(
-    client: RegistryClient,
+    registry: RegistryAPI,
     name: str,
     entries: Sequence[LocalEntry],
     request: VersionRequest,
     workers: int,
     show_progress: bool | None,
 ) -> Published:
-    body = {
-        "type": request.type,
-        "description": request.description,
-        "metadata": request.metadata,
-        "semver": request.semver,
-        "source": request.source,
-        "ttl_seconds": request.ttl_seconds,
-    }
-    upload_id, missing = client.start_upload(name, body, [entry.manifest() for entry in entries])
+    version = NewVersion(
+        type=request.type,
+        description=request.description,
+        metadata=request.metadata,
+        semver=request.semver,
+        source=request.source,
+        ttl_seconds=request.ttl_seconds,
+    )
+    started = registry.start_upload(name, version, [entry.manifest() for entry in entries])
+    upload_id, missing = started.upload_id, started.missing
     try:
-        sources: dict[str, BlobSource] = {}
+        sources: dict[str, UploadBlob] = {}
         for entry in entries:
             if entry.digest not in missing or entry.uri is not None:
                 continue
@@ -155,11 +157,11 @@ def _publish_once(
                     f"{entry.path}: its bytes ({entry.digest}) are no longer in the registry "
                     "and there is no local copy to upload"
                 )
-            sources.setdefault(entry.digest, BlobSource(entry.digest, entry.size, entry.local))
+            sources.setdefault(entry.digest, UploadBlob(entry.digest, entry.size, entry.local))
         total = sum(source.size for source in sources.values())
         with _ReportingProgress(total, f"push {name}", show_progress, request.progress) as progress:
-            sent = upload_blobs(client, list(sources.values()), progress, workers)
-        result = client.commit_upload(
+            sent = upload_blobs(registry, list(sources.values()), progress, workers)
+        committed = registry.commit_upload(
             upload_id,
             list(request.aliases),
             list(request.tags),
@@ -169,9 +171,9 @@ def _publish_once(
     except (ArtfsError, OSError, KeyboardInterrupt):
         # If the server is gone, its gc drops the abandoned upload later.
         with contextlib.suppress(ArtfsError):
-            client.abort_upload(upload_id)
+            registry.abort_upload(upload_id)
         raise
-    return Published(result, bool(result.get("noop")), sent, len(sources))
+    return Published(committed.version, committed.noop, sent, len(sources))
 
 
 class _ReportingProgress(Progress):

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import trio
 from cachetools import LRUCache, TTLCache
 
-from artfs.client.http import RegistryClient
+from artfs.client.models import ArtifactRecord, VersionRecord
+from artfs.client.protocol import RegistryAPI
 from artfs.errors import NotFound
 from artfs.fetch.singleflight import SingleFlight
 from artfs.vfs.manifest import ManifestIndex
@@ -46,36 +47,46 @@ class VersionInfo:
     size: int
     file_count: int
     committed_at: datetime
-    raw: dict[str, Any]
+    #: The whole of what the registry said, for what can change: aliases, tags, metadata.
+    record: VersionRecord
 
     @property
     def label(self) -> str:
         return f"v{self.number}"
 
 
-def _version_info(raw: dict[str, Any]) -> VersionInfo:
+def _artifact_info(record: ArtifactRecord) -> ArtifactInfo:
+    return ArtifactInfo(
+        name=record.name,
+        type=record.type,
+        created_at=record.created_at,
+        aliases={alias: int(v[1:]) for alias, v in record.aliases.items()},
+    )
+
+
+def _version_info(record: VersionRecord) -> VersionInfo:
     return VersionInfo(
-        artifact=raw["artifact"],
-        number=int(raw["number"]),
-        semver=raw.get("semver"),
-        digest=raw["digest"],
-        size=int(raw["size"]),
-        file_count=int(raw["file_count"]),
-        committed_at=datetime.fromisoformat(raw["committed_at"]),
-        raw=raw,
+        artifact=record.artifact,
+        number=record.number,
+        semver=record.semver,
+        digest=record.digest,
+        size=record.size,
+        file_count=record.file_count,
+        committed_at=record.committed_at,
+        record=record,
     )
 
 
 class Catalog:
     def __init__(
         self,
-        client: RegistryClient,
+        registry: RegistryAPI,
         *,
         listing_ttl: float = 2.0,
         limiter: trio.CapacityLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        self.registry = registry
         self._limiter = limiter or trio.CapacityLimiter(8)
         self._artifacts: TTLCache[str, dict[str, ArtifactInfo]] = TTLCache(
             1, listing_ttl, timer=clock
@@ -95,16 +106,8 @@ class Catalog:
             return cached
 
         async def load() -> dict[str, ArtifactInfo]:
-            raw = await self._call(lambda: list(self.client.list_artifacts()))
-            found = {
-                item["name"]: ArtifactInfo(
-                    name=item["name"],
-                    type=item["type"],
-                    created_at=datetime.fromisoformat(item["created_at"]),
-                    aliases={alias: int(v[1:]) for alias, v in item["aliases"].items()},
-                )
-                for item in raw
-            }
+            records = await self._call(lambda: list(self.registry.list_artifacts()))
+            found = {record.name: _artifact_info(record) for record in records}
             self._artifacts["all"] = found
             return found
 
@@ -123,8 +126,8 @@ class Catalog:
             return cached
 
         async def load() -> dict[int, VersionInfo]:
-            raw = await self._call(lambda: list(self.client.list_versions(name)))
-            found = {int(item["number"]): _version_info(item) for item in raw}
+            records = await self._call(lambda: list(self.registry.list_versions(name)))
+            found = {record.number: _version_info(record) for record in records}
             self._versions[name] = found
             return found
 
@@ -145,7 +148,7 @@ class Catalog:
 
         async def load() -> ManifestIndex:
             index = await self._call(
-                lambda: ManifestIndex.from_columns(self.client.manifest(name, f"v{number}"))
+                lambda: ManifestIndex.from_columns(self.registry.manifest(name, f"v{number}"))
             )
             self._manifests[key] = index
             return index

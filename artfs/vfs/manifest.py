@@ -11,8 +11,10 @@ thus answers its first lookup without indexing 100,000 entries first.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from artfs.client.models import FileRecord, Manifest
 
 __all__ = ["FileEntry", "ManifestIndex"]
 
@@ -46,20 +48,19 @@ class ManifestIndex:
         self._children: dict[str, list[tuple[str, bool]]] = {}
 
     @classmethod
-    def from_columns(cls, raw: dict[str, Any]) -> ManifestIndex:
-        """From the registry's ``GET …/manifest`` document."""
-        uris = {int(position): uri for position, uri in raw.get("uris", {}).items()}
-        return cls(raw["paths"], raw["sizes"], raw["digests"], uris)
+    def from_columns(cls, manifest: Manifest) -> ManifestIndex:
+        """From the registry's columnar manifest (``RegistryAPI.manifest``)."""
+        return cls(manifest.paths, manifest.sizes, manifest.digests, manifest.uris)
 
     @classmethod
-    def from_entries(cls, entries: list[dict[str, Any]]) -> ManifestIndex:
-        """From file entries (``path``, ``size``, ``digest``, ``uri``) in any order."""
-        ordered = sorted(entries, key=lambda entry: str(entry["path"]))
+    def from_entries(cls, entries: Sequence[FileRecord]) -> ManifestIndex:
+        """From file entries in any order."""
+        ordered = sorted(entries, key=lambda entry: entry.path)
         return cls(
-            [entry["path"] for entry in ordered],
-            [int(entry["size"]) for entry in ordered],
-            [entry.get("digest") for entry in ordered],
-            {i: entry["uri"] for i, entry in enumerate(ordered) if entry.get("uri")},
+            [entry.path for entry in ordered],
+            [entry.size for entry in ordered],
+            [entry.digest for entry in ordered],
+            {i: entry.uri for i, entry in enumerate(ordered) if entry.uri},
         )
 
     def __len__(self) -> int:

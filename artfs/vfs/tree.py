@@ -43,7 +43,6 @@ import os
 import re
 import stat
 import time
-from datetime import datetime
 
 import trio
 
@@ -327,15 +326,15 @@ class Tree:
             # Aliases, tags and metadata can change: read them from the short-lived listing.
             version = await self.catalog.version(node.artifact, node.number)
             info = await self.catalog.artifact(node.artifact)
-            raw = version.raw
+            record = version.record
             found = {
                 "user.artfs.version": version.label.encode(),
                 "user.artfs.digest": version.digest.encode(),
-                "user.artfs.aliases": ",".join(raw["aliases"]).encode(),
-                "user.artfs.tags": ",".join(raw["tags"]).encode(),
+                "user.artfs.aliases": ",".join(record.aliases).encode(),
+                "user.artfs.tags": ",".join(record.tags).encode(),
                 "user.artfs.type": info.type.encode(),
-                "user.artfs.metadata": json.dumps(raw["metadata"], sort_keys=True).encode(),
-                "user.artfs.created": str(raw["committed_at"]).encode(),
+                "user.artfs.metadata": json.dumps(record.metadata, sort_keys=True).encode(),
+                "user.artfs.created": record.committed_at.isoformat().encode(),
             }
             if version.semver is not None:
                 found["user.artfs.semver"] = version.semver.encode()
@@ -444,11 +443,10 @@ class Tree:
         self.catalog.invalidate()
         if name in await self.catalog.artifacts():
             raise LocalError(errno.EEXIST, f"artifact {name} exists")
-        client = self.catalog.client
-        raw = await trio.to_thread.run_sync(lambda: client.create_artifact(name, type_))
+        registry = self.catalog.registry
+        record = await trio.to_thread.run_sync(lambda: registry.create_artifact(name, type_))
         self.catalog.invalidate()
-        created = datetime.fromisoformat(raw["created_at"])
-        return self._artifact_node(name, ns(created.timestamp()))
+        return self._artifact_node(name, ns(record.created_at.timestamp()))
 
     def rmdir(self, parent_inode: int, name: str) -> None:
         self._staging().rmdir(self._staged_parent(parent_inode), name)
@@ -583,7 +581,7 @@ class Tree:
         log.info(
             "committed %s/.staging as %s (%d bytes uploaded)",
             artifact,
-            published.version["version"],
+            published.record.version,
             published.uploaded_bytes,
         )
         return published
@@ -626,7 +624,7 @@ class Tree:
             entries = [LocalEntry(file.path, file.size, file.local, file.digest) for file in staged]
             if not entries:
                 raise InvalidInput(f"nothing to commit: {artifact}/.staging has no files")
-            return publish(self.catalog.client, artifact, entries, request)
+            return publish(self.catalog.registry, artifact, entries, request)
 
     async def stage_from(self, artifact: str, ref: str) -> int:
         """Make ``artifact/.staging`` a copy-on-write view of a version; returns its file count."""

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import artfs
-from artfs.client.transfer import part_path
 from artfs.errors import MissingReferences, UnfetchedReference
 from artfs.sdk.download import safe_target
+from artfs.transfer.downloads import part_path
 from tests.integration.trees import BIG_FILE, make_tree, read_tree, write_tree
 from tests.support.registry import RegistryProcess, free_port
 

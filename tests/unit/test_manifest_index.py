@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from artfs.client.models import FileRecord, Manifest
 from artfs.vfs.manifest import ManifestIndex
 
 TRICKY = [
@@ -33,7 +34,7 @@ def expected_children(paths: list[str], directory: str) -> list[tuple[str, bool]
 
 def index_of(paths: list[str]) -> ManifestIndex:
     return ManifestIndex.from_entries(
-        [{"path": path, "size": len(path), "digest": f"{i:064x}"} for i, path in enumerate(paths)]
+        [FileRecord(path, len(path), f"{i:064x}") for i, path in enumerate(paths)]
     )
 
 
@@ -79,13 +80,15 @@ def test_random_trees_list_like_a_walk() -> None:
 
 def test_columns_from_the_registry_keep_remote_uris() -> None:
     index = ManifestIndex.from_columns(
-        {
-            "version": "v1",
-            "paths": ["a", "b"],
-            "sizes": [1, 2],
-            "digests": ["0" * 64, None],
-            "uris": {"1": "s3://bucket/b"},
-        }
+        Manifest.from_json(
+            {
+                "version": "v1",
+                "paths": ["a", "b"],
+                "sizes": [1, 2],
+                "digests": ["0" * 64, None],
+                "uris": {"1": "s3://bucket/b"},
+            }
+        )
     )
     remote, local = index.file("b"), index.file("a")
     assert remote is not None

@@ -1,0 +1,308 @@
+"""What crosses the registry interface (``RegistryAPI``), as frozen dataclasses.
+
+The registry answers JSON; each type here reads its own answer (``from_json``),
+so the string keys of the wire live in this one module and every layer above
+reads attributes that strict mypy checks. The wire itself is described in
+docs/design.md, "The wire API".
+
+The dataclasses are the client's own, not the server's models: the client
+never imports ``artfs.server``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from artfs.digests import BLOB_HASH, check_chunk_hash
+from artfs.errors import Corrupt, InvalidInput
+
+__all__ = [
+    "ArtifactRecord",
+    "ChunkList",
+    "FileRecord",
+    "GcSummary",
+    "Manifest",
+    "NewVersion",
+    "UploadCommitted",
+    "UploadStarted",
+    "VersionRecord",
+]
+
+JSON = dict[str, Any]
+
+
+def _time(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """An artifact as the registry lists it."""
+
+    project: str
+    name: str
+    type: str
+    description: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    #: Alias → the version id it points at (``v3``), ``latest`` included.
+    aliases: dict[str, str]
+    latest: str | None
+    version_count: int
+
+    @classmethod
+    def from_json(cls, data: JSON) -> ArtifactRecord:
+        return cls(
+            project=data["project"],
+            name=data["name"],
+            type=data["type"],
+            description=data["description"],
+            metadata=data["metadata"],
+            created_at=_time(data["created_at"]),
+            aliases=data["aliases"],
+            latest=data.get("latest"),
+            version_count=int(data["version_count"]),
+        )
+
+    def to_json(self) -> JSON:
+        """The registry's own JSON form of this artifact, for the SDK's plain listing."""
+        return {
+            "project": self.project,
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "metadata": self.metadata,
+            "created_at": self.created_at.isoformat(),
+            "aliases": self.aliases,
+            "latest": self.latest,
+            "version_count": self.version_count,
+        }
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A version as the registry describes it.
+
+    Every version a client can see is committed, or was before it was deleted,
+    so its number, digest, size and commit time are always there.
+    """
+
+    project: str
+    artifact: str
+    type: str
+    #: The version id: ``v`` and the number.
+    version: str
+    number: int
+    semver: str | None
+    state: str
+    digest: str
+    size: int
+    file_count: int
+    metadata: dict[str, Any]
+    description: str
+    #: Who produced it: user, host, run, client.
+    source: dict[str, Any]
+    aliases: tuple[str, ...]
+    tags: tuple[str, ...]
+    created_at: datetime
+    committed_at: datetime
+    ttl_seconds: int | None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> VersionRecord:
+        return cls(
+            project=data["project"],
+            artifact=data["artifact"],
+            type=data["type"],
+            version=data["version"],
+            number=int(data["number"]),
+            semver=data.get("semver"),
+            state=data["state"],
+            digest=data["digest"],
+            size=int(data["size"]),
+            file_count=int(data["file_count"]),
+            metadata=data["metadata"],
+            description=data["description"],
+            source=data["source"],
+            aliases=tuple(data["aliases"]),
+            tags=tuple(data["tags"]),
+            created_at=_time(data["created_at"]),
+            committed_at=_time(data["committed_at"]),
+            ttl_seconds=data.get("ttl_seconds"),
+        )
+
+    def to_json(self) -> JSON:
+        """The registry's own JSON form of this version."""
+        return {
+            "project": self.project,
+            "artifact": self.artifact,
+            "type": self.type,
+            "version": self.version,
+            "number": self.number,
+            "semver": self.semver,
+            "state": self.state,
+            "digest": self.digest,
+            "size": self.size,
+            "file_count": self.file_count,
+            "metadata": self.metadata,
+            "description": self.description,
+            "source": self.source,
+            "aliases": list(self.aliases),
+            "tags": list(self.tags),
+            "created_at": self.created_at.isoformat(),
+            "committed_at": self.committed_at.isoformat(),
+            "ttl_seconds": self.ttl_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of a version: its bytes by ``digest``, or a reference by ``uri``, or both."""
+
+    path: str
+    size: int
+    digest: str | None = None
+    uri: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> FileRecord:
+        return cls(
+            path=data["path"],
+            size=int(data["size"]),
+            digest=data.get("digest"),
+            uri=data.get("uri"),
+            metadata=data.get("metadata"),
+        )
+
+    def to_json(self) -> JSON:
+        """An upload's manifest entry: absent fields are left out, not sent as null."""
+        entry: JSON = {"path": self.path, "size": self.size}
+        if self.digest is not None:
+            entry["digest"] = self.digest
+        if self.uri is not None:
+            entry["uri"] = self.uri
+        if self.metadata:
+            entry["metadata"] = self.metadata
+        return entry
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version's whole file list in columns, in path order (``GET …/manifest``).
+
+    Columns, not a record per file: a mount of a 100,000-file version decodes
+    it at once. References are rare, so their URIs are listed by position.
+    """
+
+    version: str
+    paths: list[str]
+    sizes: list[int]
+    digests: list[str | None]
+    uris: dict[int, str]
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Manifest:
+        return cls(
+            version=data["version"],
+            paths=data["paths"],
+            sizes=data["sizes"],
+            digests=data["digests"],
+            uris={int(position): uri for position, uri in data.get("uris", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class ChunkList:
+    """A blob's chunk digests, recorded by the registry when it stored the blob."""
+
+    digest: str
+    size: int
+    chunk_size: int
+    #: The digests of every chunk, back to back.
+    chunk_digests: bytes
+    #: The hash that made ``chunk_digests`` (``digests.CHUNK_HASHES``).
+    chunk_hash: str
+
+    @classmethod
+    def from_json(cls, digest: str, data: JSON) -> ChunkList:
+        """The answer for ``digest``; a malformed one is ``Corrupt``, as bad bytes would be."""
+        try:
+            return cls(
+                digest=digest,
+                size=int(data["size"]),
+                chunk_size=int(data["chunk_size"]),
+                chunk_digests=bytes.fromhex(data["chunk_digests"]),
+                # A registry from before chunk hashes were named recorded sha256 only.
+                chunk_hash=check_chunk_hash(data.get("chunk_hash", BLOB_HASH)),
+            )
+        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+            raise Corrupt(
+                f"the registry's chunk list of blob {digest} is malformed: {exc}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What an upload says of the version it makes, besides its files."""
+
+    type: str | None = None
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    semver: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    ttl_seconds: int | None = None
+
+    def to_json(self) -> JSON:
+        return {
+            "type": self.type,
+            "description": self.description,
+            "metadata": self.metadata,
+            "semver": self.semver,
+            "source": self.source,
+            "ttl_seconds": self.ttl_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class UploadStarted:
+    """A PENDING version made: its upload id, and the blobs the registry lacks."""
+
+    upload_id: str
+    missing: frozenset[str]
+
+
+@dataclass(frozen=True)
+class UploadCommitted:
+    """The committed version, or ``latest`` if the upload matched it (``noop``)."""
+
+    version: VersionRecord
+    noop: bool
+
+    @classmethod
+    def from_json(cls, data: JSON) -> UploadCommitted:
+        return cls(VersionRecord.from_json(data), bool(data.get("noop")))
+
+
+@dataclass(frozen=True)
+class GcSummary:
+    """What a garbage collection did, or would do in a dry run."""
+
+    dry_run: bool
+    #: ``name:vN`` of each version past its ttl.
+    versions_expired: tuple[str, ...]
+    uploads_abandoned: int
+    blobs_deleted: int
+    bytes_freed: int
+
+    @classmethod
+    def from_json(cls, data: JSON) -> GcSummary:
+        return cls(
+            dry_run=bool(data["dry_run"]),
+            versions_expired=tuple(data["versions_expired"]),
+            uploads_abandoned=int(data["uploads_abandoned"]),
+            blobs_deleted=int(data["blobs_deleted"]),
+            bytes_freed=int(data["bytes_freed"]),
+        )

@@ -1,0 +1,181 @@
+"""``RegistryAPI``: everything the client side asks of the registry, as one typed protocol.
+
+``RegistryClient`` implements it over HTTP; code above depends on the protocol
+where it can, so an in-process stand-in can take the registry's place in a
+test without ``artfs serve``. Every method blocks (the mount calls them from
+worker threads) and raises the domain's errors (``artfs.errors``):
+``Transient`` for what is worth a retry, the exception of the registry's error
+code for the rest. The calls themselves are described in docs/design.md,
+"The wire API".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO, Protocol
+
+from artfs.client.models import (
+    ArtifactRecord,
+    ChunkList,
+    FileRecord,
+    GcSummary,
+    Manifest,
+    NewVersion,
+    UploadCommitted,
+    UploadStarted,
+    VersionRecord,
+)
+
+__all__ = ["BlobRange", "RegistryAPI"]
+
+
+class BlobRange(Protocol):
+    """An open byte range of a blob, read in order into the caller's buffers."""
+
+    def read_into(self, view: memoryview) -> bool:
+        """Fill ``view`` completely; ``False`` if the range ended first."""
+        ...
+
+
+class RegistryAPI(Protocol):
+    @property
+    def url(self) -> str:
+        """Where the registry is, for messages."""
+        ...
+
+    @property
+    def project(self) -> str: ...
+
+    def close(self) -> None: ...
+
+    def health(self) -> None:
+        """Return if the registry answers; ``Transient`` if nobody does."""
+        ...
+
+    # -- artifacts ----------------------------------------------------------
+
+    def list_artifacts(self) -> Iterator[ArtifactRecord]: ...
+
+    def get_artifact(self, name: str) -> ArtifactRecord: ...
+
+    def create_artifact(
+        self,
+        name: str,
+        type_: str,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> ArtifactRecord: ...
+
+    def update_artifact(
+        self, name: str, description: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> ArtifactRecord: ...
+
+    # -- versions -------------------------------------------------------------
+
+    def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[VersionRecord]:
+        """Committed versions (and deleted ones, if asked), oldest first."""
+        ...
+
+    def get_version(self, name: str, ref: str) -> VersionRecord:
+        """The version ``ref`` names: ``vN``, a semver label or an alias."""
+        ...
+
+    def update_version(
+        self,
+        name: str,
+        ref: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> VersionRecord: ...
+
+    def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
+        """Tombstone a version; refused while it has aliases, unless ``delete_aliases``."""
+        ...
+
+    def list_files(self, name: str, ref: str, prefix: str | None = None) -> Iterator[FileRecord]:
+        """Every file of a version (below ``prefix``, if given), in path order."""
+        ...
+
+    def manifest(self, name: str, ref: str) -> Manifest:
+        """A version's whole file list in one answer, in columns."""
+        ...
+
+    # -- uploads --------------------------------------------------------------
+
+    def start_upload(
+        self, name: str, version: NewVersion, entries: Sequence[FileRecord]
+    ) -> UploadStarted:
+        """Create a PENDING version with its whole manifest."""
+        ...
+
+    def commit_upload(
+        self,
+        upload_id: str,
+        aliases: list[str],
+        tags: list[str],
+        alias_expect: dict[str, str | None] | None = None,
+        force: bool = False,
+    ) -> UploadCommitted: ...
+
+    def abort_upload(self, upload_id: str) -> None: ...
+
+    def missing_blobs(self, digests: list[str]) -> set[str]:
+        """Which of ``digests`` the registry lacks."""
+        ...
+
+    # -- aliases and tags -----------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> VersionRecord:
+        """Point ``alias`` at ``ref``; with ``check_expect``, only if it points at ``expect``
+        now (``None``: only if it does not exist). Returns the version it points at."""
+        ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    def add_tag(self, name: str, ref: str, tag: str) -> VersionRecord: ...
+
+    def remove_tag(self, name: str, ref: str, tag: str) -> VersionRecord: ...
+
+    # -- blobs ----------------------------------------------------------------
+
+    def upload_blob(self, digest: str, body: BinaryIO | bytes, size: int) -> None:
+        """Store one blob; the registry checks its bytes against ``digest``."""
+        ...
+
+    def upload_blob_batch(self, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Store many small blobs in one request; if one is bad, none is stored."""
+        ...
+
+    def open_blob(
+        self, digest: str, start: int = 0, block_size: int = 1 << 20
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """A blob's bytes from ``start`` to its end, in blocks of about ``block_size``.
+
+        Unverified: the caller hashes what arrives. An answer that breaks off
+        while it is read raises ``BodyCutOff``.
+        """
+        ...
+
+    def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
+        """Bytes ``[start, end)`` of a blob, to be read straight into the caller's buffers."""
+        ...
+
+    def open_blob_batch(
+        self, digests: Sequence[str], sizes: Sequence[int], timeout: float | None = None
+    ) -> AbstractContextManager[Iterator[memoryview | None]]:
+        """Several blobs in one request: each one's bytes in order (``sizes`` says how many),
+        ``None`` (and no more) if the answer ends early. Unverified: the caller checks each."""
+        ...
+
+    def blob_chunks(self, digest: str) -> ChunkList:
+        """The chunk digests the registry recorded for a blob."""
+        ...
+
+    # -- admin ----------------------------------------------------------------
+
+    def gc(self, dry_run: bool = False) -> GcSummary:
+        """Expire versions past their ttl, drop abandoned uploads, reclaim unreferenced blobs."""
+        ...
