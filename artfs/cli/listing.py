@@ -16,14 +16,14 @@ from artfs.cli.main import _Context, cli, pass_context
 from artfs.cli.output import Column, count, echo_json, human_size, local_time, table
 from artfs.client.models import ArtifactRecord, FileRecord, VersionRecord
 
-__all__ = ["ArtifactEntry", "FileEntry", "VersionEntry"]
+__all__ = ["ArtifactRow", "FileRow", "VersionRow"]
 
 #: Digits of a sha256 shown in a file listing: enough to tell files apart by eye.
 SHORT_DIGEST = 12
 
 
 @dataclass(frozen=True)
-class ArtifactEntry:
+class ArtifactRow:
     name: str
     type: str
     description: str
@@ -34,7 +34,7 @@ class ArtifactEntry:
     created_at: str
 
     @classmethod
-    def from_record(cls, record: ArtifactRecord) -> ArtifactEntry:
+    def from_record(cls, record: ArtifactRecord) -> ArtifactRow:
         return cls(
             name=record.name,
             type=record.type,
@@ -68,7 +68,7 @@ ARTIFACT_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class VersionEntry:
+class VersionRow:
     artifact: str
     version: str
     semver: str | None
@@ -83,7 +83,7 @@ class VersionEntry:
     ttl_seconds: int | None
 
     @classmethod
-    def from_record(cls, record: VersionRecord) -> VersionEntry:
+    def from_record(cls, record: VersionRecord) -> VersionRow:
         return cls(
             artifact=record.artifact,
             version=record.version,
@@ -125,7 +125,7 @@ VERSION_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class FileEntry:
+class FileRow:
     path: str
     size: int
     digest: str | None
@@ -133,7 +133,7 @@ class FileEntry:
     metadata: dict[str, object]
 
     @classmethod
-    def from_record(cls, record: FileRecord) -> FileEntry:
+    def from_record(cls, record: FileRecord) -> FileRow:
         return cls(
             path=record.path,
             size=record.size,
@@ -160,7 +160,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
         registry = client.registry
         if ref is None:
             _show(
-                [ArtifactEntry.from_record(item) for item in registry.list_artifacts()],
+                [ArtifactRow.from_record(item) for item in registry.list_artifacts()],
                 ARTIFACT_COLUMNS,
                 as_json,
                 f"no artifacts in project {registry.project} yet; 'artfs push NAME PATH' adds one",
@@ -168,7 +168,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
         elif ":" not in ref:
             names.check_name(ref)
             _show(
-                [VersionEntry.from_record(item) for item in registry.list_versions(ref)],
+                [VersionRow.from_record(item) for item in registry.list_versions(ref)],
                 VERSION_COLUMNS,
                 as_json,
                 f"{ref} has no committed versions",
@@ -177,7 +177,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
             logged = client.get_artifact(ref)
             _show(
                 [
-                    FileEntry.from_record(item)
+                    FileRow.from_record(item)
                     for item in registry.list_files(logged.name, logged.version)
                 ],
                 FILE_COLUMNS,
@@ -187,7 +187,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
 
 
 def _show(
-    entries: list[ArtifactEntry] | list[VersionEntry] | list[FileEntry],
+    entries: list[ArtifactRow] | list[VersionRow] | list[FileRow],
     columns: list[Column],
     as_json: bool,
     when_empty: str,

@@ -118,11 +118,11 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     mountpoint = options.mountpoint.resolve()
     log_file = log_path_for(mountpoint)
     _setup_logging(log_file, also_stderr=ready_fd is None)
-    client = RegistryClient(options.config, pool_size=32, retries=1, timeout=30)
+    registry = RegistryClient(options.config, pool_size=32, retries=1, timeout=30)
     try:
         check_mountpoint(mountpoint)
         try:
-            client.health()
+            registry.health()
         except ArtfsError as exc:
             raise unreachable(options.config.url) from exc
         cache = ChunkCache(options.cache_dir, options.cache_size)
@@ -148,7 +148,7 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     try:
-        trio.run(_serve, options, mountpoint, client, cache, ready_fd)
+        trio.run(_serve, options, mountpoint, registry, cache, ready_fd)
     except Exception as exc:
         # In the background stderr is /dev/null: the log is the only witness,
         # and a parent still waiting for readiness hears why.
@@ -157,27 +157,27 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         raise
     finally:
         forget_record(mountpoint)
-        client.close()
+        registry.close()
         log.info("unmounted %s", mountpoint)
 
 
 async def _serve(
     options: MountOptions,
     mountpoint: Path,
-    client: RegistryClient,
+    registry: RegistryClient,
     cache: ChunkCache,
     ready_fd: int | None,
 ) -> None:
     async with trio.open_nursery() as nursery:
-        fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
-        catalog = Catalog(client, listing_ttl=options.listing_timeout)
+        fetcher = ChunkFetcher(RegistrySource(registry), cache, nursery)
+        catalog = Catalog(registry, listing_ttl=options.listing_timeout)
         settings = TreeSettings(
             listing_timeout=options.listing_timeout,
             read_timeout=options.read_timeout,
             uid=os.getuid(),
             gid=os.getgid(),
             staging_root=staging_root_for(
-                mountpoint, client.config.url, client.project, options.staging_dir
+                mountpoint, registry.url, registry.project, options.staging_dir
             ),
         )
         tree = Tree(catalog, fetcher, cache, settings, kernel=FuseKernelCache())
@@ -187,12 +187,12 @@ async def _serve(
         except RuntimeError as exc:
             _report(ready_fd, f"error: error: cannot mount {mountpoint}: {exc}")
             raise
-        log.info("mounted %s from %s (project %s)", mountpoint, client.config.url, client.project)
+        log.info("mounted %s from %s (project %s)", mountpoint, registry.url, registry.project)
         try:
             nursery.start_soon(_stop_on_signal)
             await nursery.start(serve_control, control_path_for(mountpoint), tree)
             nursery.start_soon(
-                _tune_then_report, mountpoint, options.read_ahead_kb, ready_fd, client.config.url
+                _tune_then_report, mountpoint, options.read_ahead_kb, ready_fd, registry.url
             )
             await session.serve()
         finally:

@@ -55,14 +55,14 @@ class RegistrySource:
     """The registry's own blobs: ranges over ``RangeReader`` (``http.client``, read into
     buffers), layouts and batches over ``RegistryClient``."""
 
-    def __init__(self, client: RegistryClient) -> None:
-        self.client = client
-        self._ranges = RangeReader(client.config, timeout=client.timeout)
+    def __init__(self, registry: RegistryClient) -> None:
+        self.registry = registry
+        self._ranges = RangeReader(registry.config, timeout=registry.timeout)
         # Its connections close when the source goes, whoever forgets ``close``.
         weakref.finalize(self, self._ranges.close)
 
     def chunk_layout(self, digest: str) -> ChunkLayout:
-        return layout_from_answer(digest, self.client.blob_chunks(digest))
+        return layout_from_answer(digest, self.registry.blob_chunks(digest))
 
     def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
         return self._ranges.open(digest, start, end)
@@ -70,7 +70,7 @@ class RegistrySource:
     def open_batch(
         self, digests: Sequence[str], sizes: Sequence[int], timeout: float
     ) -> AbstractContextManager[Iterator[memoryview | None]]:
-        return self.client.open_blob_batch(digests, sizes, timeout)
+        return self.registry.open_blob_batch(digests, sizes, timeout)
 
     def close(self) -> None:
         self._ranges.close()

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from artfs import __version__
 from artfs.errors import Conflict
-from artfs.server.blob_reads import BlobReads
+from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
 from artfs.server.registry import Registry
@@ -60,7 +60,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     registry = Registry(engine, LocalBlobStore(settings.blob_dir))
     app.state.registry = registry
     install_error_handlers(app)
-    app.add_middleware(BlobReads, registry=registry)
+    app.add_middleware(BlobReadMiddleware, registry=registry)
     for module in (admin, artifacts, uploads, blobs, blob_batches):
         app.include_router(module.router)
     return app

@@ -35,7 +35,7 @@ from artfs import names
 from artfs.errors import Corrupt, InvalidInput, NotFound
 from artfs.server.registry import Registry
 
-__all__ = ["PIECE", "BlobReads", "blob_headers", "single_range"]
+__all__ = ["PIECE", "BlobReadMiddleware", "blob_headers", "single_range"]
 
 #: Bytes read and sent at once: a range of up to this size is one read and one
 #: send, and longer responses go in pieces of this size, which also bounds the
@@ -186,7 +186,7 @@ def _read_fully(fd: int, buffer: memoryview, offset: int) -> None:
         buffer, offset = buffer[count:], offset + count
 
 
-class BlobReads:
+class BlobReadMiddleware:
     """ASGI middleware answering successful blob reads itself (see the module doc)."""
 
     def __init__(self, app: ASGIApp, registry: Registry) -> None:

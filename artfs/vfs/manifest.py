@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from artfs.client.models import FileRecord, Manifest
 
-__all__ = ["FileEntry", "ManifestIndex"]
+__all__ = ["ManifestFile", "ManifestIndex"]
 
 # The code point right after "/": the first string above every "prefix/…".
 _AFTER_SLASH = chr(ord("/") + 1)
 
 
 @dataclass(frozen=True, slots=True)
-class FileEntry:
+class ManifestFile:
     path: str
     size: int
     digest: str | None
@@ -66,7 +66,7 @@ class ManifestIndex:
     def __len__(self) -> int:
         return len(self._paths)
 
-    def file(self, path: str) -> FileEntry | None:
+    def file(self, path: str) -> ManifestFile | None:
         position = self._positions.get(path)
         if position is None:
             return None
@@ -80,15 +80,15 @@ class ManifestIndex:
         """
         return self._positions.get(path)
 
-    def entry_at(self, position: int) -> FileEntry:
-        return FileEntry(
+    def entry_at(self, position: int) -> ManifestFile:
+        return ManifestFile(
             self._paths[position],
             self._sizes[position],
             self._digests[position],
             self._uris.get(position),
         )
 
-    def files(self) -> list[FileEntry]:
+    def files(self) -> list[ManifestFile]:
         return [self.entry_at(position) for position in range(len(self._paths))]
 
     def is_dir(self, path: str) -> bool:

@@ -62,7 +62,7 @@ from artfs.names import is_semver
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import Catalog, VersionInfo
 from artfs.vfs.kernel import KernelCache
-from artfs.vfs.manifest import FileEntry
+from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
@@ -200,7 +200,7 @@ class Tree:
         node.root = node.inode
         return node
 
-    def _entry_node(self, parent: Node, name: str, path: str, entry: FileEntry | None) -> Node:
+    def _entry_node(self, parent: Node, name: str, path: str, entry: ManifestFile | None) -> Node:
         key: tuple[str, ...]
         if entry is None:
             key = ("dir", str(parent.root), path)

@@ -7,7 +7,7 @@ thread handoffs and not the bytes are the cost. A larger body is written in
 next batch, so neither the socket nor the disk waits for the other, and at
 most two batches are held per upload.
 
-Downloads that succeed are answered before FastAPI by ``BlobReads``
+Downloads that succeed are answered before FastAPI by ``BlobReadMiddleware``
 (``artfs.server.blob_reads``); the GET route here answers the rest, and so
 defines the errors: a blob the project does not reference, several ranges,
 ``If-Range``, a malformed or unsatisfiable ``Range``. Its ``BlobResponse`` is a
