@@ -8,13 +8,16 @@ registry API's names and raw values (bytes, ISO times, full digests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
 from artfs import names
 from artfs.cli.main import _Context, cli, pass_context
 from artfs.cli.output import Column, count, echo_json, human_size, local_time, table
-from artfs.client.models import ArtifactRecord, FileRecord, VersionRecord
+
+if TYPE_CHECKING:
+    from artfs.client.models import ArtifactRecord, FileRecord, VersionRecord
 
 __all__ = ["ArtifactRow", "FileRow", "VersionRow"]
 

@@ -5,8 +5,8 @@ with the dataclasses of ``models`` crossing it; ``RegistryClient`` (``http``)
 implements it over ``requests``, with ``RangeReader`` (``ranged``) for ranged
 blob reads into caller buffers, and ``Routes`` (``routes``) as the one place
 that knows the registry's paths. Nothing here imports the cache, trio or FUSE.
+
+Import from the modules (``artfs.client.http``, …): re-exporting the client
+here would load ``requests`` into every process that only needs ``models``,
+``artfs --help`` included.
 """
-
-from artfs.client.http import RegistryClient
-
-__all__ = ["RegistryClient"]
