@@ -94,7 +94,8 @@ class ChunkWriter:
         tmp = f"{final}.{self._writer_id}-{next(self._tmp_names)}{PART}"
         with full_disk_is_no_space(self.root):
             try:
-                direct = self.direct and isinstance(data, mmap.mmap) and len(data) % ALIGN == 0
+                direct = direct and self.direct and isinstance(data, mmap.mmap)
+                direct = direct and len(data) % ALIGN == 0
                 if not (direct and self._write_file(tmp, data, os.O_DIRECT)):
                     self._write_file(tmp, data, 0)
                 os.replace(tmp, final)
