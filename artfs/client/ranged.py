@@ -2,8 +2,8 @@
 
 The mount's one hot HTTP call. ``requests``/urllib3 cannot read a body into a
 given buffer: their ``readinto`` reads a fresh ``bytes`` and copies it, twice
-over with ``http.client`` below, which measured at twice the CPU per GiB of
-reading the ``http.client`` response directly. So this module speaks to the
+over with ``http.client`` below, a cost per byte the mount's cold reads cannot
+afford (docs/benchmarks.md has the figures). So this module speaks to the
 registry with the standard library's ``http.client``: one persistent
 connection per worker thread, a ``Range`` header, ``readinto`` the chunk
 buffers. Everything else (layouts, listings, auth errors in detail) stays on
