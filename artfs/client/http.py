@@ -11,6 +11,7 @@ from worker threads.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO, TypeVar
@@ -84,6 +85,8 @@ class RegistryClient:
             self.session.headers["Authorization"] = f"Bearer {config.token}"
         #: Ranged blob reads go over ``http.client`` instead (see ``ranged``).
         self.ranges = RangeReader(config, timeout=timeout)
+        # Its connections close when the client goes, whoever forgets ``close``.
+        weakref.finalize(self, self.ranges.close)
 
     def close(self) -> None:
         self.session.close()

@@ -15,15 +15,12 @@ or an ``OSError`` for the rest.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
 from artfs.cache.layout import ChunkLayout
-from artfs.client.http import RegistryClient
-from artfs.client.protocol import BlobRange
-from artfs.client.ranged import RangeReader
+from artfs.client.protocol import BlobRange, RegistryAPI
 from artfs.fetch.fetcher import layout_from_answer
 
 __all__ = ["BlobRange", "BlobSource", "RegistrySource"]
@@ -52,20 +49,22 @@ class BlobSource(Protocol):
 
 
 class RegistrySource:
-    """The registry's own blobs: ranges over ``RangeReader`` (``http.client``, read into
-    buffers), layouts and batches over ``RegistryClient``."""
+    """The registry's own blobs, through any ``RegistryAPI``: layouts from ``blob_chunks``,
+    ranges from ``open_range``, batches from ``open_blob_batch``.
 
-    def __init__(self, registry: RegistryClient) -> None:
+    ``RegistryClient.open_range`` is its ``RangeReader`` (``http.client``, read straight
+    into the buffers), so the mount's hot path is what it was; an in-process registry
+    serves a test the same way. The registry stays its owner's: the daemon closes it.
+    """
+
+    def __init__(self, registry: RegistryAPI) -> None:
         self.registry = registry
-        self._ranges = RangeReader(registry.config, timeout=registry.timeout)
-        # Its connections close when the source goes, whoever forgets ``close``.
-        weakref.finalize(self, self._ranges.close)
 
     def chunk_layout(self, digest: str) -> ChunkLayout:
         return layout_from_answer(digest, self.registry.blob_chunks(digest))
 
     def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
-        return self._ranges.open(digest, start, end)
+        return self.registry.open_range(digest, start, end)
 
     def open_batch(
         self, digests: Sequence[str], sizes: Sequence[int], timeout: float
@@ -73,4 +72,4 @@ class RegistrySource:
         return self.registry.open_blob_batch(digests, sizes, timeout)
 
     def close(self) -> None:
-        self._ranges.close()
+        """Nothing of its own to let go: the connections are the registry's, closed with it."""
