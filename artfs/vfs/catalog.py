@@ -3,9 +3,9 @@
 What can change (the artifact list with its aliases, an artifact's version
 list) lives in ``TTLCache``s with a short ttl, so an alias move shows within a
 few seconds. What cannot (a committed version's manifest) lives in ``LRUCache``s
-with no expiry. Registry calls are blocking ``requests`` calls and run in
-worker threads; concurrent askers of the same thing share one call
-(``SingleFlight``).
+with no expiry. Calls of the registry interface block, so they run in worker
+threads; concurrent askers of the same thing share one call (``SingleFlight``).
+The ttl runs on an injectable clock, which tests move instead of waiting.
 """
 
 from __future__ import annotations
