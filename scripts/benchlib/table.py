@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artfs.cli.output import human_size
 from benchlib import fetch_ceiling
 from benchlib.harness import (
     ARTFS,
@@ -661,7 +662,8 @@ class TableBench:
             self.h.check_stored([digest, digest_x])
         finally:
             shutil.rmtree(here)
-        if f"uploaded {int(mb * 1e6)} bytes in 1 blobs" not in said[0]:
+        # The whole file went up as one blob: what the commit says it uploaded.
+        if f"uploaded {human_size(int(mb * 1e6))} in 1 blob\n" not in said[0]:
             raise RuntimeError(f"artfs commit said {said[0]!r}")
         row.artfs.append(mb / artfs.wall)
         row.ref.append(mb / curl.wall)
