@@ -18,6 +18,7 @@ from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import ROOT_INODE, Kind, Tree, TreeSettings
+from tests.support.fake_tree import LISTING_TTL, ListingClock
 from tests.support.registry import RegistryProcess
 
 T = TypeVar("T")
@@ -32,22 +33,6 @@ def push(url: str, name: str, files: dict[str, bytes], tmp: Path, **options: obj
     artifact.add(source)
     with artfs.Client(url=url) as client:
         client.log_artifact(artifact)
-
-
-class ListingClock:
-    """The catalog's clock, moved by the test past a listing's ttl instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def pass_listing_ttl(self) -> None:
-        self.now += LISTING_TTL + 1
-
-
-LISTING_TTL = 2.0
 
 
 def with_tree(
