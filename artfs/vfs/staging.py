@@ -301,7 +301,7 @@ class StagingArea:
                     symlinks.append(path)
                 else:
                     raise InvalidInput(f".staging/{path} is not a file, directory or symlink")
-            for path in symlinks:
+            for path in sorted(symlinks):  # the first bad one reported is always the same one
                 target = self._link_target(path, found)
                 files.append(StagedFile(path, target.size, target.local, target.digest))
             yield sorted(files, key=lambda staged: staged.path)
@@ -334,7 +334,9 @@ class StagingArea:
         """The staged file the symlink at ``path`` leads to: one of ``found``, by its inode."""
         try:
             target = os.stat(path, dir_fd=self.fd)
-        except OSError:
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidInput(f".staging/{path} is a symlink loop") from exc
             target = None
         staged = None if target is None else found.get((target.st_dev, target.st_ino))
         if staged is None:

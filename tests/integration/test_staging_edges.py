@@ -1,0 +1,51 @@
+"""Edge cases of .staging from the security review: symlink loops and escapes, odd names.
+
+docs/design.md, "Staging and commit" and "Rules for names and values".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import artfs
+from tests.support.mount import Mount, mounted
+from tests.support.mount import artfs as run_artfs
+from tests.support.registry import RegistryProcess
+
+
+@pytest.fixture
+def mount(shared_registry: RegistryProcess, tmp_path: Path) -> Iterator[Mount]:
+    with mounted(tmp_path / "mnt", shared_registry.url, tmp_path / "cache") as m:
+        yield m
+
+
+def versions(url: str, name: str) -> list[str]:
+    with artfs.Client(url=url) as client:
+        return [v.version for v in client.list_versions(name)]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("artfs: error:")]
+
+
+def test_a_symlink_loop_is_a_clear_commit_error_and_keeps_staging(
+    mount: Mount, shared_registry: RegistryProcess, name: str
+) -> None:
+    artifact = mount.path / name
+    artifact.mkdir()
+    staging = artifact / ".staging"
+    (staging / "f").write_text("x")
+    os.symlink("b", staging / "a")
+    os.symlink("a", staging / "b")
+    result = run_artfs("commit", str(artifact))
+    assert result.returncode != 0
+    assert "internal error" not in result.stderr
+    assert len(error_lines(result.stderr)) == 1, result.stderr
+    assert "symlink loop" in result.stderr
+    assert ".staging/a is a symlink loop" in result.stderr
+    assert sorted(os.listdir(staging)) == ["a", "b", "f"]
+    assert versions(shared_registry.url, name) == []
