@@ -50,6 +50,7 @@ __all__ = [
     "Owner",
     "StagedFile",
     "StagingArea",
+    "Uncommittable",
     "delete_discarded",
     "discarded_root",
     "is_missing",
@@ -63,6 +64,14 @@ PATH_MAX = 4096
 #: The uid and gid a new entry is given.
 Owner = tuple[int, int]
 _SET_ID = stat.S_ISUID | stat.S_ISGID
+
+
+class Uncommittable(InvalidInput):
+    """An entry of ``.staging`` that cannot be committed as it is (the message names it).
+
+    Its own class so that ``mv .staging ALIAS`` can answer it with an errno that
+    ``mv`` prints sensibly, where plain EINVAL reads "subdirectory of itself".
+    """
 
 
 @dataclass(frozen=True)
@@ -293,14 +302,17 @@ class StagingArea:
             found: dict[tuple[int, int], StagedFile] = {}
             symlinks = []
             for path, info in self._walk():
-                names.check_logical_path(path)
+                try:
+                    names.check_logical_path(path)
+                except InvalidInput as exc:
+                    raise Uncommittable(f".staging/{path}: {exc.message}") from exc
                 if stat.S_ISREG(info.st_mode):
                     files.append(self._staged(path, info, held))
                     found.setdefault((info.st_dev, info.st_ino), files[-1])
                 elif stat.S_ISLNK(info.st_mode):
                     symlinks.append(path)
                 else:
-                    raise InvalidInput(f".staging/{path} is not a file, directory or symlink")
+                    raise Uncommittable(f".staging/{path} is not a file, directory or symlink")
             for path in sorted(symlinks):  # the first bad one reported is always the same one
                 target = self._link_target(path, found)
                 files.append(StagedFile(path, target.size, target.local, target.digest))
@@ -336,12 +348,13 @@ class StagingArea:
             target = os.stat(path, dir_fd=self.fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise InvalidInput(f".staging/{path} is a symlink loop") from exc
+                raise Uncommittable(f".staging/{path} is a symlink loop") from exc
             target = None
         staged = None if target is None else found.get((target.st_dev, target.st_ino))
         if staged is None:
-            raise InvalidInput(
-                f".staging/{path} is a symlink that does not lead to a file inside .staging"
+            raise Uncommittable(
+                f".staging/{path} is a symlink to {self.readlink(path)!r}, which does not"
+                " lead to a file inside .staging"
             )
         return staged
 

@@ -66,7 +66,7 @@ from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
-from artfs.vfs.staging import Owner
+from artfs.vfs.staging import Owner, Uncommittable
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
@@ -518,14 +518,20 @@ class Tree:
         old_parent, new_parent = self.get(old_parent_inode), self.get(new_parent_inode)
         if old_parent.kind is Kind.ARTIFACT and old == STAGING:
             alias, seen = await self._commit_target(old_parent, new_parent, new)
-            if alias == "latest":
-                await self.commit(old_parent.artifact, VersionRequest())
-                return
             # Replace what the user saw, or nothing: a concurrent move of the alias
             # makes this commit fail (EBUSY) and leaves .staging as it was.
-            await self.commit(
-                old_parent.artifact, VersionRequest(aliases=[alias], alias_expect={alias: seen})
+            request = (
+                VersionRequest()
+                if alias == "latest"
+                else VersionRequest(aliases=[alias], alias_expect={alias: seen})
             )
+            try:
+                await self.commit(old_parent.artifact, request)
+            except Uncommittable as exc:
+                # mv prints EINVAL as "cannot move to a subdirectory of itself" and
+                # falls back to copying on EXDEV; EPERM reads true, the log says why.
+                log.warning("mv %s/.staging %s refused: %s", old_parent.artifact, alias, exc)
+                raise LocalError(errno.EPERM, exc.message) from exc
             return
         if old_parent.kind in _STAGED and new_parent.kind in _STAGED:
             self._staging().rename(old_parent, old, new_parent, new, flags)

@@ -6,6 +6,7 @@ docs/design.md, "Staging and commit" and "Rules for names and values".
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import artfs
 from tests.support.mount import Mount, mounted
 from tests.support.mount import artfs as run_artfs
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 
@@ -48,4 +50,35 @@ def test_a_symlink_loop_is_a_clear_commit_error_and_keeps_staging(
     assert "symlink loop" in result.stderr
     assert ".staging/a is a symlink loop" in result.stderr
     assert sorted(os.listdir(staging)) == ["a", "b", "f"]
+    assert versions(shared_registry.url, name) == []
+
+
+def test_mv_with_an_escaping_symlink_fails_clearly_and_the_log_says_why(
+    mount: Mount, shared_registry: RegistryProcess, name: str, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret"
+    outside.write_text("not for the registry")
+    artifact = mount.path / name
+    artifact.mkdir()
+    staging = artifact / ".staging"
+    (staging / "f").write_text("x")
+    os.symlink(str(outside), staging / "leak")
+    moved = subprocess.run(
+        ["mv", str(staging), str(artifact / "latest")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert moved.returncode != 0
+    assert "subdirectory of itself" not in moved.stderr
+    assert "Operation not permitted" in moved.stderr, moved.stderr
+    wait_until(
+        lambda: ".staging/leak" in mount.log_text() and str(outside) in mount.log_text(),
+        what="the daemon log names the escaping symlink and its target",
+    )
+    assert sorted(os.listdir(staging)) == ["f", "leak"]
+    committed = run_artfs("commit", str(artifact))
+    assert committed.returncode != 0
+    assert len(error_lines(committed.stderr)) == 1, committed.stderr
+    assert ".staging/leak" in committed.stderr
     assert versions(shared_registry.url, name) == []
