@@ -40,6 +40,8 @@ MAX_METADATA_BYTES = 1 << 20
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 _VERSION_ID_RE = re.compile(r"v(\d+)")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 
 def _check_charset(value: object, what: str) -> str:
@@ -94,8 +96,17 @@ def check_logical_path(value: object) -> str:
         raise InvalidInput(f"logical path must be a string, got {type(value).__name__}")
     if not value:
         raise InvalidInput("logical path is empty")
-    if "\x00" in value:
-        raise InvalidInput(f"logical path {value!r} contains NUL")
+    # A newline, tab or escape makes listings ambiguous or rewrites the terminal; a
+    # backslash or a drive prefix is a separator or a root on Windows, where a path
+    # may be downloaded to.
+    if control := _CONTROL_RE.search(value):
+        raise InvalidInput(
+            f"logical path {value!r} contains the control character {control.group()!r}"
+        )
+    if "\\" in value:
+        raise InvalidInput(f"logical path {value!r} contains '\\': separate folders with '/'")
+    if _DRIVE_RE.match(value):
+        raise InvalidInput(f"logical path {value!r} starts with a Windows drive ({value[:2]})")
     try:
         encoded = value.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -82,3 +82,33 @@ def test_mv_with_an_escaping_symlink_fails_clearly_and_the_log_says_why(
     assert len(error_lines(committed.stderr)) == 1, committed.stderr
     assert ".staging/leak" in committed.stderr
     assert versions(shared_registry.url, name) == []
+
+
+@pytest.mark.parametrize("bad", ["line\nbreak.txt", "back\\slash.txt", "C:drive.txt"])
+def test_push_of_a_directory_with_an_ambiguous_file_name_fails_before_uploading(
+    shared_registry: RegistryProcess, tmp_path: Path, name: str, bad: str
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "fine.txt").write_text("fine")
+    (source / bad).write_text("bad")
+    result = run_artfs("push", name, str(source), env={"ARTFS_URL": shared_registry.url})
+    assert result.returncode != 0
+    assert error_lines(result.stderr) == result.stderr.splitlines(), result.stderr
+    assert len(error_lines(result.stderr)) == 1
+    assert repr(bad) in result.stderr
+    with artfs.Client(url=shared_registry.url) as client, pytest.raises(artfs.NotFound):
+        client.list_versions(name)
+
+
+def test_commit_of_a_staged_file_with_a_backslash_names_it(
+    mount: Mount, shared_registry: RegistryProcess, name: str
+) -> None:
+    artifact = mount.path / name
+    artifact.mkdir()
+    (artifact / ".staging" / "back\\slash").write_text("x")
+    result = run_artfs("commit", str(artifact))
+    assert result.returncode != 0
+    assert error_lines(result.stderr) == result.stderr.splitlines(), result.stderr
+    assert ".staging/back\\slash" in result.stderr
+    assert versions(shared_registry.url, name) == []

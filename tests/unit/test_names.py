@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from artfs import names
@@ -76,6 +78,30 @@ def test_valid_logical_paths(good: str) -> None:
 def test_invalid_logical_paths(bad: str) -> None:
     with pytest.raises(InvalidInput):
         names.check_logical_path(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("a\nb", "control character '\\n'"),
+        ("a\tb/c", "control character '\\t'"),
+        ("dir/\x1b[31mred", "control character '\\x1b'"),
+        ("del\x7f", "control character '\\x7f'"),
+        ("a\x00b", "control character '\\x00'"),
+        ("dir\\file", "contains '\\': separate folders"),
+        ("C:", "Windows drive"),
+        ("c:/Windows/x", "Windows drive"),
+        ("C:notes.txt", "Windows drive"),
+    ],
+)
+def test_logical_paths_refuse_control_characters_backslash_and_drives(bad: str, why: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(why)):
+        names.check_logical_path(bad)
+
+
+@pytest.mark.parametrize("good", ["notes:v2.txt", "dir/C:x", "ab:c", "tab-less/ü"])
+def test_a_colon_past_the_start_is_fine(good: str) -> None:
+    assert names.check_logical_path(good) == good
 
 
 def test_metadata_limits() -> None:
