@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from artfs.errors import InvalidInput, TooLarge
 __all__ = [
     "MAX_LOGICAL_PATH_BYTES",
     "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "MAX_METADATA_KEYS",
     "VersionRef",
     "check_alias",
@@ -37,6 +39,10 @@ MAX_NAME_CHARS = 100
 MAX_LOGICAL_PATH_BYTES = 4096
 MAX_METADATA_KEYS = 100
 MAX_METADATA_BYTES = 1 << 20
+# pydantic's serializer gives up at 255 levels (every later answer that carries the
+# value fails) and json recursion at ~1000; 64 is far beyond any real config and
+# leaves room for the envelopes (listings, manifests) that metadata is answered in.
+MAX_METADATA_DEPTH = 64
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 _VERSION_ID_RE = re.compile(r"v(\d+)")
@@ -123,12 +129,30 @@ def check_logical_path(value: object) -> str:
     return value
 
 
+def _check_depth(value: dict[str, Any], what: str) -> None:
+    """Walked with a stack, not recursion, so no depth (nor a cycle) can overflow it."""
+    stack: list[tuple[Iterable[object], int]] = [(value.values(), 1)]
+    while stack:
+        children, depth = stack.pop()
+        for child in children:
+            if isinstance(child, dict):
+                nested: Iterable[object] = child.values()
+            elif isinstance(child, list | tuple):
+                nested = child
+            else:
+                continue
+            if depth >= MAX_METADATA_DEPTH:
+                raise InvalidInput(f"{what} nests deeper than {MAX_METADATA_DEPTH} levels")
+            stack.append((nested, depth + 1))
+
+
 def check_metadata(value: object, what: str = "metadata") -> dict[str, Any]:
-    """A JSON object of at most 100 top-level keys and 1 MiB encoded."""
+    """A JSON object of at most 100 top-level keys, 64 levels deep and 1 MiB encoded."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
     if len(value) > MAX_METADATA_KEYS:
         raise TooLarge(f"{what} has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed")
+    _check_depth(value, what)  # first: json.dumps below recurses once per level
     try:
         encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:

@@ -61,6 +61,8 @@ def _parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
             metadata[key] = json.loads(value)
         except ValueError:
             metadata[key] = value
+        except RecursionError as exc:  # json.loads recurses once per level
+            raise InvalidInput(f"--meta {key}: the value nests too deep") from exc
     return names.check_metadata(metadata)
 
 

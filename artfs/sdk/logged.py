@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from artfs import names
 from artfs.client.models import VersionRecord
 from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
@@ -298,6 +299,8 @@ class LoggedArtifact:
     def update(
         self, metadata: dict[str, Any] | None = None, description: str | None = None
     ) -> LoggedArtifact:
+        if metadata is not None:
+            names.check_metadata(metadata)  # fail before any network call, as Artifact does
         return self._refresh(
             self.client.registry.update_version(self.name, self.version, description, metadata)
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,49 @@ def test_metadata_limits() -> None:
         names.check_metadata({"nan": float("nan")})
     with pytest.raises(InvalidInput, match="JSON-encodable"):
         names.check_metadata({"set": {1, 2}})
+
+
+def nested(levels: int, container: str = "dict") -> dict[str, Any]:
+    """A metadata object ``levels`` deep; below the top object, ``container`` nests."""
+    value: Any = 1
+    for _ in range(levels - 1):
+        value = {"k": value} if container == "dict" else [value]
+    return {"k": value}
+
+
+@pytest.mark.parametrize("container", ["dict", "list"])
+def test_metadata_may_nest_64_levels_and_no_deeper(container: str) -> None:
+    assert names.check_metadata(nested(64, container)) == nested(64, container)
+    with pytest.raises(InvalidInput, match=r"^metadata nests deeper than 64 levels$"):
+        names.check_metadata(nested(65, container))
+
+
+@pytest.mark.parametrize("levels", [65, 500, 950, 100_000])
+def test_deep_metadata_is_invalid_input_not_a_crash(levels: int) -> None:
+    """500-950 is what the server used to store and then fail to answer; 100,000 overflowed
+    json.dumps with a RecursionError."""
+    with pytest.raises(InvalidInput) as caught:
+        names.check_metadata(nested(levels), "metadata of a/b.txt")
+    assert type(caught.value) is InvalidInput  # 400, not TooLarge's 413
+    assert caught.value.message == "metadata of a/b.txt nests deeper than 64 levels"
+
+
+def test_metadata_depth_counts_the_deepest_branch_only() -> None:
+    wide = {str(i): nested(63) for i in range(100)}
+    assert names.check_metadata(wide) is wide
+    assert names.check_metadata({"text": "[" * 10_000, "tuple": ((1,),)})
+    one_deep_branch = {"a": 1, "b": [1, 2, {"c": nested(63)}], "z": {}}
+    with pytest.raises(InvalidInput, match="deeper than 64"):
+        names.check_metadata(one_deep_branch)
+    with pytest.raises(InvalidInput, match="deeper than 64"):
+        names.check_metadata({"t": nested(64)["k"], "u": (nested(64),)})
+
+
+def test_cyclic_metadata_is_invalid_input() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidInput):
+        names.check_metadata(cyclic)
 
 
 @pytest.mark.parametrize("bad", ["1.2", "v1.2.0", "latest", "01.2.3"])
