@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pyfuse3
 from pyfuse3 import FileHandleT, FileNameT, FlagT, InodeT, ModeT, XAttrNameT
 
-from artfs.errors import NotFound, ReadOnly
+from artfs.errors import LocalError, NotFound, ReadOnly
 from artfs.fs.errors import translated
 from artfs.vfs.tree import Node, OpenFile, Tree
 
@@ -37,6 +37,15 @@ def _name(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotFound("name is not valid UTF-8") from exc
+
+
+def _new_name(raw: bytes) -> str:
+    """A name to create: a path that is not UTF-8 could never be committed, so the
+    tool making it is told now (EILSEQ), not with a baffling ENOENT, nor at commit."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LocalError(errno.EILSEQ, f"name {raw!r} is not valid UTF-8") from exc
 
 
 def _owner(ctx: pyfuse3.RequestContext) -> tuple[int, int]:
@@ -162,7 +171,7 @@ class ArtfsOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: InodeT, name: FileNameT, mode: ModeT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(await self.tree.mkdir(parent_inode, _name(name), mode, _owner(ctx)))
+        return self._entry(await self.tree.mkdir(parent_inode, _new_name(name), mode, _owner(ctx)))
 
     @translated
     async def rmdir(
@@ -187,7 +196,7 @@ class ArtfsOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> None:
         await self.tree.rename(
-            parent_inode_old, _name(name_old), parent_inode_new, _name(name_new), flags
+            parent_inode_old, _name(name_old), parent_inode_new, _new_name(name_new), flags
         )
 
     @translated
@@ -199,7 +208,7 @@ class ArtfsOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         return self._entry(
-            self.tree.symlink(parent_inode, _name(name), os.fsdecode(target), _owner(ctx))
+            self.tree.symlink(parent_inode, _new_name(name), os.fsdecode(target), _owner(ctx))
         )
 
     @translated
@@ -214,7 +223,7 @@ class ArtfsOperations(pyfuse3.Operations):
         new_name: FileNameT,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        return self._entry(self.tree.link(inode, new_parent_inode, _name(new_name)))
+        return self._entry(self.tree.link(inode, new_parent_inode, _new_name(new_name)))
 
     @translated
     async def mknod(
@@ -227,7 +236,7 @@ class ArtfsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         if not stat.S_ISREG(mode):
             raise pyfuse3.FUSEError(errno.EPERM)  # devices and fifos have no place in a version
-        handle = self.tree.create(parent_inode, _name(name), mode, os.O_WRONLY, _owner(ctx))
+        handle = self.tree.create(parent_inode, _new_name(name), mode, os.O_WRONLY, _owner(ctx))
         self.tree.release(handle.fh)
         return self._entry(handle.node)
 
@@ -251,7 +260,7 @@ class ArtfsOperations(pyfuse3.Operations):
         flags: FlagT,
         ctx: pyfuse3.RequestContext,
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        handle = self.tree.create(parent_inode, _name(name), mode, flags, _owner(ctx))
+        handle = self.tree.create(parent_inode, _new_name(name), mode, flags, _owner(ctx))
         info = pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=False)
         return info, self._entry(handle.node)
 

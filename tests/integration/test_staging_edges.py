@@ -5,6 +5,7 @@ docs/design.md, "Staging and commit" and "Rules for names and values".
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -112,3 +113,32 @@ def test_commit_of_a_staged_file_with_a_backslash_names_it(
     assert error_lines(result.stderr) == result.stderr.splitlines(), result.stderr
     assert ".staging/back\\slash" in result.stderr
     assert versions(shared_registry.url, name) == []
+
+
+def test_a_name_that_is_not_utf8_is_refused_at_create_with_eilseq(
+    mount: Mount, shared_registry: RegistryProcess, name: str
+) -> None:
+    artifact = mount.path / name
+    artifact.mkdir()
+    staging = os.fsencode(artifact / ".staging")
+    (artifact / ".staging" / "f").write_text("x")
+    bad = staging + b"/bad\xffname"
+    with pytest.raises(OSError) as created:
+        os.open(bad, os.O_CREAT | os.O_WRONLY, 0o644)
+    assert created.value.errno == errno.EILSEQ
+    with pytest.raises(OSError) as made:
+        os.mkdir(bad)
+    assert made.value.errno == errno.EILSEQ
+    with pytest.raises(OSError) as renamed:
+        os.rename(staging + b"/f", bad)
+    assert renamed.value.errno == errno.EILSEQ
+    with pytest.raises(OSError) as linked:
+        os.symlink(b"f", bad)
+    assert linked.value.errno == errno.EILSEQ
+    # Looking such a name up is still ENOENT: nothing by that name can exist.
+    with pytest.raises(FileNotFoundError):
+        os.stat(bad)
+    assert os.listdir(artifact / ".staging") == ["f"]
+    result = run_artfs("commit", str(artifact))
+    assert result.returncode == 0, result.stderr
+    assert versions(shared_registry.url, name) == ["v1"]
