@@ -124,9 +124,7 @@ class Artifact:
         path = Path(local_path)
         if not path.is_dir():
             raise InvalidInput(f"{path} is not a directory")
-        if metadata is not None:
-            names.check_metadata(metadata, "file metadata")
-        self._add_dir(path, name, overwrite, metadata)
+        self.add(path, overwrite=overwrite, metadata=metadata, name=name)
 
     def add_file(
         self,
@@ -139,9 +137,7 @@ class Artifact:
         path = Path(local_path)
         if not path.is_file():
             raise InvalidInput(f"{path} is not a file")
-        if metadata is not None:
-            names.check_metadata(metadata, "file metadata")
-        self._add_file(path, name, overwrite, metadata)
+        self.add(path, overwrite=overwrite, metadata=metadata, name=name)
 
     def _add_dir(
         self, path: Path, folder: str | None, overwrite: bool, metadata: dict[str, Any] | None
