@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.registry import RegistryProcess
+from tests.support.registry import TEST_TOKEN, RegistryProcess
 
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep tests away from the real cache, config and data dirs, and from ARTFS_* settings."""
+    """Keep tests away from the real cache, config and data dirs and ARTFS_* settings; the
+    test registries' admin token in ``ARTFS_TOKEN``."""
     for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
     for var in list(os.environ):
         if var.startswith("ARTFS_"):
             monkeypatch.delenv(var)
+    monkeypatch.setenv("ARTFS_TOKEN", TEST_TOKEN)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["RegistryProcess", "free_port"]
+__all__ = ["TEST_TOKEN", "RegistryProcess", "auth_headers", "free_port"]
+
+#: The admin token (all projects) of every registry the tests start; conftest puts it
+#: in ``ARTFS_TOKEN`` for each test, so clients, the CLI and mounts present it.
+TEST_TOKEN = "artfs_test_admin_0123456789abcdefghijklmnopqrstuv"
+
+
+def auth_headers(token: str = TEST_TOKEN) -> dict[str, str]:
+    """The header a raw HTTP request needs to get past the registry's token check."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
