@@ -23,6 +23,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
     "MAX_METADATA_KEYS",
+    "MAX_VERSION_NUMBER",
     "VersionRef",
     "check_alias",
     "check_logical_path",
@@ -32,6 +33,7 @@ __all__ = [
     "check_tag",
     "check_type",
     "is_semver",
+    "parse_version_cursor",
     "parse_version_ref",
 ]
 
@@ -43,10 +45,15 @@ MAX_METADATA_BYTES = 1 << 20
 # value fails) and json recursion at ~1000; 64 is far beyond any real config and
 # leaves room for the envelopes (listings, manifests) that metadata is answered in.
 MAX_METADATA_DEPTH = 64
+#: Version numbers are SQL integers (signed 64-bit); a larger one is no version.
+MAX_VERSION_NUMBER = (1 << 63) - 1
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
-_VERSION_ID_RE = re.compile(r"v(\d+)")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# ASCII digits only: ``\d`` also takes other scripts' digits, which int() reads.
+_NUMBER_RE = re.compile(r"[0-9]{1,19}")
+_VERSION_ID_RE = re.compile(r"v([0-9]+)")
+# C0, DEL and C1 (NEL, U+0085, ends a line in many readers).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 
@@ -177,13 +184,25 @@ class VersionRef:
         return self.value
 
 
+def _version_number(text: str, what: str) -> int:
+    """A version number from ASCII digits, 0 to ``MAX_VERSION_NUMBER``."""
+    if not _NUMBER_RE.fullmatch(text) or int(text) > MAX_VERSION_NUMBER:
+        raise InvalidInput(f"invalid {what}: {text[:40]!r} is not a version number")
+    return int(text)
+
+
 def parse_version_ref(value: object) -> VersionRef:
     if not isinstance(value, str):
         raise InvalidInput(f"version must be a string, got {type(value).__name__}")
     if _VERSION_ID_RE.fullmatch(value):
-        if int(value[1:]) < 1:
+        if _version_number(value[1:], "version id") < 1:
             raise InvalidInput(f"invalid version id {value!r}: versions start at v1")
         return VersionRef("number", value)
     if is_semver(value):
         return VersionRef("semver", value)
     return VersionRef("alias", check_alias(value))
+
+
+def parse_version_cursor(value: str) -> int:
+    """The cursor of a page of versions: the last version number of the page before."""
+    return _version_number(value, "cursor")

@@ -35,7 +35,7 @@ from artfs import names
 from artfs.errors import Corrupt, InvalidInput, NotFound
 from artfs.server.registry import Registry
 
-__all__ = ["PIECE", "BlobReadMiddleware", "blob_headers", "single_range"]
+__all__ = ["PIECE", "BlobReadMiddleware", "absurd_range", "blob_headers", "single_range"]
 
 #: Bytes read and sent at once: a range of up to this size is one read and one
 #: send, and longer responses go in pieces of this size, which also bounds the
@@ -46,7 +46,14 @@ MAPPINGS = 1024
 MAPPING_TTL = 30.0
 
 _BLOB_PATH = re.compile(r"/api/v1/projects/([^/]+)/blobs/([0-9a-f]{64})")
-_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]{0,19})\s*-\s*([0-9]{0,19})\s*", re.IGNORECASE)
+#: A byte position this long is past any file, and int() refuses 4,301 digits and more.
+_HUGE_NUMBER = re.compile(r"[0-9]{20}")
+
+
+def absurd_range(header: str) -> bool:
+    """Whether a ``Range`` names a position no file has (``FileResponse`` would fail on it)."""
+    return _HUGE_NUMBER.search(header) is not None
 
 
 def blob_headers(digest: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from artfs.errors import InvalidInput
+from artfs import names
 from artfs.server.models import CreateArtifact, SetAlias, UpdateArtifact, UpdateVersion
 from artfs.server.routes.deps import Project, RegistryDep, bounded_body
 
@@ -48,11 +48,8 @@ def list_versions(
     limit: int = 1000,
     include_deleted: bool = False,
 ) -> JSON:
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidInput(f"invalid cursor {cursor!r}")
-    return registry.list_versions(
-        project, name, int(cursor) if cursor else None, limit, include_deleted
-    )
+    after = names.parse_version_cursor(cursor) if cursor is not None else None
+    return registry.list_versions(project, name, after, limit, include_deleted)
 
 
 @router.get("/artifacts/{name}/versions/{ref}")

@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput, NotFound
-from artfs.server.blob_reads import blob_headers
+from artfs.server.blob_reads import absurd_range, blob_headers
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project
 from artfs.store.base import BlobInfo, BlobWriter
@@ -200,6 +200,8 @@ def get_blob(request: Request, project: Project, digest: str) -> Response:
     path = registry.store.local_path(digest)
     if path is None:
         raise NotFound(f"blob {digest} is not on local disk")
+    if absurd_range(request.headers.get("range", "")):
+        raise InvalidInput("malformed Range header: a position past any blob")
     return BlobResponse(path, digest, os.stat(path))
 
 
