@@ -16,6 +16,7 @@
      ├── NoSpace               local disk full
      ├── LocalError            any other local-disk errno, carried as it is (.staging)
      └── Transient             server unreachable, 5xx, timeout: worth a retry
+          └── Busy             too many uploads of one caller at once       (429)
 
 Each class carries a stable ``code`` string; the server sends it in its JSON
 errors and the client turns it back into the same class, so a caller catches
@@ -30,6 +31,7 @@ from typing import NamedTuple
 
 __all__ = [
     "ArtfsError",
+    "Busy",
     "Conflict",
     "Corrupt",
     "DigestMismatch",
@@ -121,6 +123,12 @@ class NoSpace(ArtfsError):
 
 class Transient(ArtfsError):
     code = "transient"
+
+
+class Busy(Transient):
+    """The caller has as many requests of this kind running as the server allows."""
+
+    code = "busy"
 
 
 class LocalError(ArtfsError):

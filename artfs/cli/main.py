@@ -109,8 +109,36 @@ def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -
     show_default=True,
     help="Server processes sharing the port; 'auto' for one per CPU.",
 )
+@click.option(
+    "--max-blob-bytes",
+    type=click.IntRange(1),
+    help="Largest blob one upload may carry [100 GiB].",
+)
+@click.option(
+    "--upload-idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request body may stall before it is cut off [60].",
+)
+@click.option(
+    "--upload-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request body may take in all [3600].",
+)
+@click.option(
+    "--uploads-per-token",
+    type=click.IntRange(1),
+    help="Uploads one token may run at once, per server process; more get 429 [32].",
+)
 def serve(
-    data_dir: Path | None, host: str, port: int, access_log: Path | None, workers: str
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    access_log: Path | None,
+    workers: str,
+    max_blob_bytes: int | None,
+    upload_idle_timeout: float | None,
+    upload_timeout: float | None,
+    uploads_per_token: int | None,
 ) -> None:
     """Run the embedded registry (SQLite + blob folder)."""
     from artfs.server.app import serve as run
@@ -121,6 +149,12 @@ def serve(
             f"binding {host} would expose the registry beyond this machine, which needs tokens; "
             "token authentication is not available yet, so serve binds loopback only"
         )
+    bounds: dict[str, Any] = {
+        "max_blob_bytes": max_blob_bytes,
+        "upload_idle_timeout": upload_idle_timeout,
+        "upload_timeout": upload_timeout,
+        "uploads_per_token": uploads_per_token,
+    }
     run(
         ServerSettings(
             data_dir=data_dir or default_data_dir(),
@@ -128,6 +162,8 @@ def serve(
             port=port,
             access_log=access_log,
             workers=parse_workers(workers),
+            # The settings' own defaults for the bounds not given.
+            **{key: value for key, value in bounds.items() if value is not None},
         )
     )
 

@@ -15,6 +15,7 @@ import errno
 import http.client
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -29,11 +30,22 @@ from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
 from artfs.server.registry import Registry
+from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
 from artfs.server.routes import admin, artifacts, blob_batches, blobs, uploads
+from artfs.server.routes.deps import MAX_JSON_BODY
 from artfs.server.settings import ServerSettings
+from artfs.server.upload_slots import UploadSlots
 from artfs.store.local import LocalBlobStore
 
-__all__ = ["SETTINGS_ENV", "check_port_free", "create_app", "prepare", "serve", "worker_app"]
+__all__ = [
+    "SETTINGS_ENV",
+    "body_bounds",
+    "check_port_free",
+    "create_app",
+    "prepare",
+    "serve",
+    "worker_app",
+]
 
 #: The environment variable that hands a worker process its ``ServerSettings``.
 SETTINGS_ENV = "ARTFS_SERVE_SETTINGS"
@@ -60,10 +72,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
     registry = Registry(engine, LocalBlobStore(settings.blob_dir))
     app.state.registry = registry
     install_error_handlers(app)
+    app.state.upload_slots = UploadSlots(settings.uploads_per_token)
     app.add_middleware(BlobReadMiddleware, registry=registry)
+    app.add_middleware(RequestBoundsMiddleware, bounds=body_bounds(settings))
     for module in (admin, artifacts, uploads, blobs, blob_batches):
         app.include_router(module.router)
     return app
+
+
+def body_bounds(settings: ServerSettings) -> BodyBounds:
+    """Each route class's body limit: a blob its own, a blob batch what it holds, JSON the rest."""
+    project = r"/api/v1/projects/[^/]+"
+    return BodyBounds(
+        rules=(
+            BodyRule("PUT", re.compile(project + r"/blobs/[^/]+"), settings.max_blob_bytes),
+            BodyRule("PUT", re.compile(project + "/blob-batch"), blob_batches.MAX_UPLOAD_BYTES),
+        ),
+        default_max_bytes=MAX_JSON_BODY,
+        idle_timeout=settings.upload_idle_timeout,
+        total_timeout=settings.upload_timeout,
+    )
 
 
 def worker_app() -> FastAPI:

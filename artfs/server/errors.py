@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artfs.errors import (
     ArtfsError,
+    Busy,
     Conflict,
     Corrupt,
     Forbidden,
@@ -29,7 +30,7 @@ from artfs.errors import (
     Unauthorized,
 )
 
-__all__ = ["HTTP_STATUS", "install_error_handlers", "status_for"]
+__all__ = ["HTTP_STATUS", "RETRY_AFTER", "error_response", "install_error_handlers", "status_for"]
 
 log = logging.getLogger("artfs.server")
 
@@ -43,10 +44,13 @@ HTTP_STATUS: dict[type[ArtfsError], int] = {
     ReadOnly: 403,
     Corrupt: 500,
     NoSpace: 507,
+    Busy: 429,
     Transient: 503,
     LocalError: 500,
     ArtfsError: 500,
 }
+#: Seconds a 429 asks the caller to wait before it tries again.
+RETRY_AFTER = 1
 
 
 def status_for(error: ArtfsError) -> int:
@@ -77,7 +81,10 @@ def install_error_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(status, exc.code, exc.message)
+        response = error_response(status, exc.code, exc.message)
+        if status == 429:
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,6 +11,7 @@ race, and an alias compare-and-swap sees the alias it replaces.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Insert, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Insert,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
@@ -26,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from artfs import names
 from artfs.digests import check_digest, version_digest
-from artfs.errors import Conflict, InvalidInput, NotFound
+from artfs.errors import Conflict, InvalidInput, NotFound, TooLarge
 from artfs.server.batching import GroupCommit
 from artfs.server.db.engine import WRITE
 from artfs.server.db.schema import aliases, artifacts, blobs, files, version_tags, versions
@@ -41,6 +54,10 @@ LATEST = "latest"
 MAX_PAGE = 10_000
 #: An upload nobody committed for this long is abandoned; gc drops it.
 PENDING_EXPIRY = timedelta(hours=24)
+#: The per-file metadata of one version, all files together, as stored (JSON
+#: text): each file's is at most ``names.MAX_METADATA_BYTES``, and this keeps a
+#: version's file listing, which carries it, within what one answer should hold.
+MAX_FILE_METADATA_TOTAL = 64 << 20
 
 
 def _now() -> datetime:
@@ -115,6 +132,8 @@ class Registry:
         self._clock = clock
         self._blob_rows = GroupCommit(self._record_blobs)
         self._visible = VisibleBlobs()
+        #: ``_visible`` for uploads, which a DELETED version no longer allows.
+        self._uploadable = VisibleBlobs()
         self._manifests = ManifestCache()
 
     # -- transactions -------------------------------------------------------
@@ -458,6 +477,7 @@ class Registry:
             ).inserted_primary_key[0]  # type: ignore[index]
             missing = self._add_entries(conn, version_id, entries)
         self._visible.remember(project, missing)  # committed: the PUTs that follow may come
+        self._uploadable.remember(project, missing)
         return {"upload_id": upload_id, "missing": missing}
 
     def add_files(
@@ -469,6 +489,7 @@ class Registry:
                 raise Conflict(f"upload {upload_id} is already {version['state']}")
             missing = self._add_entries(conn, version["id"], entries)
         self._visible.remember(project, missing)
+        self._uploadable.remember(project, missing)
         return {"missing": missing}
 
     def _add_entries(
@@ -484,6 +505,7 @@ class Registry:
         if existing:
             raise InvalidInput(f"logical path {sorted(existing)[0]!r} is already in this upload")
         _check_no_clash_with_upload(conn, version_id, paths)
+        _check_file_metadata_total(conn, version_id, entries)
         conn.execute(
             insert(files),
             [
@@ -704,6 +726,7 @@ class Registry:
                 raise Conflict(f"upload {upload_id} is already {pending['state']}")
             self._drop_pending(conn, pending["id"])
         self._visible.forget_all()
+        self._uploadable.forget_all()
 
     def _drop_pending(self, conn: Connection, version_id: int) -> None:
         conn.execute(delete(files).where(files.c.version_id == version_id))
@@ -767,7 +790,9 @@ class Registry:
                 .mappings()
                 .one()
             )
-            return self._version_json(conn, artifact, fresh)
+            answer = self._version_json(conn, artifact, fresh)
+        self._uploadable.forget_all()
+        return answer
 
     def _repoint_latest(self, conn: Connection, artifact_id: int) -> None:
         newest = conn.execute(
@@ -888,16 +913,40 @@ class Registry:
 
     def blobs_visible(self, project: str, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` some version of ``project`` references (see ``blob_visible``)."""
+        return self._named(project, digests, self._visible, states=None)
+
+    def blob_uploadable(self, project: str, digest: str) -> bool:
+        return digest in self.blobs_uploadable(project, [digest])
+
+    def blobs_uploadable(self, project: str, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` a PENDING or COMMITTED version of ``project`` references.
+
+        A DELETED version's blobs may still be read until gc reclaims them, but
+        not uploaded again: that would store bytes no live version names.
+        """
+        return self._named(project, digests, self._uploadable, states=(PENDING, COMMITTED))
+
+    def _named(
+        self,
+        project: str,
+        digests: Iterable[str],
+        memory: VisibleBlobs,
+        states: tuple[str, ...] | None,
+    ) -> set[str]:
+        """Which of ``digests`` a version of ``project`` (in ``states``, if given) references."""
         wanted = set(digests)
-        found = {digest for digest in wanted if self._visible.known(project, digest)}
+        found = {digest for digest in wanted if memory.known(project, digest)}
         unknown = sorted(wanted - found)
         # Driven from the digest index, the project checked per file found: as a
         # join, SQLite walked every file of every version of the project instead,
         # which grows with the project's largest versions.
+        version_named = and_(versions.c.id == files.c.version_id, artifacts.c.project == project)
+        if states is not None:
+            version_named = and_(version_named, versions.c.state.in_(states))
         in_project = (
             select(versions.c.id)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-            .where(versions.c.id == files.c.version_id, artifacts.c.project == project)
+            .where(version_named)
             .exists()
         )
         with self._read() as conn:
@@ -908,7 +957,7 @@ class Registry:
                     .where(files.c.digest.in_(unknown[start : start + 500]), in_project)
                 )
                 found.update(row[0] for row in rows)
-        self._visible.remember(project, found)
+        memory.remember(project, found)
         return found
 
     def blob_info(self, digest: str) -> BlobInfo:
@@ -1024,6 +1073,7 @@ class Registry:
         if not dry_run:
             if abandoned:
                 self._visible.forget_all()
+            self._uploadable.forget_all()  # expired versions are DELETED now
             # Only after the rows are gone: a crash in between leaves a stray file,
             # never a row pointing at a missing file.
             for digest, _ in garbage:
@@ -1061,6 +1111,30 @@ def _check_text(value: object, what: str) -> str:
     if len(value.encode("utf-8")) > names.MAX_METADATA_BYTES:
         raise InvalidInput(f"{what} is longer than {names.MAX_METADATA_BYTES} bytes")
     return value
+
+
+def _check_file_metadata_total(
+    conn: Connection, version_id: int, entries: Sequence[FileEntry]
+) -> None:
+    """Refuse ``entries`` if their metadata would take the version past its total.
+
+    Sizes are of the JSON text as the database keeps it, the same measure on
+    both sides; the version's files are summed only when new metadata comes.
+    """
+    adding = sum(len(json.dumps(entry.metadata)) for entry in entries if entry.metadata)
+    if not adding:
+        return
+    stored = cast(files.c.metadata, Text)
+    held = conn.execute(
+        select(func.coalesce(func.sum(func.length(stored)), 0)).where(
+            files.c.version_id == version_id, files.c.metadata.is_not(None), stored != "null"
+        )
+    ).scalar_one()
+    if held + adding > MAX_FILE_METADATA_TOTAL:
+        raise TooLarge(
+            f"the files' metadata of this version would take {held + adding} bytes; "
+            f"at most {MAX_FILE_METADATA_TOTAL} are allowed for all files together"
+        )
 
 
 def _check_no_file_dir_clash(paths: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ from artfs.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_HOST",
+    "DEFAULT_MAX_BLOB_BYTES",
     "DEFAULT_PORT",
     "MAX_WORKERS",
     "ServerSettings",
@@ -24,6 +25,8 @@ __all__ = [
 
 #: More processes than this only add memory: SQLite takes one writer at a time.
 MAX_WORKERS = 64
+#: Larger than any single file the big model hubs take; a site may raise it.
+DEFAULT_MAX_BLOB_BYTES = 100 << 30
 
 
 def default_data_dir() -> Path:
@@ -56,6 +59,14 @@ class ServerSettings:
     access_log: Path | None = None
     #: Server processes on the one listening socket.
     workers: int = 1
+    #: Bytes one blob upload may carry (docs/design.md, "The server's bounds").
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    #: Seconds a request body may go without a byte arriving before it is cut off.
+    upload_idle_timeout: float = 60.0
+    #: Seconds from the start of a request until all of its body must have arrived.
+    upload_timeout: float = 3600.0
+    #: Uploads one token may have running at once, per server process.
+    uploads_per_token: int = 32
 
     def to_json(self) -> str:
         return json.dumps({key: _plain(value) for key, value in asdict(self).items()})

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -32,9 +33,17 @@ def free_port() -> int:
 
 
 class RegistryProcess:
-    def __init__(self, data_dir: Path, log_path: Path | None = None, workers: str = "1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path | None = None,
+        workers: str = "1",
+        serve_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.workers = workers
+        #: More ``artfs serve`` flags (its bounds, say).
+        self.serve_args = list(serve_args)
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".log")
         self.access_log = data_dir.with_name(data_dir.name + ".access.log")
         self.port = free_port()
@@ -67,6 +76,7 @@ class RegistryProcess:
                     str(self.access_log),
                     "--workers",
                     self.workers,
+                    *self.serve_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ EXPECTED_STATUS = [
     (errors.TooLarge, 413),
     (errors.Corrupt, 500),
     (errors.Transient, 503),
+    (errors.Busy, 429),
     (errors.LocalError, 500),
     (errors.NoSpace, 507),
     (errors.ArtfsError, 500),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from artfs import names
 from artfs.server.models import CreateArtifact, SetAlias, UpdateArtifact, UpdateVersion
-from artfs.server.routes.deps import Project, RegistryDep, bounded_body
+from artfs.server.routes.deps import Project, RegistryDep
 
-router = APIRouter(prefix="/api/v1/projects/{project}", dependencies=[Depends(bounded_body)])
+router = APIRouter(prefix="/api/v1/projects/{project}")
 
 JSON = dict[str, Any]
 

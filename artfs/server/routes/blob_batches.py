@@ -22,7 +22,7 @@ import hashlib
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from artfs.digests import check_digest
@@ -30,20 +30,21 @@ from artfs.errors import DigestMismatch, InvalidInput, NotFound, TooLarge
 from artfs.server.models import BlobBatch
 from artfs.server.registry import Registry
 from artfs.server.routes.blobs import write_whole
-from artfs.server.routes.deps import Project, RegistryDep, bounded_body
+from artfs.server.routes.deps import Project, RegistryDep
+from artfs.server.upload_slots import upload_slot
 
 router = APIRouter(prefix="/api/v1/projects/{project}")
 
 #: Digests per request, and bytes per response: a batch is held in memory whole.
 MAX_BLOBS = 1024
 MAX_BYTES = 32 << 20
-#: Bytes per upload batch, its JSON line included: read into memory whole.
+#: Bytes per upload batch, its JSON line included: read into memory whole, so
+#: ``artfs.server.request_bounds`` holds the body to this as it arrives.
 MAX_UPLOAD_BYTES = MAX_BYTES + (1 << 20)
 
 
 @router.post(
     "/blob-batch",
-    dependencies=[Depends(bounded_body)],
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
@@ -71,10 +72,9 @@ async def put_blob_batch(
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         raise InvalidInput("a blob batch upload needs a Content-Length")
-    if int(length) > MAX_UPLOAD_BYTES:
-        raise TooLarge(f"a blob batch upload holds at most {MAX_UPLOAD_BYTES} bytes")
-    body = await request.body()
-    stored = await run_in_threadpool(_store_batch, registry, project, body)
+    with upload_slot(request):
+        body = await request.body()
+        stored = await run_in_threadpool(_store_batch, registry, project, body)
     return {"stored": stored}
 
 
@@ -82,9 +82,9 @@ def _store_batch(registry: Registry, project: str, body: bytes) -> list[str]:
     """Worker thread: check every blob of the batch, then write and record them all."""
     blobs = _parse_batch(body)
     digests = [digest for digest, _ in blobs]
-    hidden = set(digests) - registry.blobs_visible(project, digests)
+    hidden = set(digests) - registry.blobs_uploadable(project, digests)
     if hidden:
-        raise NotFound(f"no version in project {project} references blob {min(hidden)}")
+        raise NotFound(f"no upload or version of project {project} names blob {min(hidden)}")
     for digest, data in blobs:
         if hashlib.sha256(data).hexdigest() != digest:
             raise DigestMismatch(f"the bytes sent for blob {digest} hash to something else")

@@ -35,6 +35,7 @@ from artfs.errors import InvalidInput, NotFound
 from artfs.server.blob_reads import absurd_range, blob_headers
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project
+from artfs.server.upload_slots import upload_slot
 from artfs.store.base import BlobInfo, BlobWriter
 
 router = APIRouter(prefix="/api/v1/projects/{project}/blobs")
@@ -75,6 +76,11 @@ def _check_visible(registry: Registry, project: str, digest: str) -> None:
         raise NotFound(f"no version in project {project} references blob {digest}")
 
 
+def _check_uploadable(registry: Registry, project: str, digest: str) -> None:
+    if not registry.blob_uploadable(project, digest):
+        raise NotFound(f"no upload or version of project {project} names blob {digest}")
+
+
 def _declared_length(request: Request) -> int | None:
     length = request.headers.get("content-length")
     return int(length) if length is not None and length.isdigit() else None
@@ -87,11 +93,12 @@ async def put_blob(request: Request, project: Project, digest: str) -> JSONRespo
     registry = _registry(request)
     length = _declared_length(request)
     try:
-        if length is not None and length <= SMALL_BODY:
-            body = await request.body()
-            info = await run_in_threadpool(_store_whole, registry, project, digest, body)
-        else:
-            info = await _store_streamed(registry, project, digest, request.stream())
+        with upload_slot(request):
+            if length is not None and length <= SMALL_BODY:
+                body = await request.body()
+                info = await run_in_threadpool(_store_whole, registry, project, digest, body)
+            else:
+                info = await _store_streamed(registry, project, digest, request.stream())
     except ClientDisconnect as exc:
         raise InvalidInput(f"upload of blob {digest} was cut off") from exc
     return JSONResponse({"digest": info.digest, "size": info.size}, status_code=201)
@@ -99,7 +106,7 @@ async def put_blob(request: Request, project: Project, digest: str) -> JSONRespo
 
 def _store_whole(registry: Registry, project: str, digest: str, body: bytes) -> BlobInfo:
     """Worker thread: check, write, verify, publish and record a body already in memory."""
-    _check_visible(registry, project, digest)
+    _check_uploadable(registry, project, digest)
     info = write_whole(registry, digest, body)
     registry.record_blob(info)
     return info
@@ -125,7 +132,7 @@ def _publish(registry: Registry, writer: BlobWriter) -> BlobInfo:
 
 
 def _open_writer(registry: Registry, project: str, digest: str) -> BlobWriter:
-    _check_visible(registry, project, digest)
+    _check_uploadable(registry, project, digest)
     return registry.store.writer(digest)
 
 
