@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO, TypeVar
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -356,11 +357,12 @@ def _cut_off_as_transient(pieces: Iterator[T]) -> Iterator[T]:
     """``pieces``, with a ``requests`` failure while reading them as ``BodyCutOff``.
 
     The answer's status was fine; what broke is the body on its way, which a
-    retry may well get whole.
+    retry may well get whole. Bodies read from the raw urllib3 response (blob
+    batches) break with urllib3's own errors, not requests'.
     """
     try:
         yield from pieces
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise BodyCutOff(f"an answer of the registry broke off: {exc}") from exc
 
 
