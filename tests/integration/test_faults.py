@@ -89,7 +89,8 @@ def read_or_eio(path: Path) -> bytes | None:
     try:
         return read_all(path)
     except OSError as exc:
-        assert exc.errno == errno.EIO, exc
+        if exc.errno != errno.EIO:
+            raise
         return None
 
 
