@@ -1,22 +1,28 @@
 """``ChunkCache``: blob bytes on local disk, in verified chunks; the cache's front.
 
 What a crash or a disk can still do to a chunk file (torn pages after power
-loss, bit rot, a user's stray write) is caught by verification: the first time
-this process reads a chunk, it hashes it against the layout's digest and drops
-it on mismatch, so the caller fetches it again. Chunks this process wrote
-itself were verified before writing; a chunk verified here is not hashed again.
+loss, bit rot, a user's stray write, a tool writing into the cache) is caught
+by verification: every time chunk bytes are read from the cache's disk files,
+the whole chunk is hashed against the layout's digest before a byte of it is
+handed on (docs/design.md, "The cache": what that costs). A chunk failing it is
+logged, removed (its file deleted, or its range of a pack punched out) and
+reported absent, so the caller fetches it again.
 
 What a reader wants next is usually what just arrived, so the chunks this
 process stored or verified lately also stay in memory, the *fresh tier*
 (``FreshChunks``): at most ``fresh_bytes``, each chunk dropped as soon as a
 reader has read its last byte (the kernel's page cache of the mount holds it
-from then on).
+from then on). Bytes in the fresh tier were verified before they entered it
+and are served from there as they are: the rule is about the disk, which
+other processes, tools and hardware can change under the daemon; its own
+memory they cannot. So a chunk is *ready* (served without waiting) exactly
+when it is in the fresh tier; one that is only on disk is verified first.
 
 An *external copy* is a file an SDK pull wrote for the user: rather than write
 every byte twice, the pull records where the blob now lies
 (``artfs.cache.externals``). Reads from it are verified against the layout
-like any chunk, again whenever the file's size or mtime change; a copy that
-was edited, moved or deleted simply stops counting and the bytes are fetched
+like any chunk read from disk, every time; a copy whose size or mtime changed,
+or that was moved or deleted, simply stops counting and the bytes are fetched
 again. External copies take no space in the bound.
 
 The rest is done by parts this class calls under its one lock: the cache
@@ -66,8 +72,6 @@ class ChunkCache:
     def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
         self.root = root
         self._lock = threading.Lock()
-        self._verified: set[Key] = set()
-        self._external_verified: set[tuple[str, int, int]] = set()  # digest, index, mtime_ns
         self._writer = ChunkWriter(root)
         self._buffers = BufferPool(self._lock)
         #: Chunks stored by this process lately, kept in memory, oldest first.
@@ -115,129 +119,93 @@ class ChunkCache:
             return [i for i in indexes if (layout.digest, i) not in self._lru]
 
     def pending(self, layout: ChunkLayout, indexes: range) -> tuple[list[int], list[int]]:
-        """Of ``indexes``: the chunks absent, and those present but not yet verified here."""
+        """Of ``indexes``: the chunks absent, and those present only on disk (not ready:
+        verified when read)."""
         absent: list[int] = []
-        unverified: list[int] = []
+        on_disk: list[int] = []
         digest = layout.digest
         with self._lock:
             if digest in self._external:
-                return absent, unverified  # checked, and given up on if stale, when read
-            lru, verified = self._lru, self._verified
+                return absent, on_disk  # checked, and given up on if stale, when read
+            lru, fresh = self._lru, self._fresh
             for i in indexes:
                 key = (digest, i)
                 if key not in lru:
                     absent.append(i)
-                elif key not in verified:
-                    unverified.append(i)
-        return absent, unverified
-
-    def not_in_memory(self, layout: ChunkLayout, indexes: range) -> list[int]:
-        """Of ``indexes``: the chunks verified here whose bytes are only on disk."""
-        digest = layout.digest
-        with self._lock:
-            return [
-                i
-                for i in indexes
-                if (digest, i) in self._verified and (digest, i) not in self._fresh
-            ]
+                elif key not in fresh:
+                    on_disk.append(i)
+        return absent, on_disk
 
     # -- verified reads -------------------------------------------------------
 
     def check(self, layout: ChunkLayout, index: int) -> bool:
-        """Verify a present chunk ahead of its reader (worker threads); ``False``: it is gone.
+        """Make a present chunk ready ahead of its reader (worker threads); ``False``: it is
+        gone.
 
-        A chunk failing verification is removed, so that it is fetched again.
+        The chunk is read from disk and verified, and its bytes are kept in the
+        fresh tier, pushing out its oldest entries if need be: a chunk checked
+        is wanted soon, and one left out would be read and hashed again by the
+        next read-ahead. A chunk failing verification is removed, so that it is
+        fetched again.
         """
         key = (layout.digest, index)
         with self._lock:
-            if key in self._verified:
+            if key in self._fresh:
                 return True
             if key not in self._lru:
                 return False
-        opened = self._open_chunk(key)
-        if opened is None:
+        data = self._read_verified(layout, index)
+        if data is None:
             return False
-        fd, base = opened
-        try:
-            if self._verify_file(layout, index, fd, base) is None:
-                return False
-        finally:
-            os.close(fd)
+        with self._lock:
+            if key in self._lru:
+                self._fresh.admit(key, data, push=True)
         return True
-
-    def advise(self, layout: ChunkLayout, indexes: list[int]) -> None:
-        """Ask the kernel to start reading these chunk files (blocking I/O: worker threads).
-
-        So that a reader's ``pread`` on the trio thread finds them in the page
-        cache instead of waiting on the disk there.
-        """
-        for index in indexes:
-            with self._lock:
-                path, base = self._places.where((layout.digest, index))
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue  # gone: the reader will find out and fetch it
-            try:
-                os.posix_fadvise(fd, base, layout.chunk_length(index), os.POSIX_FADV_WILLNEED)
-            finally:
-                os.close(fd)
 
     def read(self, layout: ChunkLayout, index: int, offset: int, view: memoryview) -> int | None:
         """Copy chunk bytes from ``offset`` into ``view``; ``None`` when the chunk is absent.
 
-        The first read of a chunk in this process verifies the whole chunk; a
-        damaged chunk is removed and reported absent, to be fetched again.
+        Bytes not in memory are read from disk and the whole chunk verified
+        first; a damaged chunk is removed and reported absent, to be fetched
+        again. A chunk read only in part is kept in memory for the rest.
         """
         key = (layout.digest, index)
         with self._lock:
             known = key in self._lru
-            verified = key in self._verified
             if known:
                 self._lru.touch(key)
+            fresh = self._fresh.get(key) if known else None
         if not known:
             return self._read_external(layout, index, offset, view)
-        opened = self._open_chunk(key)
-        if opened is None:
+        if fresh is not None:
+            return self._copy_fresh(key, fresh, offset, view)
+        data = self._read_verified(layout, index)
+        if data is None:
             return None
-        fd, base = opened
-        try:
-            if not verified:
-                data = self._verify_file(layout, index, fd, base)
-                if data is None:
-                    return None
-                got = min(len(view), len(data) - offset)
-                view[:got] = data[offset : offset + got]
-                return got
-            want = view[: layout.chunk_length(index) - offset]
-            got = os.preadv(fd, [want], base + offset)
-            return None if self._given_back(key, fd, base, layout) else got
-        finally:
-            os.close(fd)
+        got = max(min(len(view), len(data) - offset), 0)
+        view[:got] = memoryview(data)[offset : offset + got]
+        if offset + got < len(data):
+            with self._lock:
+                if key in self._lru:
+                    self._fresh.admit(key, data, push=True)  # its reader comes back for the rest
+        return got
 
     def read_ready(
         self, layout: ChunkLayout, index: int, offset: int, length: int
     ) -> bytes | memoryview | None:
-        """Bytes of a chunk verified in this process, without waiting for anything.
+        """Bytes of a chunk held in memory (verified), without waiting for anything.
 
-        ``None`` when the chunk is not verified here (or vanished): take the slow path.
-        Bytes held in memory come as a view, not a copy: chunks are never
-        changed once stored, and the view keeps its buffer alive after the
-        cache lets go of it.
+        ``None`` when the chunk is not in memory: take the slow path, which
+        verifies it from disk. The bytes come as a view, not a copy: chunks
+        are never changed once stored, and the view keeps its buffer alive
+        after the cache lets go of it.
         """
         key = (layout.digest, index)
         source = self._ready_source(key)
         if source is None:
             return None
-        if isinstance(source, tuple):
-            fd, base = source
-            try:
-                data = os.pread(fd, min(length, layout.chunk_length(index) - offset), base + offset)
-                return None if self._given_back(key, fd, base, layout) else data
-            finally:
-                os.close(fd)
         if offset + length >= len(source):
-            self._consumed((layout.digest, index))
+            self._consumed(key)
         return memoryview(source)[offset : offset + length]
 
     def read_ready_into(
@@ -248,30 +216,22 @@ class ChunkCache:
         source = self._ready_source(key)
         if source is None:
             return None
-        if isinstance(source, tuple):
-            fd, base = source
-            try:
-                got = os.preadv(fd, [view[: layout.chunk_length(index) - offset]], base + offset)
-                return None if self._given_back(key, fd, base, layout) else got
-            finally:
-                os.close(fd)
+        return self._copy_fresh(key, source, offset, view)
+
+    def _ready_source(self, key: Key) -> Buffer | None:
+        """A listed chunk's verified bytes in memory; ``None``: not ready."""
+        with self._lock:
+            if key not in self._lru:
+                return None  # not stored yet, or gone
+            self._lru.touch(key)
+            return self._fresh.get(key)
+
+    def _copy_fresh(self, key: Key, source: Buffer, offset: int, view: memoryview) -> int:
         got = max(min(len(view), len(source) - offset), 0)
         view[:got] = memoryview(source)[offset : offset + got]
         if offset + got >= len(source):
-            self._consumed((layout.digest, index))
+            self._consumed(key)
         return got
-
-    def _ready_source(self, key: Key) -> Buffer | tuple[int, int] | None:
-        """A verified chunk's bytes in memory, else an open fd on its file and where it starts
-        in it; ``None``: not ready."""
-        with self._lock:
-            if key not in self._verified:
-                return None
-            self._lru.touch(key)
-            fresh = self._fresh.get(key)
-        if fresh is not None:
-            return fresh
-        return self._open_chunk(key)
 
     def _open_chunk(self, key: Key) -> tuple[int, int] | None:
         """A read-only fd on a listed chunk's file and where the chunk starts in it;
@@ -290,23 +250,42 @@ class ChunkCache:
         self._forget(key)  # evicted by another process sharing the cache
         return None
 
-    def _verify_file(self, layout: ChunkLayout, index: int, fd: int, base: int) -> Buffer | None:
-        """The chunk's bytes if they match the layout; else drop the chunk and say ``None``."""
+    def _read_verified(self, layout: ChunkLayout, index: int) -> Buffer | None:
+        """A listed chunk's bytes, read from disk and verified; ``None`` if it vanished or
+        is damaged (then it is unlisted and its bad copy removed)."""
         key = (layout.digest, index)
-        data = self._read_chunk_file(layout, index, fd, base)
-        if data is None or not layout.verify(index, data):
-            log.warning("cached chunk %d of blob %s is corrupt; refetching", index, layout.digest)
-            self._forget(key)
-            if not base:  # a file of its own (a pack goes once its last chunk is gone)
-                remove(self._places.chunk_file(key))
+        opened = self._open_chunk(key)
+        if opened is None:
             return None
-        with self._lock:
-            if key in self._lru:
-                self._verified.add(key)
-                self._fresh.admit(key, data)  # its reader is usually right behind
-        with contextlib.suppress(OSError):
-            os.utime(fd)  # recency for the next process's scan
-        return data
+        fd, base = opened
+        try:
+            data = self._read_chunk_file(layout, index, fd, base)
+            if data is not None and layout.verify(index, data):
+                with contextlib.suppress(OSError):
+                    os.utime(fd)  # recency for the next process's scan
+                return data
+            length = layout.chunk_length(index)
+            if base and has_hole(fd, base, length):
+                # Evicted by another process sharing the cache, its space given back.
+                log.info("chunk %d of %s was evicted by another process", index, layout.digest[:12])
+                self._forget(key)
+                return None
+        finally:
+            os.close(fd)
+        path = self._places.where(key)[0] if base else self._places.chunk_file(key)
+        log.warning(
+            "cached chunk %d of blob %s is corrupt (%s at offset %d); removed, fetching again",
+            index,
+            layout.digest,
+            path,
+            base,
+        )
+        self._forget(key)
+        if base:
+            punch_hole(path, base, length)  # gone for every process: scans skip holes
+        else:
+            remove(path)
+        return None
 
     def _read_chunk_file(
         self, layout: ChunkLayout, index: int, fd: int, base: int
@@ -333,15 +312,6 @@ class ChunkCache:
             return None
         return buffer
 
-    def _given_back(self, key: Key, fd: int, base: int, layout: ChunkLayout) -> bool:
-        """Whether a packed chunk, verified here, was evicted by another process sharing
-        the cache (its hole punched) before or while it was read; then it is forgotten."""
-        if base and has_hole(fd, base, layout.chunk_length(key[1])):
-            log.info("chunk %d of %s was evicted by another process", key[1], key[0][:12])
-            self._forget(key)
-            return True
-        return False
-
     # -- external copies ------------------------------------------------------
 
     def add_external(self, layout: ChunkLayout, path: Path) -> None:
@@ -352,10 +322,6 @@ class ChunkCache:
             self.store_layout(layout)  # a one-chunk blob's layout is implied by its digest
         with full_disk_is_no_space(self.root):
             self._external.add(layout.digest, external)
-        with self._lock:
-            self._external_verified.update(
-                (layout.digest, index, stat.st_mtime_ns) for index in range(layout.chunk_count)
-            )
 
     def load_external(self, digest: str) -> None:
         """Learn of an external copy another process (a pull) may have recorded for ``digest``."""
@@ -365,6 +331,11 @@ class ChunkCache:
     def _read_external(
         self, layout: ChunkLayout, index: int, offset: int, view: memoryview
     ) -> int | None:
+        key = (layout.digest, index)
+        with self._lock:
+            fresh = self._fresh.get(key)  # verified from the copy by an earlier read
+        if fresh is not None:
+            return self._copy_fresh(key, fresh, offset, view)
         external = self._external.get(layout.digest)
         if external is None:
             return None
@@ -378,26 +349,21 @@ class ChunkCache:
             if (stat.st_size, stat.st_mtime_ns) != (external.size, external.mtime_ns):
                 self._external.drop(layout.digest)  # the user changed their copy
                 return None
-            start = index * layout.chunk_size
-            check = (layout.digest, index, stat.st_mtime_ns)
-            with self._lock:
-                trusted = check in self._external_verified
-            if trusted:
-                return os.preadv(fd, [view], start + offset)
-            data = os.pread(fd, layout.chunk_length(index), start)
-            if not layout.verify(index, data):
-                log.warning(
-                    "external copy %s of blob %s differs; refetching", external.path, layout.digest
-                )
-                self._external.drop(layout.digest)
-                return None
-            with self._lock:
-                self._external_verified.add(check)
-            got = min(len(view), len(data) - offset)
-            view[:got] = data[offset : offset + got]
-            return got
+            data = os.pread(fd, layout.chunk_length(index), index * layout.chunk_size)
         finally:
             os.close(fd)
+        if not layout.verify(index, data):
+            log.warning(
+                "external copy %s of blob %s differs; refetching", external.path, layout.digest
+            )
+            self._external.drop(layout.digest)
+            return None
+        got = max(min(len(view), len(data) - offset), 0)
+        view[:got] = data[offset : offset + got]
+        if offset + got < len(data):
+            with self._lock:
+                self._fresh.admit(key, data, push=True)  # its reader comes back for the rest
+        return got
 
     # -- storing --------------------------------------------------------------
 
@@ -519,7 +485,6 @@ class ChunkCache:
         Says which pack, if any, that older copy emptied (to delete).
         """
         self._lru.add(key, size)
-        self._verified.add(key)
         return self._places.place(key, packed)
 
     # -- pins and eviction ----------------------------------------------------
@@ -553,7 +518,6 @@ class ChunkCache:
         with self._lock:
             victims, sizes = self._lru.choose(target, pressed=pressed, in_memory=self._fresh)
             for key, size in zip(victims, sizes, strict=True):
-                self._verified.discard(key)
                 self._fresh.drop(key)
                 self._places.evict(key, size, doomed, holes)
         remove(*doomed)
@@ -585,7 +549,6 @@ class ChunkCache:
         """Unlist a chunk found damaged or gone."""
         with self._lock:
             self._lru.discard(key)
-            self._verified.discard(key)
             self._fresh.drop(key)
             emptied = self._places.unpack(key)
         remove(emptied)

@@ -1,14 +1,16 @@
 """``FreshChunks``: chunks just fetched or verified, kept in memory for their reader.
 
 A sequential reader asks for a chunk shortly after the read-ahead fetched it;
-serving it from memory saves reading back a file the cache wrote with
-``O_DIRECT`` (so not in the page cache). The tier is bounded by bytes and does
+serving it from memory saves reading back, and verifying again, a file the
+cache wrote with ``O_DIRECT`` (so not in the page cache). The tier is bounded by bytes and does
 not push out chunks not yet read to make room for newer ones (those are the
 ones readers want soonest): a chunk that finds no room is simply not admitted,
 and the cache writes it through the page cache instead. Room comes from
 readers (``drop`` once a chunk's last byte is read) and from age: an entry
 older than ``stale_after`` seconds (a random reader's chunk, read in part) may
-be pushed out.
+be pushed out. A chunk verified from disk for a reader waiting on it may push
+out the oldest entries whatever their age (``admit(push=True)``): left out,
+it would be read and hashed again.
 
 Not thread-safe: ``ChunkCache`` calls it under its lock.
 """
@@ -51,13 +53,14 @@ class FreshChunks:
         entry = self._entries.get(key)
         return None if entry is None else entry[1]
 
-    def admit(self, key: Key, data: Buffer) -> bool:
-        """Keep ``data`` if it fits after dropping stale entries; say whether it was kept."""
+    def admit(self, key: Key, data: Buffer, *, push: bool = False) -> bool:
+        """Keep ``data`` if it fits after dropping stale entries (any entries, oldest first,
+        with ``push``); say whether it was kept."""
         self.drop(key)
         now = self._clock()
         while self.bytes + len(data) > self.max_bytes and self._entries:
             oldest, (since, _) = next(iter(self._entries.items()))
-            if now - since < self._stale_after:
+            if now - since < self._stale_after and not push:
                 return False
             self.drop(oldest)
         if self.bytes + len(data) > self.max_bytes:

@@ -114,18 +114,17 @@ class ChunkFetcher:
 
     # -- chunks -----------------------------------------------------------------
 
-    def prefetch(self, layout: ChunkLayout, indexes: range, *, from_disk: bool = False) -> None:
+    def prefetch(self, layout: ChunkLayout, indexes: range) -> None:
         """Start making ready whichever of ``indexes`` are neither ready nor in flight.
 
-        An absent chunk is fetched; a chunk present on disk but not yet verified
-        by this process is verified in a worker thread, so that a reader never
-        hashes on the trio thread. With ``from_disk`` (read-ahead), ready chunks
-        whose bytes are only on disk are read ahead by the kernel too.
+        An absent chunk is fetched; a chunk present only on disk is read and
+        verified in a worker thread (the cache verifies every read from disk),
+        so that a reader never hashes on the trio thread.
         """
         indexes = range(max(indexes.start, 0), min(indexes.stop, layout.chunk_count))
         if not indexes:
             return
-        absent, unverified = self.cache.pending(layout, indexes)
+        absent, on_disk = self.cache.pending(layout, indexes)
         flights = self._flights.in_flight
         digest = layout.digest
         per_request = max(1, self._max_request_bytes // layout.chunk_size)
@@ -133,22 +132,22 @@ class ChunkFetcher:
             todo = [i for i in absent if (digest, i) not in flights]
             for run in _runs(todo, per_request):
                 self._nursery.start_soon(self._fetch_run, layout, self._take_off(layout, run))
-        if unverified:
-            todo = [i for i in unverified if (digest, i) not in flights]
+        if on_disk:
+            todo = [i for i in on_disk if (digest, i) not in flights]
             for run in _runs(todo, per_request):
                 self._nursery.start_soon(self._check_run, layout, self._take_off(layout, run))
-        if from_disk and (cold := self.cache.not_in_memory(layout, indexes)):
-            self._nursery.start_soon(self._advise, layout, cold)
-
-    async def _advise(self, layout: ChunkLayout, indexes: list[int]) -> None:
-        await trio.to_thread.run_sync(self.cache.advise, layout, indexes, limiter=self._limiter)
 
     def _take_off(self, layout: ChunkLayout, run: list[int]) -> dict[int, _Flight]:
         take_off, digest = self._flights.take_off, layout.digest
         return {i: take_off((digest, i)) for i in run}
 
     async def ensure(self, layout: ChunkLayout, indexes: range) -> None:
-        """Return once every chunk of ``indexes`` is in the cache and verified here."""
+        """Return once every chunk of ``indexes`` is in the cache, found intact.
+
+        Chunks found on disk were verified by the checks this waited on; the
+        cache verifies them again whenever it reads them from disk, and may
+        hold fewer in memory than ``indexes`` spans.
+        """
         in_flight = self._flights.in_flight
         for _attempt in range(3):
             self.prefetch(layout, indexes)
@@ -160,8 +159,8 @@ class ChunkFetcher:
                     await flight.done.wait()
                     if flight.error is not None:
                         raise flight.error
-            absent, unverified = self.cache.pending(layout, indexes)
-            if not absent and not unverified:
+            absent, _ = self.cache.pending(layout, indexes)
+            if not absent:
                 return
             # Evicted between arrival and now (a tiny cache under pressure), or
             # found corrupt on disk: fetch again.

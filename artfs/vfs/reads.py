@@ -2,10 +2,11 @@
 
 A read asks the fetcher for read-ahead (how much: each handle's ``ReadAhead``,
 ``artfs.fetch.readahead``), then copies its
-bytes out of the cache at once if every chunk it covers is ready (present and
-verified in this process): that fast path awaits nothing, so a warm or
-streamed read costs one ``pread`` per chunk and no trip through the scheduler.
-Otherwise it asks the fetcher for its chunks, waits for them within
+bytes out of the cache at once if every chunk it covers is ready (verified and
+held in memory, which read-ahead sees to): that fast path awaits nothing, so a
+warm or streamed read costs a copy and no trip through the scheduler.
+Otherwise it asks the fetcher for its chunks (fetched, or read from disk and
+verified, in worker threads), waits for them within
 ``read_timeout`` and copies. A blob is pinned in the cache while a handle on it is open, so its
 chunks are never evicted under a reader. Runs on the trio thread.
 """
@@ -69,7 +70,7 @@ class BlobReads:
         size = min(size, layout.size - offset)
         needed = layout.chunks_for(offset, size)
         self._read_ahead(handle, needed, offset, size)
-        # Fast path: every chunk verified on disk already, so nothing to await.
+        # Fast path: every chunk verified and in memory already, so nothing to await.
         data = self._copy_ready(layout, needed, offset, size)
         if data is not None:
             return data
@@ -95,18 +96,18 @@ class BlobReads:
             offset, size, needed.stop, layout.chunk_count, self._group
         )
         if ahead:
-            self.fetcher.prefetch(layout, ahead, from_disk=True)
+            self.fetcher.prefetch(layout, ahead)
 
     def _copy_ready(
         self, layout: ChunkLayout, needed: range, offset: int, size: int
     ) -> bytes | bytearray | memoryview | None:
-        """The bytes if every chunk is verified here already; ``None`` otherwise."""
+        """The bytes if every chunk is ready (verified, in memory); ``None`` otherwise."""
         chunk_size = layout.chunk_size
         if len(needed) == 1:
             index = needed.start
             return self.cache.read_ready(layout, index, offset - index * chunk_size, size)
-        absent, unverified = self.cache.pending(layout, needed)
-        if absent or unverified:
+        absent, on_disk = self.cache.pending(layout, needed)
+        if absent or on_disk:
             # Copy nothing yet: reading a chunk's tail lets the cache drop it
             # from memory, and this read will come back for it.
             return None
@@ -130,8 +131,8 @@ class BlobReads:
             data = self._copy_ready(layout, needed, offset, size)
             if data is not None and len(data) == size:
                 return data
-            # An external copy (read through the cache, verified as it goes),
-            # or a chunk evicted or found corrupt since: the careful path.
+            # An external copy, a chunk pushed out of memory, evicted or found
+            # corrupt since: the careful path (the cache verifies what it reads).
             data = await self._copy_careful(layout, needed, offset, size)
             if data is not None:
                 return data

@@ -39,6 +39,8 @@ def test_a_buffer_is_reused_only_after_the_last_view_of_it_is_gone(tmp_path: Pat
     assert id(reused) == stored
     # Writing into it changes nothing the cache serves: the chunk now comes from its file.
     memoryview(reused)[:] = b"\0" * CHUNK_SIZE
+    assert cache.read_ready(layout, 0, 0, CHUNK_SIZE) is None  # it left memory with its reader
+    assert cache.check(layout, 0)  # read back from its file, verified
     assert cache.read_ready(layout, 0, 0, CHUNK_SIZE) == first
 
 

@@ -145,7 +145,8 @@ def test_small_blobs_stored_together_lie_in_one_pack_and_survive_a_restart(
     assert reopened.stats()["chunks"] == 20
     assert cached_chunks(tmp_path) == {(layout.digest, 0): len(data) for layout, data in blobs}
     for layout, data in blobs:
-        assert _read(reopened, layout, 0) == data  # verified on first read, as any chunk
+        assert _read(reopened, layout, 0) == data  # verified as read, as any chunk
+        assert reopened.check(layout, 0)
         assert reopened.read_ready(layout, 0, 1, 10) == data[1:11]
 
 
