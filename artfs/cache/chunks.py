@@ -38,6 +38,7 @@ This module does no network I/O and knows nothing of FUSE; it is thread-safe.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import logging
 import mmap
@@ -53,19 +54,29 @@ from artfs.cache.externals import ExternalCopies, ExternalCopy
 from artfs.cache.fresh import FreshChunks
 from artfs.cache.layout import ChunkLayout, Key
 from artfs.cache.ondisk import layout_path, make_dirs, remove, scan
-from artfs.cache.packs import has_hole, punch_hole
+from artfs.cache.packs import drop_damaged, has_hole, punch_hole
 from artfs.cache.places import Place, Places
 from artfs.cache.writes import ChunkWriter, Run, full_disk_is_no_space
 from artfs.errors import Corrupt, NoSpace
 from artfs.fileio import Buffer
 
-__all__ = ["FRESH_BYTES", "ChunkCache"]
+__all__ = ["FRESH_BYTES", "ChunkCache", "Verdict"]
 
 log = logging.getLogger("artfs.cache")
 
 T = TypeVar("T")
 #: Chunks just stored stay in memory up to this many bytes (see the module doc).
 FRESH_BYTES = 128 << 20
+
+
+class Verdict(enum.Enum):
+    """What reading a listed chunk back from disk found."""
+
+    INTACT = "intact"
+    #: Its bytes did not match: removed, to be fetched again.
+    DAMAGED = "damaged"
+    #: Evicted meanwhile (by this or another process sharing the cache).
+    GONE = "gone"
 
 
 class ChunkCache:
@@ -155,12 +166,18 @@ class ChunkCache:
             if key not in self._lru:
                 return False
         data = self._read_verified(layout, index)
-        if data is None:
+        if isinstance(data, Verdict):
             return False
         with self._lock:
             if key in self._lru:
                 self._fresh.admit(key, data, push=True)
         return True
+
+    def verify_on_disk(self, layout: ChunkLayout, index: int) -> Verdict:
+        """Read a listed chunk back from disk and verify it, as every read does; a damaged
+        chunk is removed (``artfs cache verify``)."""
+        data = self._read_verified(layout, index)
+        return data if isinstance(data, Verdict) else Verdict.INTACT
 
     def read(self, layout: ChunkLayout, index: int, offset: int, view: memoryview) -> int | None:
         """Copy chunk bytes from ``offset`` into ``view``; ``None`` when the chunk is absent.
@@ -180,7 +197,7 @@ class ChunkCache:
         if fresh is not None:
             return self._copy_fresh(key, fresh, offset, view)
         data = self._read_verified(layout, index)
-        if data is None:
+        if isinstance(data, Verdict):
             return None
         got = max(min(len(view), len(data) - offset), 0)
         view[:got] = memoryview(data)[offset : offset + got]
@@ -250,13 +267,13 @@ class ChunkCache:
         self._forget(key)  # evicted by another process sharing the cache
         return None
 
-    def _read_verified(self, layout: ChunkLayout, index: int) -> Buffer | None:
-        """A listed chunk's bytes, read from disk and verified; ``None`` if it vanished or
-        is damaged (then it is unlisted and its bad copy removed)."""
+    def _read_verified(self, layout: ChunkLayout, index: int) -> Buffer | Verdict:
+        """A listed chunk's bytes, read from disk and verified; else why not (a damaged
+        chunk is unlisted and its bad copy removed)."""
         key = (layout.digest, index)
         opened = self._open_chunk(key)
         if opened is None:
-            return None
+            return Verdict.GONE
         fd, base = opened
         try:
             data = self._read_chunk_file(layout, index, fd, base)
@@ -269,12 +286,12 @@ class ChunkCache:
                 # Evicted by another process sharing the cache, its space given back.
                 log.info("chunk %d of %s was evicted by another process", index, layout.digest[:12])
                 self._forget(key)
-                return None
+                return Verdict.GONE
         finally:
             os.close(fd)
         path = self._places.where(key)[0] if base else self._places.chunk_file(key)
         log.warning(
-            "cached chunk %d of blob %s is corrupt (%s at offset %d); removed, fetching again",
+            "cached chunk %d of blob %s is corrupt (%s at offset %d); removed, to be fetched again",
             index,
             layout.digest,
             path,
@@ -282,10 +299,10 @@ class ChunkCache:
         )
         self._forget(key)
         if base:
-            punch_hole(path, base, length)  # gone for every process: scans skip holes
+            drop_damaged(path, base, length)  # gone for every process
         else:
             remove(path)
-        return None
+        return Verdict.DAMAGED
 
     def _read_chunk_file(
         self, layout: ChunkLayout, index: int, fd: int, base: int
@@ -528,6 +545,11 @@ class ChunkCache:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return self._lru.stats()
+
+    def listed(self) -> list[tuple[Key, int]]:
+        """Every chunk listed now, with its size."""
+        with self._lock:
+            return self._lru.sizes()
 
     def _evict_if_needed(self) -> None:
         with self._lock:

@@ -114,6 +114,10 @@ class Lru:
                 recent.add(key)
         return recent
 
+    def sizes(self) -> list[tuple[Key, int]]:
+        """Every chunk listed, with its size, least recently used first."""
+        return list(self._sizes.items())
+
     def stats(self) -> dict[str, int]:
         return {
             "bytes": self.total,

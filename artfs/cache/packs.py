@@ -17,8 +17,10 @@ Format (big-endian)::
     the chunks, back to back in header order
 
 The data start is a multiple of 4096, so chunks of whole pages can be written
-and read with ``O_DIRECT``. The first format, ``b"artfspk1"`` (one-chunk blobs
-right after a header without index or data start), is still read.
+and read with ``O_DIRECT``. A chunk index of ``DROPPED`` marks a chunk found
+damaged (``drop_damaged``): no scan lists it again. The first format,
+``b"artfspk1"`` (one-chunk blobs right after a header without index or data
+start), is still read.
 
 A pack is written under a temporary name and renamed when complete, like a
 chunk file; its chunks are verified on first read by each process like any
@@ -44,6 +46,7 @@ __all__ = [
     "PACK_SUFFIX",
     "PackEntry",
     "PackWriter",
+    "drop_damaged",
     "has_hole",
     "punch_hole",
     "read_index",
@@ -61,6 +64,8 @@ _ENTRY = struct.Struct(">32sIQ")
 _MAX_ENTRIES = 1 << 16
 #: What ``O_DIRECT`` needs offsets and lengths to be multiples of.
 ALIGN = 4096
+#: The chunk index of a header entry whose chunk was found damaged.
+DROPPED = (1 << 32) - 1
 
 PackEntry = tuple[str, int, int, int]  # digest, chunk index, offset in the pack, size
 Planned = tuple[str, int, int]  # digest, chunk index, size
@@ -223,6 +228,31 @@ def punch_hole(path: str, offset: int, length: int) -> None:
         os.close(fd)
 
 
+def drop_damaged(path: str, offset: int, length: int) -> None:
+    """Remove a chunk found damaged from its pack for every process: punch its space
+    out and mark its header entry ``DROPPED``.
+
+    A hole alone would do for a chunk of whole blocks, but a small one sharing
+    blocks with its neighbours leaves none, and the next scan would list its
+    bad bytes again. (A pack of the first format has no index to mark.)
+    """
+    punch_hole(path, offset, length)
+    try:
+        with open(path, "r+b") as pack:
+            is_v2 = pack.read(8) == _MAGIC
+            pack.seek(0)
+            entries = _read_header(pack)
+            if entries is None or not is_v2:
+                return
+            for position, (_, _, start, _) in enumerate(entries):
+                if start == offset:
+                    at = _HEAD.size + position * _ENTRY.size + 32  # the index, after the digest
+                    os.pwrite(pack.fileno(), struct.pack(">I", DROPPED), at)
+                    return
+    except OSError:
+        return  # gone already: the pack was emptied or renamed
+
+
 def has_hole(fd: int, offset: int, length: int) -> bool:
     """Whether ``[offset, offset + length)`` of an open pack holds a punched hole.
 
@@ -242,7 +272,7 @@ def read_index(path: str) -> list[PackEntry] | None:
     """The chunks a pack holds, from its header; ``None`` if the pack is damaged or short.
 
     A chunk whose space was given back (``punch_hole``: evicted while the pack
-    stayed) is no longer held, and left out.
+    stayed) is no longer held, and left out, as is one marked ``DROPPED``.
     """
     try:
         with open(path, "rb") as pack:
@@ -252,7 +282,11 @@ def read_index(path: str) -> list[PackEntry] | None:
             _, _, last_offset, last_size = entries[-1]
             if last_offset + last_size != os.fstat(pack.fileno()).st_size:
                 return None
-            return [entry for entry in entries if not _in_hole(pack.fileno(), entry)]
+            return [
+                entry
+                for entry in entries
+                if entry[1] != DROPPED and not _in_hole(pack.fileno(), entry)
+            ]
     except FileNotFoundError:
         return None
 

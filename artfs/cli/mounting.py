@@ -353,6 +353,27 @@ def cache_prune(target: str, cache_dir: Path | None) -> None:
     click.echo(f"evicted {count(dropped, 'chunk')}; {human_size(chunks.total_bytes)} remain")
 
 
+@cache.command(name="verify")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Chunk cache [~/.cache/artfs].")
+def cache_verify(cache_dir: Path | None) -> None:
+    """Re-hash every cached chunk; remove damaged ones (refetched when next read).
+
+    Exits 1 when any chunk was damaged (and removed), 0 when all were intact.
+    """
+    from artfs.cache.audit import audit_cache
+    from artfs.cache.chunks import ChunkCache
+    from artfs.cache.ondisk import default_cache_dir
+
+    audit = audit_cache(ChunkCache(cache_dir or default_cache_dir(), max_bytes=1 << 62))
+    line = f"checked {count(audit.checked, 'chunk')} ({human_size(audit.checked_bytes)}): "
+    line += "all intact" if audit.intact else f"{audit.bad} damaged, removed"
+    if audit.unchecked:
+        line += f"; {count(audit.unchecked, 'chunk')} without a layout here, left unchecked"
+    click.echo(line)
+    if not audit.intact:
+        raise SystemExit(1)
+
+
 def _locate(target: Path) -> tuple[Path, str, Path]:
     """``MOUNTPOINT/NAME`` → (mountpoint, artifact name, control socket of its daemon)."""
     from artfs.daemon.state import read_record
