@@ -7,7 +7,8 @@ digest is the sha256 over its sorted manifest, so identical content gives an
 identical digest whatever order the files were added in.
 
 Chunk digests are BLAKE3 (``CHUNK_HASH``): every chunk a mount hands out is
-hashed once per process, so the chunk hash is paid on every read, and BLAKE3
+hashed each time it comes from the network or the cache's disk, so the chunk
+hash is paid on every read, and BLAKE3
 hashes several times faster per core than sha256 (docs/benchmarks.md,
 "Measurements behind design choices"). Blobs stored before keep their sha256
 chunk digests; each layout names its hash (``CHUNK_HASHES``).

@@ -50,8 +50,8 @@ def copy_from_cache(
         try:
             for index in range(layout.chunk_count):
                 view = memoryview(buffer)[: layout.chunk_length(index)]
-                # Verified by the cache against the chunk's digest (once per process
-                # and file): hashing the whole again would only repeat that.
+                # Verified by the cache against the chunk's digest as it reads it
+                # from disk: hashing the whole again would only repeat that.
                 if cache.read(layout, index, 0, view) != len(view):
                     return False  # evicted or found corrupt meanwhile: use the network
                 write_all(fd, view)
