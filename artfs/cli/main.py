@@ -446,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-# Register ls, and mount, umount, up, mounts and cache, on ``cli``; kept apart so that
+# Register ls, mount, umount, up, mounts, cache and verify on ``cli``; kept apart so that
 # main.py stays about the registry's verbs.
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
+from artfs.cli import verifying as _verifying  # noqa: E402, F401

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO, TypeVar
 
@@ -32,13 +32,15 @@ from artfs.client.models import (
     NewVersion,
     UploadCommitted,
     UploadStarted,
+    VerifyProgress,
+    VerifyReport,
     VersionRecord,
 )
 from artfs.client.ranged import RangeBody, RangeReader
 from artfs.client.routes import Routes
 from artfs.client.streams import split_into
 from artfs.config import ClientConfig
-from artfs.errors import ArtfsError, Transient
+from artfs.errors import ArtfsError, Transient, error_for_code
 
 __all__ = ["RegistryClient"]
 
@@ -348,6 +350,33 @@ class RegistryClient:
             "POST", self._url(Routes.gc()), params={"dry_run": str(dry_run).lower()}
         ).json()
         return GcSummary.from_json(answer)
+
+    def verify(
+        self,
+        name: str | None,
+        ref: str | None = None,
+        *,
+        dry_run: bool = False,
+        on_progress: Callable[[VerifyProgress], None] | None = None,
+    ) -> VerifyReport:
+        path = Routes.verify_all() if name is None else self.routes.verify(name, ref)
+        params = {"dry_run": str(dry_run).lower()}
+        # The server says how far it got at least once a second, so the usual read
+        # timeout holds however long the whole run takes.
+        with self._request("POST", self._url(path), params=params, stream=True) as answer:
+            for line in _cut_off_as_transient(answer.iter_lines()):
+                if not line:
+                    continue
+                step: JSON = json.loads(line)
+                if "progress" in step:
+                    if on_progress is not None:
+                        on_progress(VerifyProgress.from_json(step["progress"]))
+                elif "report" in step:
+                    return VerifyReport.from_json(step["report"])
+                elif "error" in step:
+                    error = step["error"]
+                    raise error_for_code(str(error["code"]), str(error["message"]))
+        raise BodyCutOff("the registry's verify answer ended before its report")
 
 
 T = TypeVar("T")

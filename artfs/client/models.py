@@ -20,6 +20,8 @@ from artfs.errors import Corrupt, InvalidInput
 
 __all__ = [
     "ArtifactRecord",
+    "BadBlob",
+    "BlobUse",
     "ChunkList",
     "FileRecord",
     "GcSummary",
@@ -27,6 +29,8 @@ __all__ = [
     "NewVersion",
     "UploadCommitted",
     "UploadStarted",
+    "VerifyProgress",
+    "VerifyReport",
     "VersionRecord",
 ]
 
@@ -305,4 +309,83 @@ class GcSummary:
             uploads_abandoned=int(data["uploads_abandoned"]),
             blobs_deleted=int(data["blobs_deleted"]),
             bytes_freed=int(data["bytes_freed"]),
+        )
+
+
+@dataclass(frozen=True)
+class BlobUse:
+    """One file of a committed version that names a blob."""
+
+    project: str
+    artifact: str
+    version: str
+    path: str
+
+
+@dataclass(frozen=True)
+class BadBlob:
+    """A stored blob that failed ``artfs verify``, and the files that name it."""
+
+    digest: str
+    #: ``corrupt`` (bytes hash to something else), ``missing`` or ``quarantined``.
+    problem: str
+    detail: str
+    #: Whether readers are kept from its bytes now (moved aside by this run or earlier).
+    quarantined: bool
+    used_by: tuple[BlobUse, ...]
+
+    @classmethod
+    def from_json(cls, data: JSON) -> BadBlob:
+        return cls(
+            digest=str(data["digest"]),
+            problem=str(data["problem"]),
+            detail=str(data["detail"]),
+            quarantined=bool(data["quarantined"]),
+            used_by=tuple(
+                BlobUse(str(use["project"]), str(use["artifact"]), str(use["version"]),
+                        str(use["path"]))
+                for use in data["used_by"]
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VerifyProgress:
+    """How far a verify run got so far."""
+
+    blobs_checked: int
+    bytes_hashed: int
+
+    @classmethod
+    def from_json(cls, data: JSON) -> VerifyProgress:
+        return cls(int(data["blobs_checked"]), int(data["bytes_hashed"]))
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``artfs verify`` found: the blobs checked and the bad ones."""
+
+    scope: str
+    dry_run: bool
+    blobs_checked: int
+    bytes_hashed: int
+    seconds: float
+    bad: tuple[BadBlob, ...]
+    #: ``project/artifact:vN`` of every version whose bytes must be pushed again.
+    needs_reupload: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.bad
+
+    @classmethod
+    def from_json(cls, data: JSON) -> VerifyReport:
+        return cls(
+            scope=str(data["scope"]),
+            dry_run=bool(data["dry_run"]),
+            blobs_checked=int(data["blobs_checked"]),
+            bytes_hashed=int(data["bytes_hashed"]),
+            seconds=float(data["seconds"]),
+            bad=tuple(BadBlob.from_json(bad) for bad in data["bad"]),
+            needs_reupload=tuple(str(version) for version in data["needs_reupload"]),
         )

@@ -11,7 +11,7 @@ code for the rest. The calls themselves are described in docs/design.md,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, Protocol
 
@@ -24,6 +24,8 @@ from artfs.client.models import (
     NewVersion,
     UploadCommitted,
     UploadStarted,
+    VerifyProgress,
+    VerifyReport,
     VersionRecord,
 )
 
@@ -178,4 +180,17 @@ class RegistryAPI(Protocol):
 
     def gc(self, dry_run: bool = False) -> GcSummary:
         """Expire versions past their ttl, drop abandoned uploads, reclaim unreferenced blobs."""
+        ...
+
+    def verify(
+        self,
+        name: str | None,
+        ref: str | None = None,
+        *,
+        dry_run: bool = False,
+        on_progress: Callable[[VerifyProgress], None] | None = None,
+    ) -> VerifyReport:
+        """Re-hash the stored blobs of ``name:ref`` (every committed version of ``name``
+        without ``ref``; of every project with ``name=None``) and quarantine bad ones,
+        unless ``dry_run``. ``on_progress`` hears about once a second how far it got."""
         ...

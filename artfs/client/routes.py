@@ -36,6 +36,10 @@ class Routes:
     def gc() -> str:
         return f"{API}/admin/gc"
 
+    @staticmethod
+    def verify_all() -> str:
+        return f"{API}/admin/verify"
+
     # -- artifacts and versions ---------------------------------------------
 
     def artifacts(self) -> str:
@@ -55,6 +59,11 @@ class Routes:
 
     def manifest(self, name: str, ref: str) -> str:
         return f"{self.version(name, ref)}/manifest"
+
+    def verify(self, name: str, ref: str | None = None) -> str:
+        """Re-hash the blobs of one version, or of every committed version of ``name``."""
+        owner = self.artifact(name) if ref is None else self.version(name, ref)
+        return f"{owner}/verify"
 
     def tag(self, name: str, ref: str, tag: str) -> str:
         return f"{self.version(name, ref)}/tags/{_q(tag)}"

@@ -31,7 +31,7 @@ from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
 from artfs.server.registry import Registry
 from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
-from artfs.server.routes import admin, artifacts, blob_batches, blobs, uploads
+from artfs.server.routes import admin, artifacts, blob_batches, blobs, integrity, uploads
 from artfs.server.routes.deps import MAX_JSON_BODY
 from artfs.server.settings import ServerSettings
 from artfs.server.upload_slots import UploadSlots
@@ -75,7 +75,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)
     app.add_middleware(BlobReadMiddleware, registry=registry)
     app.add_middleware(RequestBoundsMiddleware, bounds=body_bounds(settings))
-    for module in (admin, artifacts, uploads, blobs, blob_batches):
+    for module in (admin, artifacts, uploads, blobs, blob_batches, integrity):
         app.include_router(module.router)
     return app
 

@@ -231,7 +231,7 @@ class BlobReadMiddleware:
             if path is None:
                 return None
             return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except (NotFound, FileNotFoundError):  # never stored, or collected since
+        except (NotFound, Corrupt, FileNotFoundError):  # not stored, collected, quarantined
             return None
 
     async def _answer(

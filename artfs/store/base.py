@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from io import RawIOBase
 from pathlib import Path
 from typing import Protocol
 
@@ -65,5 +66,19 @@ class BlobStore(Protocol):
         ...
 
     def delete(self, digest: str) -> None: ...
+
+    def open_stored(self, digest: str) -> RawIOBase:
+        """The stored bytes as they are on disk, unverified, for re-hashing them
+        (``NotFound`` if absent; ``Corrupt`` if quarantined, as every read of them)."""
+        ...
+
+    def quarantine(self, digest: str) -> bool:
+        """Move a blob's bytes aside so they are never served again; ``False`` if absent.
+
+        A later upload of the same digest publishes good bytes again (and drops the
+        quarantined copy)."""
+        ...
+
+    def quarantined(self, digest: str) -> bool: ...
 
     def iter_digests(self) -> Iterator[str]: ...

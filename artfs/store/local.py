@@ -12,6 +12,11 @@ made so far; the others then find nothing left to do). Until then the blob may
 be read, and is whole, but a crash may make it absent again, as if its upload
 had never finished; whoever records the blob (the registry's blob row) must
 therefore wait for ``sync_published``.
+
+A blob whose bytes no longer hash to its digest (found by ``artfs verify``) is
+renamed into ``<root>/quarantine/``: it is then absent to every reader, with
+an error that says why, and the next upload of that digest publishes good
+bytes under the usual name and drops the quarantined copy.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent import futures
+from io import RawIOBase
 from pathlib import Path
 
 from artfs.digests import CHUNK_SIZE, BlobHasher
-from artfs.errors import DigestMismatch, NotFound, TooLarge, Transient
+from artfs.errors import Corrupt, DigestMismatch, NotFound, TooLarge, Transient
 from artfs.store.base import BlobInfo
 from artfs.store.direct import BlockWriter
 
@@ -92,6 +98,8 @@ class _LocalBlobWriter:
             os.replace(self._tmp, final)
             if durable:
                 _fsync_dir(final.parent)
+            # Good bytes are back: a quarantined copy has nothing left to tell.
+            self._store.quarantine_path(digest).unlink(missing_ok=True)
         except BaseException:
             self.abort()
             raise
@@ -114,6 +122,7 @@ class LocalBlobStore:
         self.root = root
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         (root / "sha256").mkdir(parents=True, exist_ok=True)
+        (root / "quarantine").mkdir(parents=True, exist_ok=True)
         _fsync_dir(root)
         self._shards_ready: set[str] = set()
         self._shards_lock = threading.Lock()
@@ -148,6 +157,22 @@ class LocalBlobStore:
     def path_for(self, digest: str) -> Path:
         return self.root / "sha256" / digest[:2] / digest
 
+    def quarantine_path(self, digest: str) -> Path:
+        return self.root / "quarantine" / digest
+
+    def _absent(self, digest: str) -> NotFound | Corrupt:
+        """The error for a blob that is not under its name: quarantined, or never stored.
+
+        A quarantined blob is ``Corrupt`` (a 500 that says why; ``EIO`` in a mount):
+        a version names it, so "not found" would be a lie about the registry's state.
+        """
+        if self.quarantined(digest):
+            return Corrupt(
+                f"blob {digest} failed verification and is quarantined; "
+                "uploading the same bytes again (a re-push) restores it"
+            )
+        return NotFound(f"blob {digest} is not in the store")
+
     def writer(self, expected_digest: str) -> _LocalBlobWriter:
         return _LocalBlobWriter(self, expected_digest)
 
@@ -157,7 +182,7 @@ class LocalBlobStore:
     def local_path(self, digest: str) -> Path:
         path = self.path_for(digest)
         if not path.is_file():
-            raise NotFound(f"blob {digest} is not in the store")
+            raise self._absent(digest)
         return path
 
     def read_many(self, digests: Sequence[str], max_bytes: int) -> bytes:
@@ -173,7 +198,7 @@ class LocalBlobStore:
             try:
                 fd = os.open(self.path_for(digest), os.O_RDONLY)
             except FileNotFoundError:
-                raise NotFound(f"blob {digest} is not in the store") from None
+                raise self._absent(digest) from None
             try:
                 size = os.fstat(fd).st_size
                 total += size
@@ -193,6 +218,26 @@ class LocalBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
+
+    def open_stored(self, digest: str) -> RawIOBase:
+        try:
+            return open(self.path_for(digest), "rb", buffering=0)
+        except FileNotFoundError:
+            raise self._absent(digest) from None
+
+    def quarantine(self, digest: str) -> bool:
+        # The rename is durable before the caller forgets the blob's row: after a
+        # crash the bad bytes are never back under their name.
+        try:
+            os.replace(self.path_for(digest), self.quarantine_path(digest))
+        except FileNotFoundError:
+            return False
+        _fsync_dir(self.path_for(digest).parent)
+        _fsync_dir(self.root / "quarantine")
+        return True
+
+    def quarantined(self, digest: str) -> bool:
+        return self.quarantine_path(digest).is_file()
 
     def iter_digests(self) -> Iterator[str]:
         for shard in sorted((self.root / "sha256").iterdir()):

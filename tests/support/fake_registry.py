@@ -52,6 +52,8 @@ from artfs import names
 from artfs.client.failures import BodyCutOff
 from artfs.client.models import (
     ArtifactRecord,
+    BadBlob,
+    BlobUse,
     ChunkList,
     FileRecord,
     GcSummary,
@@ -59,6 +61,8 @@ from artfs.client.models import (
     NewVersion,
     UploadCommitted,
     UploadStarted,
+    VerifyProgress,
+    VerifyReport,
     VersionRecord,
 )
 from artfs.client.protocol import BlobRange
@@ -98,6 +102,7 @@ CallKind = Literal[
     "open_blob_batch",
     "blob_chunks",
     "gc",
+    "verify",
 ]
 
 LATEST = "latest"
@@ -218,6 +223,8 @@ class FakeRegistry:
         self._uploads: dict[str, tuple[str, _Version]] = {}  # id -> artifact name, version
         self._blobs: dict[str, bytes] = {}
         self._chunk_lists: dict[str, ChunkList] = {}
+        #: Digests ``verify`` moved aside: not served until uploaded again.
+        self._quarantined: set[str] = set()
         self._faults: list[Fault] = []
         self.calls: Counter[CallKind] = Counter()
         #: Every ranged read asked for: (digest, start, end).
@@ -313,6 +320,7 @@ class FakeRegistry:
         digest = hasher.finish()
         with self._lock:
             self._blobs[digest] = bytes(data)
+            self._quarantined.discard(digest)
             self._chunk_lists[digest] = ChunkList(
                 digest=digest,
                 size=len(data),
@@ -325,6 +333,12 @@ class FakeRegistry:
     def blob(self, digest: str) -> bytes:
         with self._lock:
             return self._blobs[digest]
+
+    def damage_blob(self, digest: str) -> None:
+        """Flip the first byte the registry holds for ``digest``, as a bad disk would."""
+        with self._lock:
+            data = self._blobs[digest]
+            self._blobs[digest] = bytes([data[0] ^ 0xFF]) + data[1:]
 
     def add_version(
         self,
@@ -715,6 +729,8 @@ class FakeRegistry:
         with self._lock:
             data = self._blobs.get(digest)
         if data is None:
+            if digest in self._quarantined:
+                raise NotFound(f"blob {digest} failed verification and is quarantined")
             raise NotFound(f"blob {digest} does not exist")
         return data
 
@@ -774,6 +790,69 @@ class FakeRegistry:
             uploads_abandoned=len(abandoned),
             blobs_deleted=len(garbage),
             bytes_freed=freed,
+        )
+
+    def verify(
+        self,
+        name: str | None,
+        ref: str | None = None,
+        *,
+        dry_run: bool = False,
+        on_progress: Callable[[VerifyProgress], None] | None = None,
+    ) -> VerifyReport:
+        self._call("verify")
+        with self._lock:
+            if name is None:
+                chosen = [
+                    (artifact, version)
+                    for artifact in self._artifacts.values()
+                    for version in artifact.versions.values()
+                    if version.state == COMMITTED
+                ]
+            elif ref is None:
+                artifact = self._artifact(name)
+                chosen = [(artifact, v) for v in artifact.versions.values() if v.state == COMMITTED]
+            else:
+                artifact = self._artifact(name)
+                chosen = [(artifact, self._version(artifact, ref))]
+            digests = sorted(
+                {e.digest for _, v in chosen for e in v.files if e.digest and not e.uri}
+            )
+            bad: list[BadBlob] = []
+            hashed = 0
+            for digest in digests:
+                data = self._blobs.get(digest)
+                if data is not None:
+                    hashed += len(data)
+                    if hashlib.sha256(data).hexdigest() == digest:
+                        continue
+                    problem = "corrupt"
+                else:
+                    problem = "quarantined" if digest in self._quarantined else "missing"
+                if not dry_run and data is not None:
+                    del self._blobs[digest]
+                    self._quarantined.add(digest)
+                uses = tuple(
+                    BlobUse(self._project, artifact.name, f"v{version.number}", entry.path)
+                    for artifact in self._artifacts.values()
+                    for version in artifact.versions.values()
+                    if version.state == COMMITTED
+                    for entry in version.files
+                    if entry.digest == digest
+                )
+                bad.append(BadBlob(digest, problem, problem, digest in self._quarantined, uses))
+        if on_progress is not None:
+            on_progress(VerifyProgress(len(digests), hashed))
+        return VerifyReport(
+            scope=self._project if name is None else name,
+            dry_run=dry_run,
+            blobs_checked=len(digests),
+            bytes_hashed=hashed,
+            seconds=0.0,
+            bad=tuple(bad),
+            needs_reupload=tuple(
+                sorted({f"{u.project}/{u.artifact}:{u.version}" for b in bad for u in b.used_by})
+            ),
         )
 
     # -- the registry's rules, under the lock ----------------------------------------

@@ -218,7 +218,11 @@ def get_chunks(request: Request, project: Project, digest: str) -> dict[str, Any
     check_digest(digest)
     registry = _registry(request)
     _check_visible(registry, project, digest)
-    info = registry.blob_info(digest)
+    try:
+        info = registry.blob_info(digest)
+    except NotFound:
+        registry.store.local_path(digest)  # Corrupt, saying why, if it was quarantined
+        raise
     return {
         "digest": info.digest,
         "size": info.size,
