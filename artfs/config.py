@@ -6,6 +6,7 @@ The file is ``$XDG_CONFIG_HOME/artfs/config.toml`` (``url``, ``project``,
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "ClientConfig",
     "config_file",
     "resolve_config",
+    "store_token",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -43,6 +45,25 @@ class ClientConfig:
     def __repr__(self) -> str:  # never show the token
         shown = "***" if self.token else None
         return f"ClientConfig(url={self.url!r}, project={self.project!r}, token={shown})"
+
+
+def store_token(secret: str) -> Path:
+    """Keep ``secret`` as the config file's ``token``, the file readable by its owner only.
+
+    Appended, so whatever else the file says stays as written; the caller knows
+    the file has no token yet.
+    """
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file made earlier with a wider mode now holds a secret
+        existing = path.stat().st_size
+        separator = "\n" if existing and not path.read_bytes().endswith(b"\n") else ""
+        os.write(fd, f"{separator}token = {json.dumps(secret)}\n".encode())
+    finally:
+        os.close(fd)
+    return path
 
 
 def _file_settings() -> dict[str, Any]:

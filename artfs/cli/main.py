@@ -451,3 +451,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
 from artfs.cli import verifying as _verifying  # noqa: E402, F401
+from artfs.cli import tokens as _tokens  # noqa: E402, F401

@@ -195,6 +195,7 @@ def up(
     """Serve the embedded registry and mount it at MOUNTPOINT (foreground; Ctrl-C stops both)."""
     import requests
 
+    from artfs.cli.tokens import ensure_admin_token
     from artfs.daemon.mount import check_mountpoint, run_mount
     from artfs.server.app import check_port_free
     from artfs.server.settings import default_data_dir
@@ -204,6 +205,7 @@ def up(
     _refuse_if_in_use(mountpoint, starting_artfs=True)
     check_mountpoint(mountpoint.absolute())
     check_port_free("127.0.0.1", port)
+    ensure_admin_token(data_dir or default_data_dir())
     server = subprocess.Popen(
         [
             sys.executable,

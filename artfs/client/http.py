@@ -30,6 +30,7 @@ from artfs.client.models import (
     GcSummary,
     Manifest,
     NewVersion,
+    TokenInfo,
     UploadCommitted,
     UploadStarted,
     VerifyProgress,
@@ -377,6 +378,17 @@ class RegistryClient:
                     error = step["error"]
                     raise error_for_code(str(error["code"]), str(error["message"]))
         raise BodyCutOff("the registry's verify answer ended before its report")
+
+    def create_token(self, scope: str, project: str | None) -> tuple[TokenInfo, str]:
+        """A new token and its secret, which the registry never shows again."""
+        answer = self._json("POST", Routes.tokens(), json={"scope": scope, "project": project})
+        return TokenInfo.from_json(answer), str(answer["token"])
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return [TokenInfo.from_json(item) for item in self._json("GET", Routes.tokens())["tokens"]]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return TokenInfo.from_json(self._json("DELETE", Routes.tokens(token_id)))
 
 
 T = TypeVar("T")

@@ -27,6 +27,7 @@ __all__ = [
     "GcSummary",
     "Manifest",
     "NewVersion",
+    "TokenInfo",
     "UploadCommitted",
     "UploadStarted",
     "VerifyProgress",
@@ -388,4 +389,26 @@ class VerifyReport:
             seconds=float(data["seconds"]),
             bad=tuple(BadBlob.from_json(bad) for bad in data["bad"]),
             needs_reupload=tuple(str(version) for version in data["needs_reupload"]),
+        )
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A registry token as ``artfs token ls`` shows it: never its secret."""
+
+    id: str
+    scope: str
+    #: ``None``: every project.
+    project: str | None
+    created_at: str
+    revoked_at: str | None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> TokenInfo:
+        return cls(
+            id=str(data["id"]),
+            scope=str(data["scope"]),
+            project=data.get("project"),
+            created_at=str(data["created_at"]),
+            revoked_at=data.get("revoked_at"),
         )

@@ -40,6 +40,10 @@ class Routes:
     def verify_all() -> str:
         return f"{API}/admin/verify"
 
+    @staticmethod
+    def tokens(token_id: str | None = None) -> str:
+        return f"{API}/tokens" if token_id is None else f"{API}/tokens/{_q(token_id)}"
+
     # -- artifacts and versions ---------------------------------------------
 
     def artifacts(self) -> str:

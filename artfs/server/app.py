@@ -26,14 +26,16 @@ from fastapi import FastAPI
 
 from artfs import __version__
 from artfs.errors import Conflict
+from artfs.server.auth import Authenticator, AuthMiddleware
 from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
 from artfs.server.registry import Registry
 from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
-from artfs.server.routes import admin, artifacts, blob_batches, blobs, integrity, uploads
+from artfs.server.routes import admin, artifacts, blob_batches, blobs, integrity, tokens, uploads
 from artfs.server.routes.deps import MAX_JSON_BODY
 from artfs.server.settings import ServerSettings
+from artfs.server.tokens import TokenStore
 from artfs.server.upload_slots import UploadSlots
 from artfs.store.local import LocalBlobStore
 
@@ -75,7 +77,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)
     app.add_middleware(BlobReadMiddleware, registry=registry)
     app.add_middleware(RequestBoundsMiddleware, bounds=body_bounds(settings))
-    for module in (admin, artifacts, uploads, blobs, blob_batches, integrity):
+    # Added last, so outermost: every request meets the token check first.
+    app.state.authenticator = Authenticator(TokenStore(engine))
+    app.add_middleware(AuthMiddleware, authenticator=app.state.authenticator)
+    for module in (admin, artifacts, uploads, blobs, blob_batches, integrity, tokens):
         app.include_router(module.router)
     return app
 

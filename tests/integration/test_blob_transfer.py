@@ -20,7 +20,7 @@ import blake3
 import pytest
 import requests
 
-from tests.support.registry import RegistryProcess
+from tests.support.registry import RegistryProcess, auth_headers
 
 PROJECT = "default"
 TIMEOUT = 60.0
@@ -36,7 +36,8 @@ def blobs_url(url: str) -> str:
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, url, timeout=TIMEOUT, **kwargs)
+    headers = {**auth_headers(), **kwargs.pop("headers", {})}
+    return requests.request(method, url, timeout=TIMEOUT, headers=headers, **kwargs)
 
 
 def announce(url: str, *datas: bytes) -> str:

@@ -23,7 +23,7 @@ import blake3
 import pytest
 import requests
 
-from tests.support.registry import RegistryProcess
+from tests.support.registry import RegistryProcess, auth_headers
 
 JSON = dict[str, Any]
 PROJECT = "default"
@@ -55,7 +55,8 @@ def entries(files: dict[str, bytes]) -> list[JSON]:
 
 
 def call(method: str, url: str, **kwargs: Any) -> requests.Response:
-    return requests.request(method, url, timeout=TIMEOUT, **kwargs)
+    headers = {**auth_headers(), **kwargs.pop("headers", {})}
+    return requests.request(method, url, timeout=TIMEOUT, headers=headers, **kwargs)
 
 
 def ok(response: requests.Response, status: int = 200) -> Any:

@@ -60,7 +60,20 @@ class RegistryProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def seed_token(self, secret: str = TEST_TOKEN, scope: str = "admin") -> None:
+        """Record a token in the data folder, as ``artfs token create --data`` would."""
+        from artfs.server.settings import ServerSettings
+        from artfs.server.tokens import Scope, open_token_store
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store, engine = open_token_store(ServerSettings(self.data_dir).resolved_database_url)
+        try:
+            store.install(secret, Scope.parse(scope))
+        finally:
+            engine.dispose()
+
     def start(self, timeout: float = 30.0) -> None:
+        self.seed_token()  # before the server answers anyone
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [

@@ -110,3 +110,17 @@ blobs = Table(
     Column("chunk_hash", String(16), nullable=False, server_default=BLOB_HASH),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    # Public: shown by ``artfs token ls`` and named by ``revoke``.
+    Column("id", String(32), primary_key=True),
+    # sha256 of the secret; the secret itself is shown once and never stored.
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("scope", String(16), nullable=False),
+    # NULL: every project.
+    Column("project", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,44 @@
+"""Token management, for admin tokens of every project: create (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from artfs.server.auth import AdminCaller, Authenticator
+from artfs.server.routes.deps import bounded_body
+from artfs.server.tokens import Scope
+
+router = APIRouter(prefix="/api/v1/tokens", dependencies=[Depends(bounded_body)])
+
+
+class CreateToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: Scope = Scope.READ
+    project: str | None = None
+
+
+def _authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+@router.post("", status_code=201)
+async def create_token(request: Request, _caller: AdminCaller, body: CreateToken) -> dict[str, Any]:
+    """A new token; the answer's ``token`` is its secret, which is never shown again."""
+    made = await run_in_threadpool(_authenticator(request).tokens.create, body.scope, body.project)
+    return {**made.record.to_json(), "token": made.secret}
+
+
+@router.get("")
+async def list_tokens(request: Request, _caller: AdminCaller) -> dict[str, Any]:
+    records = await run_in_threadpool(_authenticator(request).tokens.list)
+    return {"tokens": [record.to_json() for record in records]}
+
+
+@router.delete("/{token_id}")
+async def revoke_token(request: Request, _caller: AdminCaller, token_id: str) -> dict[str, Any]:
+    return (await _authenticator(request).revoke(token_id)).to_json()
