@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"bench: {ARTFS} not found; run scripts/setup first")
     stop_on_sigterm()
     sys.path.insert(0, str(ROOT))
-    from tests.support.registry import RegistryProcess
+    from tests.support.registry import TEST_TOKEN, RegistryProcess
 
     selected = set(args.rows)
     table_selected = selected & set(TABLE_ROWS)
@@ -337,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # config) lives under the bench's temporary directory.
     saved_env = dict(os.environ)
     os.environ.update({f"XDG_{kind}_HOME": str(work / "home" / kind.lower()) for kind in XDG_KINDS})
-    os.environ.pop("ARTFS_TOKEN", None)
+    # The admin token every RegistryProcess is seeded with: the CLI, mounts and the
+    # bench's own HTTP requests (curl, wrk) present it.
+    os.environ["ARTFS_TOKEN"] = TEST_TOKEN
     # One process per core, as nginx's ``worker_processes auto``.
     server = RegistryProcess(work / "registry", workers="auto")
     leftovers: list[str] = []

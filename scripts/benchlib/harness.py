@@ -114,8 +114,8 @@ class Harness:
         self.server_pid = server_pid
         self.api = f"{url}/api/v1/projects/{PROJECT}"
         self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {os.environ['ARTFS_TOKEN']}"
         self.env = {**os.environ, "ARTFS_URL": url, "ARTFS_PROJECT": PROJECT}
-        self.env.pop("ARTFS_TOKEN", None)
         self._mounts = itertools.count(1)
         self.records = work / "home" / "state" / "artfs" / "mounts"
         #: Whether ``drop_caches`` worked every time it was asked for.
@@ -187,7 +187,10 @@ class Harness:
 
     def curl_get(self, *urls: str) -> Sample:
         """``curl -o /dev/null URL`` (several: one ``curl`` each, in parallel), timed."""
-        script = " ".join(f'curl -sS --fail -o /dev/null "${i}" &' for i in range(1, len(urls) + 1))
+        script = " ".join(
+            f'curl -sS --fail -H "Authorization: Bearer $ARTFS_TOKEN" -o /dev/null "${i}" &'
+            for i in range(1, len(urls) + 1)
+        )
         return self.timed(["sh", "-c", f"{script} wait", "sh", *urls], to_devnull=True)[0]
 
     def pending_upload(self, name: str, entries: list[dict[str, Any]]) -> str:
@@ -228,6 +231,7 @@ class Harness:
         return self.timed(
             [
                 CURL, "-sS", "--fail", "-o", os.devnull, "-H", "Expect:",
+                "-H", f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}",
                 "-H", "Content-Type: application/octet-stream",
                 "-T", str(path), self.blob_url(digest),
             ]

@@ -254,6 +254,8 @@ def ranged_load(
         [
             "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
             "--timeout", "30s", "-s", str(script), url,
+            # The registry's token; nginx ignores it.
+            "-H", f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}",
         ],
         capture_output=True,
         text=True,
