@@ -450,5 +450,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 # main.py stays about the registry's verbs.
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
-from artfs.cli import verifying as _verifying  # noqa: E402, F401
 from artfs.cli import tokens as _tokens  # noqa: E402, F401
+from artfs.cli import verifying as _verifying  # noqa: E402, F401

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from artfs.server.auth import AdminCaller, Authenticator
-from artfs.server.routes.deps import bounded_body
 from artfs.server.tokens import Scope
 
-router = APIRouter(prefix="/api/v1/tokens", dependencies=[Depends(bounded_body)])
+router = APIRouter(prefix="/api/v1/tokens")
 
 
 class CreateToken(BaseModel):
