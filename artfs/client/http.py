@@ -66,6 +66,7 @@ class RegistryClient:
         pool_size: int = 32,
         retries: int = 5,
         timeout: float = 60.0,
+        range_timeout: float | None = None,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -87,8 +88,9 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         if config.token:
             self.session.headers["Authorization"] = f"Bearer {config.token}"
-        #: Ranged blob reads go over ``http.client`` instead (see ``ranged``).
-        self.ranges = RangeReader(config, timeout=timeout)
+        #: Ranged blob reads go over ``http.client`` instead (see ``ranged``); the
+        #: mount bounds each by its read timeout (``range_timeout``).
+        self.ranges = RangeReader(config, timeout=range_timeout or timeout)
         # Its connections close when the client goes, whoever forgets ``close``.
         weakref.finalize(self, self.ranges.close)
 

@@ -118,7 +118,9 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     mountpoint = options.mountpoint.resolve()
     log_file = log_path_for(mountpoint)
     _setup_logging(log_file, also_stderr=ready_fd is None)
-    registry = RegistryClient(options.config, pool_size=32, retries=1, timeout=30)
+    registry = RegistryClient(
+        options.config, pool_size=32, retries=1, timeout=30, range_timeout=options.read_timeout
+    )
     try:
         check_mountpoint(mountpoint)
         try:
@@ -169,8 +171,11 @@ async def _serve(
     ready_fd: int | None,
 ) -> None:
     async with trio.open_nursery() as nursery:
-        fetcher = ChunkFetcher(RegistrySource(registry), cache, nursery)
-        catalog = Catalog(registry, listing_ttl=options.listing_timeout)
+        # One deadline per read: the fetch gives up when its reader does.
+        fetcher = ChunkFetcher(
+            RegistrySource(registry), cache, nursery, fetch_timeout=options.read_timeout
+        )
+        catalog = Catalog(registry, nursery, listing_ttl=options.listing_timeout)
         settings = TreeSettings(
             listing_timeout=options.listing_timeout,
             read_timeout=options.read_timeout,

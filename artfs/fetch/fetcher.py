@@ -19,9 +19,14 @@ chunk is verified against the layout's digest as it arrives, stored (the
 chunks of one request in one pack file: ``ChunkCache.storing_run``), and
 announced at once, so a reader waits for its own chunk, not for the whole
 request. Requests run in worker threads, at most ``max_parallel`` at a time. A
-failed request is retried with backoff until ``fetch_timeout``; a chunk that
-fails verification is an error at once (with a log line), never bytes handed
-out.
+failed request is retried with backoff until ``fetch_timeout`` after its flight
+began, and a request still waiting then is abandoned (its thread's late answer
+is dropped): the mount makes that its read timeout, so a reader's deadline and
+the fetch's are one, and nothing is retried after its reader had its answer. A
+chunk whose fetch failed so fails again at once for ``FAILURE_MEMORY`` seconds:
+the kernel asks again for a page whose read-ahead failed, and that second read
+must not wait a second deadline. A chunk that fails verification is an error
+at once (with a log line), never bytes handed out.
 
 Concurrency: all bookkeeping (``_flights``) happens on the trio thread; worker
 threads only download, verify and write chunk files, and announce each stored
@@ -54,6 +59,10 @@ log = logging.getLogger("artfs.fetch")
 Key = tuple[str, int]
 _Flight = Flight[None]
 
+#: Seconds a chunk whose fetch ran out of time or could not reach its source
+#: fails at once, instead of waiting another deadline (see above).
+FAILURE_MEMORY = 1.0
+
 
 class ChunkFetcher:
     def __init__(
@@ -76,6 +85,8 @@ class ChunkFetcher:
         self._flights: SingleFlight[Key, None] = SingleFlight()
         self._layouts: LRUCache[str, ChunkLayout] = LRUCache(maxsize=4096)
         self._layout_flights: SingleFlight[str, ChunkLayout] = SingleFlight()
+        #: Chunks whose fetch failed as ``Transient`` lately: when, and the error.
+        self._failures: dict[Key, tuple[float, ArtfsError]] = {}
         #: Bytes and requests sent to the network, for tests and the benchmark.
         self.bytes_fetched = 0
         self.requests_made = 0
@@ -105,9 +116,14 @@ class ChunkFetcher:
     async def _load_layout(self, digest: str) -> ChunkLayout:
         layout = self.cache.layout(digest)
         if layout is None:
-            layout = await trio.to_thread.run_sync(
-                self.source.chunk_layout, digest, limiter=self._limiter
-            )
+            with trio.CancelScope(shield=True), trio.move_on_after(self._fetch_timeout):
+                layout = await trio.to_thread.run_sync(
+                    self.source.chunk_layout, digest, limiter=self._limiter, abandon_on_cancel=True
+                )
+            if layout is None:
+                raise Transient(
+                    f"the chunk list of blob {digest} did not come within {self._fetch_timeout}s"
+                )
             self.cache.store_layout(layout)
         self._layouts[digest] = layout
         return layout
@@ -149,6 +165,8 @@ class ChunkFetcher:
         hold fewer in memory than ``indexes`` spans.
         """
         in_flight = self._flights.in_flight
+        if self._failures:
+            self._fail_fast(layout.digest, indexes)
         for _attempt in range(3):
             self.prefetch(layout, indexes)
             for i in indexes:
@@ -166,15 +184,42 @@ class ChunkFetcher:
             # found corrupt on disk: fetch again.
         raise Transient(f"chunks of blob {layout.digest} keep vanishing from the cache")
 
+    def _fail_fast(self, digest: str, indexes: range) -> None:
+        """Raise the error of a chunk of ``indexes`` whose fetch failed just now."""
+        now = trio.current_time()
+        for index in indexes:
+            failure = self._failures.get((digest, index))
+            if failure is None or self.cache.has(digest, index):
+                continue  # never failed, or its late answer came after all
+            when, error = failure
+            if now - when < FAILURE_MEMORY:
+                raise error
+            del self._failures[(digest, index)]
+
     async def _fetch_run(self, layout: ChunkLayout, owned: dict[int, _Flight]) -> None:
         deadline = trio.current_time() + self._fetch_timeout
         delay = 0.1
         try:
             while owned:
                 try:
-                    await trio.to_thread.run_sync(
-                        self._download_run, layout, sorted(owned), owned, limiter=self._limiter
-                    )
+                    # Past the deadline the request is abandoned, not awaited: one to a
+                    # registry that stopped answering hangs until its socket timeout.
+                    # Shielded: an outer cancellation (unmount) still waits for it,
+                    # so no chunk is left half-written by this process.
+                    with trio.CancelScope(shield=True), trio.move_on_at(deadline) as attempt:
+                        await trio.to_thread.run_sync(
+                            self._download_run,
+                            layout,
+                            sorted(owned),
+                            owned,
+                            limiter=self._limiter,
+                            abandon_on_cancel=True,
+                        )
+                    if attempt.cancelled_caught:
+                        raise Transient(
+                            f"chunks of blob {layout.digest} did not come "
+                            f"within {self._fetch_timeout}s"
+                        )
                 except Transient as exc:
                     if trio.current_time() + delay > deadline:
                         self._fail(layout, owned, exc)
@@ -210,14 +255,24 @@ class ChunkFetcher:
         return [index for index in run if not self.cache.check(layout, index)]
 
     def _fail(self, layout: ChunkLayout, owned: dict[int, _Flight], error: ArtfsError) -> None:
+        now = trio.current_time()
         for index, flight in list(owned.items()):
+            if isinstance(error, Transient):
+                self._failures[(layout.digest, index)] = (now, error)
             self._flights.land((layout.digest, index), flight, error)
         owned.clear()
+        if len(self._failures) > 4096:
+            self._failures = {
+                key: failure
+                for key, failure in self._failures.items()
+                if now - failure[0] < FAILURE_MEMORY
+            }
 
     def _arrived(self, layout: ChunkLayout, owned: dict[int, _Flight], index: int) -> None:
         # Runs on the trio thread, queued by a worker that does not wait for it.
         self.bytes_fetched += layout.chunk_length(index)
         flight = owned.pop(index, None)
+        self._failures.pop((layout.digest, index), None)
         if flight is not None:
             # Only the run that took a flight off lands it: a newer flight for the
             # same chunk (after an eviction) belongs to another run.

@@ -1,33 +1,51 @@
-"""``Catalog``: what the registry says, cached for the mount.
+"""``Catalog``: what the registry says, cached for the mount, and kept when it goes.
 
 What can change (the artifact list with its aliases, an artifact's version
-list) lives in ``TTLCache``s with a short ttl, so an alias move shows within a
-few seconds. What cannot (a committed version's manifest) lives in ``LRUCache``s
-with no expiry. Calls of the registry interface block, so they run in worker
-threads; concurrent askers of the same thing share one call (``SingleFlight``).
-The ttl runs on an injectable clock, which tests move instead of waiting.
+list) is asked again once it is ``listing_ttl`` old, so an alias move shows
+within a few seconds. What cannot (a committed version's manifest) lives in an
+``LRUCache`` with no expiry. Calls of the registry interface block, so they run
+in worker threads; concurrent askers of the same thing share one call
+(``SingleFlight``). The ttl runs on an injectable clock, which tests move
+instead of waiting.
+
+A listing is never forgotten for being old, only replaced: when the registry
+cannot be reached (``Transient``) or does not answer within ``refresh_wait``,
+the last listing it gave is the answer, marked stale (``stale_since``), while
+the refresh goes on in the background and is asked again at most once a ttl.
+So a registry that stops or hangs costs a mount nothing it had already seen,
+and its return is noticed by the next refresh (docs/design.md, "Outages and
+offline mounts").
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar, cast
 
 import trio
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 
 from artfs.client.models import ArtifactRecord, VersionRecord
 from artfs.client.protocol import RegistryAPI
-from artfs.errors import NotFound
-from artfs.fetch.singleflight import SingleFlight
+from artfs.errors import NotFound, Transient
+from artfs.fetch.singleflight import Flight, SingleFlight
 from artfs.vfs.manifest import ManifestIndex
 
-__all__ = ["ArtifactInfo", "Catalog", "VersionInfo"]
+__all__ = ["ARTIFACTS", "REFRESH_WAIT", "ArtifactInfo", "Catalog", "VersionInfo", "versions_key"]
+
+log = logging.getLogger("artfs.vfs")
 
 T = TypeVar("T")
+
+#: Seconds a listing that is known but old waits for the registry before the
+#: old one is the answer: a registry that hangs (stopped, partitioned) must not
+#: hang ``ls`` for the client's whole timeout.
+REFRESH_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,42 +95,147 @@ def _version_info(record: VersionRecord) -> VersionInfo:
     )
 
 
+@dataclass
+class _Known(Generic[T]):
+    """A listing as the registry last gave it."""
+
+    value: T
+    #: When it was given, on the catalog's clock; ``-inf`` once invalidated.
+    at: float
+    #: The same moment in wall-clock time, for ``stale_since``.
+    seen: datetime
+    #: When its key was last asked of the registry (answered or not).
+    asked: float
+
+
 class Catalog:
     def __init__(
         self,
         registry: RegistryAPI,
+        nursery: trio.Nursery,
         *,
         listing_ttl: float = 2.0,
+        refresh_wait: float = REFRESH_WAIT,
         limiter: trio.CapacityLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
+        self._nursery = nursery
+        self._ttl = listing_ttl
+        self._refresh_wait = refresh_wait
+        self._clock = clock
         self._limiter = limiter or trio.CapacityLimiter(8)
-        self._artifacts: TTLCache[str, dict[str, ArtifactInfo]] = TTLCache(
-            1, listing_ttl, timer=clock
-        )
-        self._versions: TTLCache[str, dict[int, VersionInfo]] = TTLCache(
-            4096, listing_ttl, timer=clock
-        )
+        #: Listings by key (``("artifacts",)``, ``("versions", name)``), never expired.
+        self._known: dict[tuple[str, ...], _Known[Any]] = {}
         self._manifests: LRUCache[tuple[str, int], ManifestIndex] = LRUCache(64)
         self._flights: SingleFlight[tuple[str, ...], Any] = SingleFlight()
+        #: When each refresh in flight began (trio time): nobody waits on one past
+        #: ``refresh_wait`` after that.
+        self._started: dict[tuple[str, ...], float] = {}
+        #: The last refresh found the registry unreachable: within a ttl of that,
+        #: old listings answer without a new attempt.
+        self.unreachable = False
 
     async def _call(self, function: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(function, limiter=self._limiter)
 
+    # -- listings: fresh if the registry answers, else the last it gave ----------
+
+    async def _listing(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        known = self._known.get(key)
+        now = self._clock()
+        if known is not None and now - known.at < self._ttl:
+            value: T = known.value
+            return value
+        if known is None:
+            # Nothing to fall back on: wait for the registry, or fail as it fails.
+            first: T = await self._flights.do(key, lambda: self._load(key, load))
+            return first
+        last: T = known.value
+        # Invalidated (this mount just changed it): the next answer must be the
+        # registry's, unless it cannot be reached at all.
+        invalidated = known.at == -math.inf
+        if self.unreachable and not invalidated and now - known.asked < self._ttl:
+            return last  # asked within the ttl and it was down: no new attempt yet
+        flight = self._refresh_soon(key, load, known)
+        if invalidated:
+            await flight.done.wait()
+        else:
+            started = self._started.get(key, trio.current_time())
+            with trio.move_on_at(started + self._refresh_wait):
+                await flight.done.wait()
+        if flight.ok:
+            return cast(T, flight.value)
+        if isinstance(flight.error, NotFound):
+            raise flight.error  # the registry answered: it is gone
+        return last
+
+    def _refresh_soon(
+        self, key: tuple[str, ...], load: Callable[[], T], known: _Known[Any]
+    ) -> Flight[Any]:
+        """The refresh of ``key`` in flight, started in the background if there is none."""
+        flight = self._flights.in_flight.get(key)
+        if flight is None:
+            known.asked = self._clock()
+            flight = self._flights.take_off(key)
+            self._started[key] = trio.current_time()
+            self._nursery.start_soon(self._refresh, key, load, flight)
+        return flight
+
+    async def _refresh(
+        self, key: tuple[str, ...], load: Callable[[], Any], flight: Flight[Any]
+    ) -> None:
+        try:
+            value = await self._load(key, load)
+        except Exception as exc:  # noqa: BLE001 - every waiter gets it, whatever it is
+            self._flights.land(key, flight, exc)
+        else:
+            flight.value, flight.ok = value, True
+            self._flights.land(key, flight)
+        finally:
+            self._started.pop(key, None)
+            if not flight.done.is_set():
+                self._flights.land(key, flight)  # cancelled: waiters fall back
+
+    async def _load(self, key: tuple[str, ...], load: Callable[[], T]) -> T:
+        """Ask the registry for ``key`` now; remember the answer, and whether it answered."""
+        try:
+            value = await self._call(load)
+        except Transient as exc:
+            if not self.unreachable:
+                log.warning("the registry is unreachable; listings are the last it gave: %s", exc)
+            self.unreachable = True
+            known = self._known.get(key)
+            if known is not None:
+                known.asked = self._clock()
+            raise
+        if self.unreachable:
+            log.warning("the registry answers again; listings are fresh")
+        self.unreachable = False
+        now = self._clock()
+        self._known[key] = _Known(value, now, datetime.now(UTC), now)
+        return value
+
+    def stale_since(self, *keys: tuple[str, ...]) -> datetime | None:
+        """When the registry last confirmed the listings of ``keys``, if any of them is
+        older than its ttl now (shown while the registry cannot be asked); else None."""
+        now = self._clock()
+        old = [
+            known.seen
+            for key in keys
+            if (known := self._known.get(key)) is not None and now - known.at >= self._ttl
+        ]
+        return min(old) if old else None
+
+    # -- what the tree asks -------------------------------------------------------
+
     async def artifacts(self) -> dict[str, ArtifactInfo]:
-        cached = self._artifacts.get("all")
-        if cached is not None:
-            return cached
+        def load() -> dict[str, ArtifactInfo]:
+            return {
+                record.name: _artifact_info(record) for record in self.registry.list_artifacts()
+            }
 
-        async def load() -> dict[str, ArtifactInfo]:
-            records = await self._call(lambda: list(self.registry.list_artifacts()))
-            found = {record.name: _artifact_info(record) for record in records}
-            self._artifacts["all"] = found
-            return found
-
-        result: dict[str, ArtifactInfo] = await self._flights.do(("artifacts",), load)
-        return result
+        return await self._listing(ARTIFACTS, load)
 
     async def artifact(self, name: str) -> ArtifactInfo:
         found = (await self.artifacts()).get(name)
@@ -121,18 +244,12 @@ class Catalog:
         return found
 
     async def versions(self, name: str) -> dict[int, VersionInfo]:
-        cached = self._versions.get(name)
-        if cached is not None:
-            return cached
+        def load() -> dict[int, VersionInfo]:
+            return {
+                record.number: _version_info(record) for record in self.registry.list_versions(name)
+            }
 
-        async def load() -> dict[int, VersionInfo]:
-            records = await self._call(lambda: list(self.registry.list_versions(name)))
-            found = {record.number: _version_info(record) for record in records}
-            self._versions[name] = found
-            return found
-
-        result: dict[int, VersionInfo] = await self._flights.do(("versions", name), load)
-        return result
+        return await self._listing(versions_key(name), load)
 
     async def version(self, name: str, number: int) -> VersionInfo:
         found = (await self.versions(name)).get(number)
@@ -157,9 +274,20 @@ class Catalog:
         return result
 
     def invalidate(self, name: str | None = None) -> None:
-        """Forget listings, e.g. after this mount committed a version."""
-        self._artifacts.clear()
-        if name is None:
-            self._versions.clear()
-        else:
-            self._versions.pop(name, None)
+        """Ask again before the next answer, e.g. after this mount committed a version.
+
+        The listings stay as the answer for as long as the registry cannot give new ones.
+        """
+        for key, known in self._known.items():
+            if key == ARTIFACTS or name is None or key == versions_key(name):
+                known.at = -math.inf
+                known.asked = -math.inf
+
+
+#: The key of the artifact list in ``Catalog``'s listings.
+ARTIFACTS: tuple[str, ...] = ("artifacts",)
+
+
+def versions_key(name: str) -> tuple[str, ...]:
+    """The key of an artifact's version list in ``Catalog``'s listings."""
+    return ("versions", name)

@@ -49,6 +49,7 @@ import trio
 from artfs import names
 from artfs.cache.chunks import ChunkCache
 from artfs.errors import (
+    ArtfsError,
     Conflict,
     InvalidInput,
     LocalError,
@@ -60,7 +61,7 @@ from artfs.fetch.batch import SmallBlobBatches
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.names import is_semver
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
-from artfs.vfs.catalog import Catalog, VersionInfo
+from artfs.vfs.catalog import ARTIFACTS, Catalog, VersionInfo, versions_key
 from artfs.vfs.kernel import KernelCache
 from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
@@ -338,11 +339,19 @@ class Tree:
             }
             if version.semver is not None:
                 found["user.artfs.semver"] = version.semver.encode()
+            if node.label not in (version.label, version.semver):
+                found.update(self._stale(node.artifact))
             return found
         if node.kind is Kind.ARTIFACT:
             info = await self.catalog.artifact(node.artifact)
-            return {"user.artfs.type": info.type.encode()}
+            return {"user.artfs.type": info.type.encode(), **self._stale(node.artifact)}
         return {}
+
+    def _stale(self, artifact: str) -> dict[str, bytes]:
+        """``user.artfs.stale``, when the registry was last heard about ``artifact``, while
+        it cannot be asked and what the mount shows of it (aliases, versions) may be old."""
+        since = self.catalog.stale_since(ARTIFACTS, versions_key(artifact))
+        return {} if since is None else {"user.artfs.stale": since.isoformat().encode()}
 
     # -- reading files ----------------------------------------------------------
 
@@ -580,6 +589,10 @@ class Tree:
         try:
             published = await trio.to_thread.run_sync(self._publish, artifact, request)
             staging.delete_later(await trio.to_thread.run_sync(area.clear))
+        except ArtfsError as exc:
+            # The errno alone (EIO for an unreachable registry) says little: the log says why.
+            log.warning("commit of %s/.staging failed, .staging kept: %s", artifact, exc.message)
+            raise
         finally:
             staging.committing.discard(artifact)
         self.catalog.invalidate(artifact)

@@ -48,7 +48,7 @@ def with_tree(
     async def main() -> T:
         async with trio.open_nursery() as nursery:
             fetcher = ChunkFetcher(RegistrySource(client), cache, nursery)
-            catalog = Catalog(client, listing_ttl=LISTING_TTL, clock=catalog_clock)
+            catalog = Catalog(client, nursery, listing_ttl=LISTING_TTL, clock=catalog_clock)
             tree = Tree(catalog, fetcher, cache, TreeSettings())
             try:
                 return await body(tree)

@@ -16,11 +16,11 @@ import trio
 from artfs.cache.chunks import ChunkCache
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
-from artfs.vfs.catalog import Catalog
-from artfs.vfs.tree import Tree, TreeSettings
+from artfs.vfs.catalog import REFRESH_WAIT, Catalog
+from artfs.vfs.tree import ROOT_INODE, Node, Tree, TreeSettings
 from tests.support.fake_registry import FakeRegistry
 
-__all__ = ["LISTING_TTL", "ListingClock", "with_tree"]
+__all__ = ["LISTING_TTL", "ListingClock", "walk", "with_tree"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,7 @@ def with_tree(
     clock: ListingClock | None = None,
     staging: bool = False,
     read_timeout: float = 30.0,
+    refresh_wait: float = REFRESH_WAIT,
 ) -> T:
     """Run ``body`` with a tree whose cache (and ``.staging``, if asked) lie in ``tmp_path``."""
     cache = ChunkCache(tmp_path / "cache", 1 << 30)
@@ -57,8 +58,14 @@ def with_tree(
 
     async def main() -> T:
         async with trio.open_nursery() as nursery:
-            fetcher = ChunkFetcher(RegistrySource(fake), cache, nursery)
-            catalog = Catalog(fake, listing_ttl=LISTING_TTL, clock=clock or ListingClock())
+            fetcher = ChunkFetcher(RegistrySource(fake), cache, nursery, fetch_timeout=read_timeout)
+            catalog = Catalog(
+                fake,
+                nursery,
+                listing_ttl=LISTING_TTL,
+                refresh_wait=refresh_wait,
+                clock=clock or ListingClock(),
+            )
             tree = Tree(catalog, fetcher, cache, settings)
             try:
                 return await body(tree)
@@ -66,3 +73,11 @@ def with_tree(
                 nursery.cancel_scope.cancel()
 
     return trio.run(main)
+
+
+async def walk(tree: Tree, *names: str) -> Node:
+    """The node at ``names`` below the root, looked up one name at a time as the kernel does."""
+    node = tree.get(ROOT_INODE)
+    for name in names:
+        node = await tree.lookup(node.inode, name)
+    return node

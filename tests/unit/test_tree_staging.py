@@ -13,18 +13,11 @@ import pytest
 from artfs.errors import Conflict, Forbidden, NotFound, Transient
 from artfs.upload.publish import VersionRequest
 from artfs.vfs.staging_tree import StagedHandle
-from artfs.vfs.tree import ROOT_INODE, Kind, Node, Tree
+from artfs.vfs.tree import Kind, Node, Tree
 from tests.support.fake_registry import FakeRegistry
-from tests.support.fake_tree import with_tree
+from tests.support.fake_tree import walk, with_tree
 
 MiB = 1 << 20
-
-
-async def walk(tree: Tree, *names: str) -> Node:
-    node = tree.get(ROOT_INODE)
-    for name in names:
-        node = await tree.lookup(node.inode, name)
-    return node
 
 
 async def write_file(tree: Tree, parent: Node, name: str, data: bytes) -> Node:
