@@ -23,10 +23,11 @@ failed request is retried with backoff until ``fetch_timeout`` after its flight
 began, and a request still waiting then is abandoned (its thread's late answer
 is dropped): the mount makes that its read timeout, so a reader's deadline and
 the fetch's are one, and nothing is retried after its reader had its answer. A
-chunk whose fetch failed so fails again at once for ``FAILURE_MEMORY`` seconds:
-the kernel asks again for a page whose read-ahead failed, and that second read
-must not wait a second deadline. A chunk that fails verification is an error
-at once (with a log line), never bytes handed out.
+chunk whose fetch failed so fails again at once, once, within
+``FAILURE_MEMORY`` seconds: the kernel asks again for a page whose read-ahead
+failed, and that second read must not wait a second deadline; the reader after
+it asks afresh, so a registry that is back is used at once. A chunk that fails
+verification is an error at once (with a log line), never bytes handed out.
 
 Concurrency: all bookkeeping (``_flights``) happens on the trio thread; worker
 threads only download, verify and write chunk files, and announce each stored
@@ -192,9 +193,9 @@ class ChunkFetcher:
             if failure is None or self.cache.has(digest, index):
                 continue  # never failed, or its late answer came after all
             when, error = failure
-            if now - when < FAILURE_MEMORY:
-                raise error
             del self._failures[(digest, index)]
+            if now - when < FAILURE_MEMORY:
+                raise error  # once: the next reader after this one asks afresh
 
     async def _fetch_run(self, layout: ChunkLayout, owned: dict[int, _Flight]) -> None:
         deadline = trio.current_time() + self._fetch_timeout
