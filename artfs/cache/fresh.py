@@ -57,14 +57,14 @@ class FreshChunks:
         """Keep ``data`` if it fits after dropping stale entries (any entries, oldest first,
         with ``push``); say whether it was kept."""
         self.drop(key)
+        if len(data) > self.max_bytes:
+            return False  # would push out everything and still not fit
         now = self._clock()
         while self.bytes + len(data) > self.max_bytes and self._entries:
             oldest, (since, _) = next(iter(self._entries.items()))
             if now - since < self._stale_after and not push:
                 return False
             self.drop(oldest)
-        if self.bytes + len(data) > self.max_bytes:
-            return False
         self._entries[key] = (now, data)
         self.bytes += len(data)
         return True

@@ -127,3 +127,26 @@ def test_a_partly_read_chunk_stays_in_memory_for_the_rest(tmp_path: Path) -> Non
     # after the verification cannot reach it.
     flip_byte(tmp_path, layout, 1, at=5000)
     assert later.read_ready(layout, 1, 5000, 10) == data[MiB + 5000 : MiB + 5010]
+
+
+def test_a_damaged_small_blob_in_a_batch_pack_is_dropped_for_every_process(
+    tmp_path: Path,
+) -> None:
+    blobs = [random.Random(n).randbytes(3000 + n) for n in range(4)]
+    layouts = [ChunkLayout.implied(hashlib.sha256(blob).hexdigest(), len(blob)) for blob in blobs]
+    assert all(layouts)
+    batch = [(layout, blob) for layout, blob in zip(layouts, blobs, strict=True) if layout]
+    ChunkCache(tmp_path, 1 << 30).store_many(batch)
+    damaged = batch[1][0]
+    assert flip_byte(tmp_path, damaged, 0, at=10).endswith(".pack")
+
+    cache = ChunkCache(tmp_path, 1 << 30)
+    assert read_chunk(cache, damaged, 0) is None
+    # It shares its blocks with its neighbours, so no hole can be punched: its header
+    # entry is marked instead, and no new scan lists it.
+    assert (damaged.digest, 0) not in chunk_places(tmp_path)
+    later = ChunkCache(tmp_path, 1 << 30)
+    assert not later.has(damaged.digest, 0)
+    for layout, blob in batch:
+        if layout is not damaged:
+            assert read_chunk(later, layout, 0) == blob

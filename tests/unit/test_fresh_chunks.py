@@ -40,3 +40,18 @@ def test_stale_entries_make_room_and_oversized_ones_never_enter() -> None:
     assert ("d", 1) in fresh
     assert not fresh.admit(("d", 9), b"x" * 5)
     assert fresh.bytes == 4
+
+
+def test_a_pushed_admission_makes_room_from_the_oldest_whatever_their_age() -> None:
+    clock = Clock()
+    fresh = FreshChunks(max_bytes=4, stale_after=5.0, clock=clock)
+    assert fresh.admit(("d", 0), b"aa")
+    assert fresh.admit(("d", 1), b"bb")
+    assert not fresh.admit(("d", 2), b"cc")  # nothing is stale
+    assert fresh.admit(("d", 2), b"cc", push=True)  # verified for a waiting reader
+    assert ("d", 0) not in fresh
+    assert fresh.get(("d", 1)) == b"bb"
+    # One that could never fit pushes nothing out.
+    assert not fresh.admit(("d", 9), b"x" * 5, push=True)
+    assert fresh.bytes == 4
+    assert len(fresh) == 2
