@@ -122,6 +122,8 @@ class Ledger:
         self.commits: Counter[str] = Counter()
         self.failed_commits: Counter[str] = Counter()
         self.kills = 0
+        #: From each kill until the new server answered, added up.
+        self.seconds_down = 0.0
         self.errors: Counter[str] = Counter()
         #: Readers, committers or the killer that met an exception they did not expect.
         self.crashed: list[str] = []
@@ -154,9 +156,10 @@ class Ledger:
             if wrong:
                 self.errors[f"{reader}: WRONG BYTES"] += 1
 
-    def killed(self) -> None:
+    def killed(self, outage: float) -> None:
         with self._lock:
             self.kills += 1
+            self.seconds_down += outage
 
     def died(self, part: str, why: str) -> None:
         with self._lock:
@@ -199,6 +202,7 @@ class SoakResult:
     commits: dict[str, int]
     failed_commits: dict[str, int]
     kills: int
+    seconds_down: float
     wrong_bytes: int
     versions: int
     lost_versions: tuple[str, ...]
@@ -228,7 +232,8 @@ class SoakResult:
             f"{self.bytes_read / MiB:,.1f} MiB",
             f"commits        {sum(self.commits.values()):,} ({by_kind(self.commits)}); "
             f"failed {sum(self.failed_commits.values()):,}",
-            f"server kills   {self.kills:,}",
+            f"server kills   {self.kills:,}"
+            + (f", down {self.seconds_down / self.kills:.1f} s each" if self.kills else ""),
             f"wrong bytes    {self.wrong_bytes:,}",
             f"lost versions  {len(self.lost_versions):,} of {self.versions:,}"
             + (f": {', '.join(self.lost_versions)}" if self.lost_versions else ""),
@@ -417,9 +422,10 @@ class _Soak:
         beat = self.settings.kill_every
         next_kill = time.monotonic() + beat
         while not self.stop.wait(max(next_kill - time.monotonic(), 0)):
+            killed = time.monotonic()
             self.registry.stop(kill=True)
-            self.ledger.killed()
-            self.registry.start()
+            self.registry.start()  # returns once /healthz answers
+            self.ledger.killed(time.monotonic() - killed)
             next_kill += beat
 
     # -- the end --------------------------------------------------------------------
@@ -492,6 +498,7 @@ class _Soak:
             commits=dict(ledger.commits),
             failed_commits=dict(ledger.failed_commits),
             kills=ledger.kills,
+            seconds_down=ledger.seconds_down,
             wrong_bytes=ledger.wrong_bytes,
             versions=len(ledger.versions()),
             lost_versions=tuple(lost),
