@@ -109,20 +109,22 @@ def test_blob_files_damaged_on_the_server_give_errors_never_wrong_bytes(
     artifact.add(tmp_path / "src")
     with artfs.Client(url=registry.url, use_cache=False) as client:
         logged = client.log_artifact(artifact)
-        digests = {path: asset.digest for path, asset in logged.manifest.items()}
-    for digest in digests.values():
-        blob = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest
-        if not blob.is_file():
-            blob = next(registry.data_dir.rglob(digest))
+        digests = [asset.digest for asset in logged.manifest.values() if asset.digest]
+    assert len(digests) == len(files)
+    for digest in digests:
+        blob = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest  # store/local.py
+        assert blob.is_file()
         with open(blob, "r+b") as damaged:
             damaged.seek(os.path.getsize(blob) // 2)
             byte = damaged.read(1)
             damaged.seek(-1, os.SEEK_CUR)
             damaged.write(bytes([byte[0] ^ 0xFF]))
 
-    with artfs.Client(url=registry.url, use_cache=False) as client:
-        with pytest.raises(ArtfsError, match="do not match"):
-            client.get_artifact(name, "v1").download(tmp_path / "dest")
+    with (
+        artfs.Client(url=registry.url, use_cache=False) as client,
+        pytest.raises(ArtfsError, match="do not match"),
+    ):
+        client.get_artifact(name, "v1").download(tmp_path / "dest")
     for path, data in read_tree(tmp_path / "dest").items():
         assert files[path] == data, f"{path}: wrong bytes handed out"
 
