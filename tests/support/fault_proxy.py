@@ -323,7 +323,8 @@ class FaultProxy:
     def _flipped(self, body: bytes, flips: int) -> bytes:
         damaged = bytearray(body)
         with self._lock:
-            places = [self._random.randrange(len(damaged)) for _ in range(flips)]
+            # Distinct places: flipping one byte twice would put it back.
+            places = self._random.sample(range(len(damaged)), min(flips, len(damaged)))
         for place in places:
             damaged[place] ^= 0xFF
         return bytes(damaged)
