@@ -227,6 +227,10 @@ class _Run:
 
     def _note(self, digest: str, problem: str, detail: str, quarantined: bool) -> None:
         uses = _uses(self.registry, self.scope, digest)
+        if not uses:
+            # Its last version was deleted (and gc may have taken the file) since the
+            # walk listed it: no reader needs it, so it is not a loss to report.
+            return
         self.bad.append(BadBlob(digest, problem, detail, quarantined, uses))
 
     def report(self, seconds: float) -> VerifyReport:
