@@ -10,8 +10,9 @@ versions to push again), so a cron job or the soak notices.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +22,9 @@ from artfs.cli.output import count, human_size
 from artfs.errors import Corrupt
 
 if TYPE_CHECKING:
-    from artfs.client.models import VerifyReport
+    from tqdm import tqdm
+
+    from artfs.client.models import VerifyProgress, VerifyReport
 
 __all__ = ["verify"]
 
@@ -45,14 +48,19 @@ def verify(ctx: _Context, ref: str | None, everything: bool, dry_run: bool, as_j
         raise click.UsageError(
             "give NAME[:VERSION] or --all (one of them)", ctx=click.get_current_context()
         )
+    from artfs.client.models import VerifyProgress
+
     name = version = None
     if ref is not None:
         name, _, version = ref.partition(":")
         names.check_name(name)
         if version:
             names.parse_version_ref(version)
-    with ctx.client() as client:
-        report = client.registry.verify(name, version or None, dry_run=dry_run)
+    with ctx.client() as client, _ProgressLine() as progress:
+        report = client.registry.verify(
+            name, version or None, dry_run=dry_run, on_progress=progress.show
+        )
+        progress.show(VerifyProgress(report.blobs_checked, report.bytes_hashed))
     if as_json:
         click.echo(json.dumps(asdict(report), indent=2, ensure_ascii=False))
     else:
@@ -65,6 +73,33 @@ def verify(ctx: _Context, ref: str | None, everything: bool, dry_run: bool, as_j
             f"{count(len(report.bad), 'bad blob')} in {report.scope} ({action}); "
             f"push these versions' bytes again: {versions}"
         )
+
+
+class _ProgressLine:
+    """Bytes hashed so far and the pace, on stderr when it is a terminal (a long run is
+    an hour per TiB); nothing in a pipe."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Any] | None = None
+        self._shown = 0
+
+    def show(self, progress: VerifyProgress) -> None:
+        if self._bar is None:
+            if not sys.stderr.isatty():
+                return
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc="verify", unit="B", unit_scale=True, unit_divisor=1024)
+        self._bar.update(progress.bytes_hashed - self._shown)
+        self._bar.set_postfix_str(count(progress.blobs_checked, "blob"))
+        self._shown = progress.bytes_hashed
+
+    def __enter__(self) -> _ProgressLine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _human(report: VerifyReport) -> list[str]:

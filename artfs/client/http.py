@@ -367,7 +367,8 @@ class RegistryClient:
         # The server says how far it got at least once a second, so the usual read
         # timeout holds however long the whole run takes.
         with self._request("POST", self._url(path), params=params, stream=True) as answer:
-            for line in _cut_off_as_transient(answer.iter_lines()):
+            # chunk_size=None: each line as its chunk arrives, not once 512 bytes have.
+            for line in _cut_off_as_transient(answer.iter_lines(chunk_size=None)):
                 if not line:
                     continue
                 step: JSON = json.loads(line)

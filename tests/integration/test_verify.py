@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.integration.test_auth import make_token
 from tests.integration.trees import write_tree
 from tests.support.mount import artfs, mounted
 from tests.support.registry import RegistryProcess, auth_headers
@@ -153,3 +154,25 @@ def test_bad_arguments_are_one_clear_line(registry: RegistryProcess) -> None:
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("artfs: error:"), line
         assert words in line, (args, line)
+
+
+def test_verify_needs_an_admin_token(registry: RegistryProcess, tmp_path: Path) -> None:
+    push(registry, "model", tmp_path / "m", {"config.json": CONFIG})
+    writer = make_token(registry.url, "write")[1]
+    project_admin = make_token(registry.url, "admin", "default")[1]
+    stranger = make_token(registry.url, "admin", "elsewhere")[1]
+    artifact = f"{registry.url}/api/v1/projects/default/artifacts/model/verify"
+    everything = f"{registry.url}/api/v1/admin/verify"
+
+    def status(url: str, secret: str) -> int:
+        answer = requests.post(url, headers=auth_headers(secret), timeout=30)
+        return answer.status_code
+
+    assert status(artifact, writer) == 403
+    assert status(everything, writer) == 403
+    assert status(artifact, project_admin) == 200
+    assert status(everything, project_admin) == 403  # every project's blobs: a global admin
+    assert status(artifact, stranger) == 404
+    refused = cli(registry, "verify", "model", ARTFS_TOKEN=writer)
+    assert refused.returncode == 1
+    assert "admin" in refused.stderr

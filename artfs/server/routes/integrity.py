@@ -4,7 +4,9 @@ The answer is JSON lines (``application/x-ndjson``): ``{"progress": …}`` at
 least once a second while the run hashes, then ``{"report": …}``; an error met
 after the answer began is ``{"error": {"code", "message"}}`` as its last line.
 The scope is resolved before the answer starts, so a name that does not exist
-is an ordinary 404. Starlette steps the blocking generator in worker threads.
+is an ordinary 404. Every verify needs an admin token (quarantine changes what
+the registry serves): for every project for ``--all``, for the artifact's
+project otherwise. Starlette steps the blocking generator in worker threads.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from artfs.errors import ArtfsError
+from artfs.server.auth import AdminCaller
 from artfs.server.integrity import Progress, resolve_scope, verify
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project, RegistryDep
@@ -52,14 +55,16 @@ def _lines(registry: Registry, project: str | None, name: str | None, ref: str |
 
 
 @router.post("/api/v1/admin/verify", response_class=StreamingResponse)
-def verify_all(registry: RegistryDep, dry_run: bool = False) -> StreamingResponse:
+def verify_all(
+    registry: RegistryDep, _caller: AdminCaller, dry_run: bool = False
+) -> StreamingResponse:
     """Every blob that a committed version of any project names."""
     return _lines(registry, None, None, None, dry_run)
 
 
 @router.post("/api/v1/projects/{project}/artifacts/{name}/verify", response_class=StreamingResponse)
 def verify_artifact(
-    registry: RegistryDep, project: Project, name: str, dry_run: bool = False
+    registry: RegistryDep, _caller: AdminCaller, project: Project, name: str, dry_run: bool = False
 ) -> StreamingResponse:
     """Every blob that a committed version of the artifact names."""
     return _lines(registry, project, name, None, dry_run)
@@ -70,7 +75,12 @@ def verify_artifact(
     response_class=StreamingResponse,
 )
 def verify_version(
-    registry: RegistryDep, project: Project, name: str, ref: str, dry_run: bool = False
+    registry: RegistryDep,
+    _caller: AdminCaller,
+    project: Project,
+    name: str,
+    ref: str,
+    dry_run: bool = False,
 ) -> StreamingResponse:
     """Every blob the version names."""
     return _lines(registry, project, name, ref, dry_run)
