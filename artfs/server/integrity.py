@@ -32,7 +32,7 @@ from sqlalchemy import Select, delete, select
 
 from artfs.errors import Corrupt, NotFound
 from artfs.server.db.engine import WRITE
-from artfs.server.db.schema import artifacts, blobs, files, versions
+from artfs.server.db.schema import artifacts, blobs, files, held_blobs, versions
 from artfs.server.registry import COMMITTED, Registry
 
 __all__ = ["BadBlob", "BlobUse", "Progress", "VerifyReport", "VerifyScope", "verify"]
@@ -165,9 +165,10 @@ def _uses(registry: Registry, scope: VerifyScope, digest: str) -> tuple[BlobUse,
 
 
 def _forget_row(registry: Registry, digest: str) -> None:
-    """Drop the blob's row, so that uploads are told the registry lacks the digest."""
+    """Drop the blob's rows, so that uploads are told the registry lacks the digest."""
     with registry.engine.connect().execution_options(**WRITE) as conn, conn.begin():
         conn.execute(delete(blobs).where(blobs.c.digest == digest))
+        conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
 
 
 class _Run:

@@ -42,7 +42,15 @@ from artfs.digests import check_digest, version_digest
 from artfs.errors import Conflict, InvalidInput, NotFound, TooLarge
 from artfs.server.batching import GroupCommit
 from artfs.server.db.engine import WRITE
-from artfs.server.db.schema import aliases, artifacts, blobs, files, version_tags, versions
+from artfs.server.db.schema import (
+    aliases,
+    artifacts,
+    blobs,
+    files,
+    held_blobs,
+    version_tags,
+    versions,
+)
 from artfs.server.manifests import ManifestCache, encode_manifest
 from artfs.server.visibility import VisibleBlobs
 from artfs.store.base import BlobInfo, BlobStore
@@ -475,9 +483,8 @@ class Registry:
                     ttl_seconds=ttl_seconds,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            missing = self._add_entries(conn, version_id, entries)
-        self._visible.remember(project, missing)  # committed: the PUTs that follow may come
-        self._uploadable.remember(project, missing)
+            missing = self._add_entries(conn, project, version_id, entries)
+        self._uploadable.remember(project, missing)  # committed: the PUTs that follow may come
         return {"upload_id": upload_id, "missing": missing}
 
     def add_files(
@@ -487,13 +494,12 @@ class Registry:
             _, version = self._pending(conn, project, upload_id)
             if version["state"] != PENDING:
                 raise Conflict(f"upload {upload_id} is already {version['state']}")
-            missing = self._add_entries(conn, version["id"], entries)
-        self._visible.remember(project, missing)
+            missing = self._add_entries(conn, project, version["id"], entries)
         self._uploadable.remember(project, missing)
         return {"missing": missing}
 
     def _add_entries(
-        self, conn: Connection, version_id: int, entries: Sequence[FileEntry]
+        self, conn: Connection, project: str, version_id: int, entries: Sequence[FileEntry]
     ) -> list[str]:
         if not entries:
             return []
@@ -521,7 +527,7 @@ class Registry:
             ],
         )
         wanted = {entry.digest for entry in entries if entry.uri is None and entry.digest}
-        return sorted(wanted - self._present_blobs(conn, wanted))
+        return sorted(wanted - self._held_blobs(conn, project, wanted))
 
     def _present_blobs(self, conn: Connection, digests: Iterable[str]) -> set[str]:
         present: set[str] = set()
@@ -534,11 +540,33 @@ class Registry:
             )
         return present
 
-    def missing_blobs(self, digests: Sequence[str]) -> list[str]:
+    def _held_blobs(self, conn: Connection, project: str, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` ``project`` holds: it sent their bytes (docs/design.md,
+        "Projects never share blobs")."""
+        held: set[str] = set()
+        batch = list(digests)
+        for start in range(0, len(batch), 500):
+            held.update(
+                conn.execute(
+                    select(held_blobs.c.digest).where(
+                        held_blobs.c.project == project,
+                        held_blobs.c.digest.in_(batch[start : start + 500]),
+                    )
+                ).scalars()
+            )
+        return held
+
+    def missing_blobs(self, project: str, digests: Sequence[str]) -> list[str]:
+        """The digests ``project`` must upload: those it does not hold, stored or not."""
         for digest in digests:
             check_digest(digest)
         with self._read() as conn:
-            return sorted(set(digests) - self._present_blobs(conn, digests))
+            return sorted(set(digests) - self._held_blobs(conn, project, digests))
+
+    def stored_blobs(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` the store has, for any project: only to skip rewriting them."""
+        with self._read() as conn:
+            return self._present_blobs(conn, digests)
 
     def commit_upload(
         self,
@@ -565,7 +593,7 @@ class Registry:
                 return {**self._version_json(conn, artifact, pending), "noop": False}
             if pending["state"] != PENDING:
                 raise Conflict(f"upload {upload_id} is already {pending['state']}")
-            self._check_blobs_complete(conn, pending["id"])
+            self._check_blobs_complete(conn, project, pending["id"])
             entries = conn.execute(
                 select(files.c.path, files.c.digest, files.c.uri, files.c.size).where(
                     files.c.version_id == pending["id"]
@@ -665,12 +693,17 @@ class Registry:
         if committing or holder["id"] != latest_id:
             raise Conflict(f"{name} already has a version labelled {label} (v{holder['number']})")
 
-    def _check_blobs_complete(self, conn: Connection, version_id: int) -> None:
+    def _check_blobs_complete(self, conn: Connection, project: str, version_id: int) -> None:
         missing = conn.execute(
             select(files.c.path, files.c.digest)
-            .outerjoin(blobs, blobs.c.digest == files.c.digest)
+            .outerjoin(
+                held_blobs,
+                and_(held_blobs.c.digest == files.c.digest, held_blobs.c.project == project),
+            )
             .where(
-                files.c.version_id == version_id, files.c.uri.is_(None), blobs.c.digest.is_(None)
+                files.c.version_id == version_id,
+                files.c.uri.is_(None),
+                held_blobs.c.digest.is_(None),
             )
             .limit(1)
         ).first()
@@ -884,36 +917,28 @@ class Registry:
     # -- blobs --------------------------------------------------------------
 
     def blob_visible(self, project: str, digest: str) -> bool:
-        """Whether some version of ``project`` (pending ones too) references ``digest``.
+        """Whether ``project`` may read ``digest``: it holds the blob (it sent the bytes).
 
         Blobs are shared across projects in the store; this check keeps one
-        project's readers from fetching another's bytes by guessing digests.
-        Positive answers are remembered for a while (``VisibleBlobs``).
+        project from reading another's bytes by naming their digest, even in
+        an upload of its own. Positive answers are remembered for a while
+        (``VisibleBlobs``).
         """
-        if self._visible.known(project, digest):
-            return True
-        with self._read() as conn:
-            visible = (
-                conn.execute(
-                    select(files.c.digest)
-                    .join(versions, versions.c.id == files.c.version_id)
-                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(files.c.digest == digest, artifacts.c.project == project)
-                    .limit(1)
-                ).first()
-                is not None
-            )
-        if visible:
-            self._visible.remember(project, [digest])
-        return visible
+        return digest in self.blobs_visible(project, [digest])
 
     def blob_known_visible(self, project: str, digest: str) -> bool:
         """``blob_visible`` from memory alone, for the event loop: ``False`` means "ask"."""
         return self._visible.known(project, digest)
 
     def blobs_visible(self, project: str, digests: Iterable[str]) -> set[str]:
-        """Which of ``digests`` some version of ``project`` references (see ``blob_visible``)."""
-        return self._named(project, digests, self._visible, states=None)
+        """Which of ``digests`` ``project`` may read (see ``blob_visible``)."""
+        wanted = set(digests)
+        found = {digest for digest in wanted if self._visible.known(project, digest)}
+        if len(found) < len(wanted):
+            with self._read() as conn:
+                found |= self._held_blobs(conn, project, wanted - found)
+            self._visible.remember(project, found)
+        return found
 
     def blob_uploadable(self, project: str, digest: str) -> bool:
         return digest in self.blobs_uploadable(project, [digest])
@@ -924,29 +949,22 @@ class Registry:
         A DELETED version's blobs may still be read until gc reclaims them, but
         not uploaded again: that would store bytes no live version names.
         """
-        return self._named(project, digests, self._uploadable, states=(PENDING, COMMITTED))
-
-    def _named(
-        self,
-        project: str,
-        digests: Iterable[str],
-        memory: VisibleBlobs,
-        states: tuple[str, ...] | None,
-    ) -> set[str]:
-        """Which of ``digests`` a version of ``project`` (in ``states``, if given) references."""
         wanted = set(digests)
-        found = {digest for digest in wanted if memory.known(project, digest)}
+        found = {digest for digest in wanted if self._uploadable.known(project, digest)}
         unknown = sorted(wanted - found)
+        if not unknown:
+            return found
         # Driven from the digest index, the project checked per file found: as a
         # join, SQLite walked every file of every version of the project instead,
         # which grows with the project's largest versions.
-        version_named = and_(versions.c.id == files.c.version_id, artifacts.c.project == project)
-        if states is not None:
-            version_named = and_(version_named, versions.c.state.in_(states))
         in_project = (
             select(versions.c.id)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-            .where(version_named)
+            .where(
+                versions.c.id == files.c.version_id,
+                artifacts.c.project == project,
+                versions.c.state.in_((PENDING, COMMITTED)),
+            )
             .exists()
         )
         with self._read() as conn:
@@ -957,7 +975,7 @@ class Registry:
                     .where(files.c.digest.in_(unknown[start : start + 500]), in_project)
                 )
                 found.update(row[0] for row in rows)
-        memory.remember(project, found)
+        self._uploadable.remember(project, found)
         return found
 
     def blob_info(self, digest: str) -> BlobInfo:
@@ -969,7 +987,7 @@ class Registry:
             row["digest"], row["size"], row["chunk_size"], row["chunk_digests"], row["chunk_hash"]
         )
 
-    def record_blob(self, info: BlobInfo) -> None:
+    def record_blob(self, info: BlobInfo, project: str) -> None:
         """Record a blob the store has published (``commit(durable=False)`` is enough).
 
         Concurrent callers are recorded together: one ``sync_published`` and one
@@ -977,13 +995,18 @@ class Registry:
         ``BEGIN IMMEDIATE`` each. The sync comes first, so a row never names a
         file whose rename a crash could still undo.
         """
-        self._blob_rows.submit(info)
+        self.record_blobs([info], project)
 
-    def record_blobs(self, infos: list[BlobInfo]) -> None:
-        """``record_blob`` for many blobs at once (one sync and transaction, or a few)."""
-        self._blob_rows.submit_many(infos)
+    def record_blobs(self, infos: list[BlobInfo], project: str) -> None:
+        """``record_blob`` for many blobs at once (one sync and transaction, or a few).
 
-    def _record_blobs(self, infos: list[BlobInfo]) -> None:
+        ``project`` holds them from now on: it sent their bytes.
+        """
+        self._blob_rows.submit_many([(info, project) for info in infos])
+        self._visible.remember(project, [info.digest for info in infos])
+
+    def _record_blobs(self, held: list[tuple[BlobInfo, str]]) -> None:
+        infos = [info for info, _ in held]
         self.store.sync_published({info.digest for info in infos})
         now = self._clock()
         # Two uploads of one blob may meet in a batch; one row is enough.
@@ -998,16 +1021,24 @@ class Registry:
             }
             for info in infos
         }
+        holders = {(project, info.digest) for info, project in held}
         with self._write() as conn:
             upsert = _insert_unless_present(conn.dialect.name)
             if upsert is not None:
                 conn.execute(upsert, list(rows.values()))
-                return
-            # Other databases: the write transaction keeps the check and insert together.
-            for digest in self._present_blobs(conn, rows):
-                del rows[digest]
-            if rows:
-                conn.execute(insert(blobs), list(rows.values()))
+            else:
+                # Other databases: the write transaction keeps the check and insert together.
+                for digest in self._present_blobs(conn, rows):
+                    del rows[digest]
+                if rows:
+                    conn.execute(insert(blobs), list(rows.values()))
+            for project in {project for project, _ in holders}:
+                named = [digest for holder, digest in holders if holder == project]
+                holders -= {(project, digest) for digest in self._held_blobs(conn, project, named)}
+            if holders:
+                conn.execute(
+                    insert(held_blobs), [{"project": p, "digest": d} for p, d in sorted(holders)]
+                )
 
     # -- garbage collection -------------------------------------------------
 
@@ -1070,6 +1101,7 @@ class Registry:
             if not dry_run:
                 for digest, _ in garbage:
                     conn.execute(delete(blobs).where(blobs.c.digest == digest))
+                    conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
         if not dry_run:
             if abandoned:
                 self._visible.forget_all()

@@ -239,3 +239,86 @@ def test_token_create_on_a_data_folder_makes_the_first_admin_token(tmp_path: Pat
         assert len(listed.strip().splitlines()) == 3  # heading, the new token, the test's
     finally:
         server.stop()
+
+
+def test_dedup_never_lets_a_project_read_or_learn_of_another_projects_blob(
+    registry: RegistryProcess,
+) -> None:
+    """Project A holds a blob (uploaded, upload not committed, then committed); project B
+    naming its digest is told to send the bytes and reads nothing until it has."""
+    _, writer_a = make_token(registry.url, "write", project="a")
+    _, writer_b = make_token(registry.url, "write", project="b")
+    as_a, as_b = auth_headers(writer_a), auth_headers(writer_b)
+    entry = {"path": "secret.bin", "size": len(DATA), "digest": DIGEST}
+
+    def start(project: str, headers: dict[str, str]) -> dict[str, Any]:
+        answer = requests.post(
+            f"{api(registry.url, project)}/artifacts/x/uploads",
+            json={"files": [entry]},
+            headers=headers,
+            timeout=TIMEOUT,
+        )
+        assert answer.status_code == 201, answer.text
+        started: dict[str, Any] = answer.json()
+        return started
+
+    def commit(project: str, upload_id: str, headers: dict[str, str]) -> requests.Response:
+        return requests.post(
+            f"{api(registry.url, project)}/uploads/{upload_id}/commit",
+            json={},
+            headers=headers,
+            timeout=TIMEOUT,
+        )
+
+    def b_reads() -> list[int]:
+        base = api(registry.url, "b")
+        return [
+            requests.get(f"{base}/blobs/{DIGEST}", headers=as_b, timeout=TIMEOUT).status_code,
+            requests.head(f"{base}/blobs/{DIGEST}", headers=as_b, timeout=TIMEOUT).status_code,
+            requests.get(
+                f"{base}/blobs/{DIGEST}", headers={**as_b, "Range": "bytes=0-3"}, timeout=TIMEOUT
+            ).status_code,
+            requests.get(
+                f"{base}/blobs/{DIGEST}/chunks", headers=as_b, timeout=TIMEOUT
+            ).status_code,
+            requests.post(
+                f"{base}/blob-batch", json={"digests": [DIGEST]}, headers=as_b, timeout=TIMEOUT
+            ).status_code,
+        ]
+
+    def b_missing() -> list[str]:
+        answer = requests.post(
+            f"{api(registry.url, 'b')}/blobs/missing",
+            json={"digests": [DIGEST]},
+            headers=as_b,
+            timeout=TIMEOUT,
+        )
+        missing: list[str] = answer.json()["missing"]
+        return missing
+
+    a_upload = start("a", as_a)
+    put = requests.put(
+        f"{api(registry.url, 'a')}/blobs/{DIGEST}", data=DATA, headers=as_a, timeout=TIMEOUT
+    )
+    assert put.status_code == 201, put.text
+    # A's upload is pending: B naming the digest is told it is missing, reads nothing,
+    # and cannot commit a version of it without sending the bytes.
+    b_upload = start("b", as_b)
+    assert b_upload["missing"] == [DIGEST]
+    assert b_missing() == [DIGEST]
+    assert b_reads() == [404] * 5
+    refused = commit("b", b_upload["upload_id"], as_b)
+    assert refused.status_code == 409, refused.text
+    # Committed in A: still nothing for B.
+    assert commit("a", a_upload["upload_id"], as_a).status_code == 200
+    assert start("b", as_b)["missing"] == [DIGEST]
+    assert b_reads() == [404] * 5
+    # Once B sends the bytes (stored once, physically), B holds the blob too.
+    put = requests.put(
+        f"{api(registry.url, 'b')}/blobs/{DIGEST}", data=DATA, headers=as_b, timeout=TIMEOUT
+    )
+    assert put.status_code == 201, put.text
+    assert b_missing() == []
+    assert commit("b", b_upload["upload_id"], as_b).status_code == 200
+    assert b_reads() == [200, 200, 206, 200, 200]
+    assert len(list((registry.data_dir / "blobs").rglob(DIGEST + "*"))) == 1

@@ -123,18 +123,18 @@ def blob_rows(registry: Registry) -> int:
 
 def test_recording_a_blob_twice_keeps_one_row(registry: Registry) -> None:
     info = stored(registry, b"twice")
-    registry.record_blob(info)
-    registry.record_blob(info)
+    registry.record_blob(info, "p")
+    registry.record_blob(info, "p")
     assert blob_rows(registry) == 1
     assert registry.blob_info(info.digest) == info
-    assert registry.missing_blobs([info.digest]) == []
+    assert registry.missing_blobs("p", [info.digest]) == []
 
 
 def test_concurrent_records_all_land(registry: Registry) -> None:
     infos = [stored(registry, f"blob {i}".encode()) for i in range(300)]
     infos += infos[:50]  # the same blob uploaded twice at once
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(registry.record_blob, infos))
+        list(pool.map(lambda info: registry.record_blob(info, "p"), infos))
     assert blob_rows(registry) == 300
 
 
@@ -144,10 +144,10 @@ def test_no_row_before_the_store_sync(registry: Registry) -> None:
     info = stored(registry, b"unsynced")
     store.fail = True
     with pytest.raises(OSError, match="fsync failed"):
-        registry.record_blob(info)
+        registry.record_blob(info, "p")
     assert blob_rows(registry) == 0
     store.fail = False
-    registry.record_blob(info)
+    registry.record_blob(info, "p")
     assert blob_rows(registry) == 1
 
 
@@ -176,7 +176,7 @@ def count_queries(registry: Registry) -> list[str]:
     return seen
 
 
-def test_missing_blobs_of_an_upload_are_visible_without_a_query(registry: Registry) -> None:
+def test_missing_blobs_of_an_upload_are_uploadable_without_a_query(registry: Registry) -> None:
     data = b"about to be uploaded"
     started = registry.start_upload(
         "p",
@@ -191,9 +191,11 @@ def test_missing_blobs_of_an_upload_are_visible_without_a_query(registry: Regist
     )
     assert started["missing"] == [sha(data)]
     queries = count_queries(registry)
-    assert registry.blob_visible("p", sha(data))
+    assert registry.blob_uploadable("p", sha(data))
     assert queries == []
-    assert not registry.blob_visible("other", sha(data))
+    assert not registry.blob_uploadable("other", sha(data))
+    # Named is not held: nothing to read until the bytes come.
+    assert not registry.blob_visible("p", sha(data))
     # Dropping the upload forgets it at once, in this process.
     registry.abort_upload("p", started["upload_id"])
-    assert not registry.blob_visible("p", sha(data))
+    assert not registry.blob_uploadable("p", sha(data))

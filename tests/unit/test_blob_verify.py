@@ -43,7 +43,7 @@ def publish(registry: Registry, project: str, name: str, files: dict[str, bytes]
     for data in files.values():
         writer = registry.store.writer(hashlib.sha256(data).hexdigest())
         writer.write(data)
-        registry.record_blob(writer.commit())
+        registry.record_blob(writer.commit(), project)
     registry.commit_upload(
         project, started["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
     )
@@ -82,7 +82,7 @@ def test_every_digest_is_checked_once_across_pages(
     assert everything.bad[0].quarantined
     with pytest.raises(Corrupt, match="quarantined"):
         registry.store.local_path(bad)
-    assert registry.missing_blobs([bad]) == [bad], "uploads must be told to send it again"
+    assert registry.missing_blobs("p", [bad]) == [bad], "uploads must be told to send it again"
 
 
 def test_a_scope_that_names_nothing_is_not_found(registry: Registry) -> None:

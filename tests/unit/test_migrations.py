@@ -31,7 +31,7 @@ def test_fresh_database_reaches_head_and_is_idempotent(tmp_path: Path) -> None:
     columns = {c["name"] for c in inspect(engine).get_columns("versions")}
     assert "requested_semver" in columns
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
 
 
 def test_0002_moves_a_pending_label_to_requested(tmp_path: Path) -> None:

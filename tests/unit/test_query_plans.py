@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, event, insert
 
 from artfs.server.db.engine import create_registry_engine, migrate
-from artfs.server.db.schema import blobs
+from artfs.server.db.schema import blobs, held_blobs
 from artfs.server.registry import FileEntry, Registry
 from artfs.store.local import LocalBlobStore
 
@@ -68,6 +68,11 @@ def registry(tmp_path: Path) -> Iterator[tuple[Registry, Engine]]:
                 for i in range(FILES)
             ],
         )  # fmt: skip
+        conn.execute(  # and held by the two projects, as if they had sent the bytes
+            insert(held_blobs),
+            [{"project": project, "digest": digest(i)} for project in ("p", "other")
+             for i in range(FILES)],
+        )  # fmt: skip
     registry = Registry(engine, LocalBlobStore(tmp_path / "blobs"))
     publish(registry, "p", "big", entries("a", FILES))
     publish(registry, "other", "elsewhere", entries("b", 10))
@@ -86,10 +91,12 @@ def request_paths(registry: Registry) -> None:
     registry.list_files("p", "big", "v1", None, 100, "a/f0001")
     registry.list_files("p", "big", "v1", "a/f000100", 100, None)
     registry.manifest("p", "big", "v1")
-    registry.missing_blobs([digest(i) for i in range(10)])
+    registry.missing_blobs("p", [digest(i) for i in range(10)])
     registry.blob_visible("p", digest(5))
     registry.blob_visible("nobody", digest(6))
     registry.blobs_visible("p", [digest(i) for i in range(300)])
+    registry.blob_uploadable("nobody", digest(7))
+    registry.blobs_uploadable("p", [digest(i) for i in range(300)])
     registry.set_alias("p", "big", "stable", "v1", None, False)
     registry.add_tag("p", "big", "v1", "checked")
     registry.delete_version("p", "small", "v1", True)
@@ -122,6 +129,7 @@ def plans(engine: Engine, run: Any) -> dict[str, list[str]]:
 def test_request_paths_never_scan_a_table(registry: tuple[Registry, Engine]) -> None:
     reg, engine = registry
     reg._visible = type(reg._visible)()  # ask the database, not the memory of earlier answers
+    reg._uploadable = type(reg._uploadable)()
     found = plans(engine, lambda: request_paths(reg))
     assert len(found) >= 15, "the calls above stopped reaching the database"
     scans = {sql: plan for sql, plan in found.items() if any(s.startswith("SCAN") for s in plan)}
@@ -131,13 +139,14 @@ def test_request_paths_never_scan_a_table(registry: tuple[Registry, Engine]) -> 
 def test_lookups_by_digest_start_from_the_digest_index(registry: tuple[Registry, Engine]) -> None:
     reg, engine = registry
     reg._visible = type(reg._visible)()
+    reg._uploadable = type(reg._uploadable)()
     found = plans(engine, lambda: request_paths(reg))
     by_digest = {
         sql: plan
         for sql, plan in found.items()
         if "files.digest =" in sql or "files.digest IN" in sql
     }
-    assert len(by_digest) >= 2  # blob_visible and blobs_visible
+    assert len(by_digest) >= 2  # blob_uploadable and blobs_uploadable
     for sql, plan in by_digest.items():
         # Driven from the project instead, the query walks every file of every
         # version of the project: a SEARCH too, so the index is named.

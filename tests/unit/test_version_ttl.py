@@ -11,7 +11,7 @@ from sqlalchemy import insert
 
 from artfs.errors import NotFound
 from artfs.server.db.engine import create_registry_engine, migrate
-from artfs.server.db.schema import blobs
+from artfs.server.db.schema import blobs, held_blobs
 from artfs.server.registry import Registry
 from artfs.store.local import LocalBlobStore
 from tests.unit.test_query_plans import UPLOAD, digest, entries
@@ -43,6 +43,7 @@ def registry(tmp_path: Path, clock: Clock) -> Iterator[Registry]:
                 for i in range(4)
             ],
         )  # fmt: skip
+        conn.execute(insert(held_blobs), [{"project": "p", "digest": digest(i)} for i in range(4)])
     try:
         yield Registry(engine, LocalBlobStore(tmp_path / "blobs"), clock=clock)
     finally:

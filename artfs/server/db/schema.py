@@ -111,6 +111,17 @@ blobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Which projects hold which blobs: a project uploaded the bytes (or had them
+# before projects were isolated, migration 0006). Only these may it read, and
+# only these is it told the registry has.
+held_blobs = Table(
+    "held_blobs",
+    metadata,
+    Column("project", String(100), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Index("ix_held_blobs_digest", "digest"),
+)
+
 tokens = Table(
     "tokens",
     metadata,

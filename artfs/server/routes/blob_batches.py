@@ -88,13 +88,14 @@ def _store_batch(registry: Registry, project: str, body: bytes) -> list[str]:
     for digest, data in blobs:
         if hashlib.sha256(data).hexdigest() != digest:
             raise DigestMismatch(f"the bytes sent for blob {digest} hash to something else")
-    missing = set(registry.missing_blobs(digests))
-    infos = []
-    for digest, data in blobs:
-        if digest not in missing:
-            continue  # stored already: content-addressed, nothing to add
-        infos.append(write_whole(registry, digest, data))
-    registry.record_blobs(infos)
+    # Stored already (for this project or another): content-addressed, nothing to
+    # write, but the project has now sent the bytes, so it holds them.
+    stored = registry.stored_blobs(digests)
+    infos = [
+        registry.blob_info(digest) if digest in stored else write_whole(registry, digest, data)
+        for digest, data in blobs
+    ]
+    registry.record_blobs(infos, project)
     return digests
 
 

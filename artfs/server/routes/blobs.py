@@ -108,7 +108,7 @@ def _store_whole(registry: Registry, project: str, digest: str, body: bytes) -> 
     """Worker thread: check, write, verify, publish and record a body already in memory."""
     _check_uploadable(registry, project, digest)
     info = write_whole(registry, digest, body)
-    registry.record_blob(info)
+    registry.record_blob(info, project)
     return info
 
 
@@ -123,11 +123,11 @@ def write_whole(registry: Registry, digest: str, body: bytes | memoryview) -> Bl
         raise
 
 
-def _publish(registry: Registry, writer: BlobWriter) -> BlobInfo:
+def _publish(registry: Registry, project: str, writer: BlobWriter) -> BlobInfo:
     # The directory fsync is left to record_blob, which batches it with the
     # concurrent uploads' and inserts the rows only after it.
     info = writer.commit(durable=False)
-    registry.record_blob(info)
+    registry.record_blob(info, project)
     return info
 
 
@@ -142,7 +142,7 @@ async def _store_streamed(
     writer = await run_in_threadpool(_open_writer, registry, project, digest)
     try:
         await _receive_into(writer, stream)
-        return await run_in_threadpool(_publish, registry, writer)
+        return await run_in_threadpool(_publish, registry, project, writer)
     except BaseException:
         writer.abort()
         raise

@@ -62,5 +62,4 @@ def abort_upload(registry: RegistryDep, project: Project, upload_id: str) -> Res
 
 @router.post("/blobs/missing")
 def missing_blobs(registry: RegistryDep, project: Project, body: Digests) -> JSON:
-    del project  # blobs are shared; the project only scopes the permission
-    return {"missing": registry.missing_blobs(body.digests)}
+    return {"missing": registry.missing_blobs(project, body.digests)}
