@@ -85,3 +85,53 @@ def test_0004_blobs_stored_before_keep_sha256_chunk_digests(tmp_path: Path) -> N
     migrate(engine)
     registry = Registry(engine, LocalBlobStore(tmp_path / "blobs"))
     assert registry.blob_info(digest).chunk_hash == "sha256"
+
+
+def test_0006_projects_hold_what_their_committed_versions_name(tmp_path: Path) -> None:
+    engine = create_registry_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.connect().execution_options(**WRITE) as conn:
+        command.upgrade(_config(conn), "0005")
+        conn.commit()
+    now = datetime.now(UTC)
+    committed, pending, absent = "aa" * 32, "bb" * 32, "cc" * 32
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        for digest in (committed, pending):
+            conn.execute(
+                text(
+                    "INSERT INTO blobs (digest, size, chunk_size, chunk_digests, created_at)"
+                    " VALUES (:d, 1, 1048576, :c, :t)"
+                ),
+                {"d": digest, "c": bytes(32), "t": now},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO artifacts (id, project, name, type, description, metadata,"
+                " created_at, next_number) VALUES (1, 'p', 'a', 'dataset', '', '{}', :t, 2)"
+            ),
+            {"t": now},
+        )
+        for vid, state, number, files in [
+            (1, "COMMITTED", 1, [committed, absent]),
+            (2, "PENDING", None, [pending]),
+        ]:
+            conn.execute(
+                text(
+                    "INSERT INTO versions (id, artifact_id, upload_id, number, state,"
+                    " size, file_count, metadata, description, source, created_at)"
+                    " VALUES (:id, 1, :u, :n, :state, 0, 0, '{}', '', '{}', :t)"
+                ),
+                {"id": vid, "u": f"u{vid}", "n": number, "state": state, "t": now},
+            )
+            for index, digest in enumerate(files):
+                conn.execute(
+                    text(
+                        "INSERT INTO files (version_id, path, size, digest) VALUES (:v, :p, 1, :d)"
+                    ),
+                    {"v": vid, "p": f"f{index}", "d": digest},
+                )
+    migrate(engine)
+    registry = Registry(engine, LocalBlobStore(tmp_path / "blobs"))
+    # Committed and stored: held. Stored but only a pending upload's: sent again.
+    # Never stored: missing, as before.
+    assert registry.missing_blobs("p", [committed, pending, absent]) == [pending, absent]
+    assert registry.missing_blobs("q", [committed]) == [committed]
