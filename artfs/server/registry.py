@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from artfs import names
 from artfs.digests import check_digest, version_digest
@@ -530,31 +531,12 @@ class Registry:
         return sorted(wanted - self._held_blobs(conn, project, wanted))
 
     def _present_blobs(self, conn: Connection, digests: Iterable[str]) -> set[str]:
-        present: set[str] = set()
-        batch = list(digests)
-        for start in range(0, len(batch), 500):
-            present.update(
-                conn.execute(
-                    select(blobs.c.digest).where(blobs.c.digest.in_(batch[start : start + 500]))
-                ).scalars()
-            )
-        return present
+        return _found_among(conn, blobs.c.digest, digests)
 
     def _held_blobs(self, conn: Connection, project: str, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` ``project`` holds: it sent their bytes (docs/design.md,
         "Projects never share blobs")."""
-        held: set[str] = set()
-        batch = list(digests)
-        for start in range(0, len(batch), 500):
-            held.update(
-                conn.execute(
-                    select(held_blobs.c.digest).where(
-                        held_blobs.c.project == project,
-                        held_blobs.c.digest.in_(batch[start : start + 500]),
-                    )
-                ).scalars()
-            )
-        return held
+        return _found_among(conn, held_blobs.c.digest, digests, held_blobs.c.project == project)
 
     def missing_blobs(self, project: str, digests: Sequence[str]) -> list[str]:
         """The digests ``project`` must upload: those it does not hold, stored or not."""
@@ -1201,17 +1183,23 @@ def _check_no_clash_with_upload(conn: Connection, version_id: int, paths: Sequen
 
 
 def _existing_paths(conn: Connection, version_id: int, paths: Sequence[str]) -> set[str]:
+    return _found_among(conn, files.c.path, sorted(paths), files.c.version_id == version_id)
+
+
+def _found_among(
+    conn: Connection,
+    column: ColumnElement[str],
+    values: Iterable[str],
+    *conditions: ColumnElement[bool],
+) -> set[str]:
+    """Which of ``values`` are in ``column`` (where ``conditions`` hold), 500 at a time:
+    an ``IN`` list is bounded."""
     found: set[str] = set()
-    batch = sorted(paths)
+    batch = list(values)
     for start in range(0, len(batch), 500):
         found.update(
             conn.execute(
-                select(files.c.path).where(
-                    and_(
-                        files.c.version_id == version_id,
-                        files.c.path.in_(batch[start : start + 500]),
-                    )
-                )
+                select(column).where(column.in_(batch[start : start + 500]), *conditions)
             ).scalars()
         )
     return found
