@@ -15,6 +15,7 @@ answered: the point is how early it answers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import itertools
@@ -22,6 +23,7 @@ import json
 import os
 import select
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -95,6 +97,20 @@ def assert_memory_bounded(server: RegistryProcess, what: str) -> None:
 
 def open_descriptors(server: RegistryProcess) -> int:
     return len(os.listdir(f"/proc/{server_pid(server)}/fd"))
+
+
+def request_descriptors(server: RegistryProcess) -> int:
+    """The server's sockets and blob temp files: what each upload in progress holds.
+
+    The rest (the database pool's connections, which it keeps up to its size
+    once a burst has opened them) does not grow with the uploads.
+    """
+    folder = f"/proc/{server_pid(server)}/fd"
+    targets = []
+    for fd in os.listdir(folder):
+        with contextlib.suppress(FileNotFoundError):  # closed since listed
+            targets.append(os.readlink(f"{folder}/{fd}"))
+    return sum(target.startswith("socket:") or target.endswith(".part") for target in targets)
 
 
 def temp_files(server: RegistryProcess) -> list[Path]:
@@ -309,3 +325,152 @@ def test_a_blob_over_the_blob_limit_is_refused_and_nothing_kept(
     )
     stored = call(server, "PUT", f"{api(server)}/blobs/{sha(under)}", data=under)
     assert stored.status_code == 201, stored.text
+
+
+# -- stalled and slow bodies, and the cap on uploads -------------------------------------------
+
+
+def stalled_upload(server: RegistryProcess, digest: str, size: int) -> RawRequest:
+    """A blob PUT that sends its headers and a first 64 KiB of ``size``, then nothing."""
+    request = RawRequest(server, "PUT", f"{api(server)}/blobs/{digest}", {"Content-Length": size})
+    request.send([b"a" * (64 << 10)], chunked=False)
+    return request
+
+
+def test_stalled_uploads_hold_the_cap_then_are_cut_off_and_released(
+    server: RegistryProcess,
+) -> None:
+    size = 2 * MiB  # over the size read whole, so each upload streams into a temp file
+    digests = [sha(f"stalled {number} {uuid.uuid4()}".encode()) for number in range(51)]
+    start_upload(
+        server,
+        f"stalled-{uuid.uuid4().hex[:8]}",
+        [{"path": f"f{n}", "size": size, "digest": d} for n, d in enumerate(digests)],
+    )
+    before, before_requests = open_descriptors(server), request_descriptors(server)
+    stalled = [stalled_upload(server, digest, size) for digest in digests[:UPLOADS_PER_TOKEN]]
+    try:
+        wait_until(
+            lambda: len(temp_files(server)) == UPLOADS_PER_TOKEN, "every stalled upload held"
+        )
+        held, held_requests = open_descriptors(server), request_descriptors(server)
+        # One upload more of the same token: refused on its headers, no byte of its body read.
+        extra = RawRequest(
+            server, "PUT", f"{api(server)}/blobs/{digests[-1]}", {"Content-Length": size}
+        )
+        try:
+            refused = extra.response()
+            assert assert_error(refused, 429)["code"] == "busy"
+            assert refused.headers["Retry-After"] == "1"
+        finally:
+            extra.close()
+        assert len(temp_files(server)) == UPLOADS_PER_TOKEN
+
+        for request in stalled:  # each cut off after the idle timeout, its connection closed
+            response = request.response()
+            assert assert_error(response, 408)["code"] == "transient"
+            assert request.sock.recv(1) == b""
+        wait_until(lambda: not temp_files(server), "the stalled uploads' temp files removed")
+        wait_until(
+            lambda: request_descriptors(server) <= before_requests,
+            "the stalled uploads' sockets and temp files closed",
+        )
+        after, after_requests = open_descriptors(server), request_descriptors(server)
+        print(
+            f"\n{UPLOADS_PER_TOKEN} stalled uploads: server descriptors {before} before "
+            f"({before_requests} sockets and temp files), {held} while held ({held_requests}), "
+            f"{after} after the idle timeout ({after_requests})"
+        )
+        # A socket and a temp file each, while held.
+        assert held_requests >= after_requests + 2 * UPLOADS_PER_TOKEN
+    finally:
+        for request in stalled:
+            request.close()
+    # The slots are free again.
+    data = b"after the stall " + uuid.uuid4().bytes
+    start_upload(
+        server,
+        f"after-{uuid.uuid4().hex[:8]}",
+        [{"path": "x", "size": len(data), "digest": sha(data)}],
+    )
+    assert call(server, "PUT", f"{api(server)}/blobs/{sha(data)}", data=data).status_code == 201
+
+
+def test_a_body_that_drips_is_cut_off_at_the_total_timeout(tmp_path: Path) -> None:
+    """Every piece well within the idle timeout, the whole past the total: cut off, 408."""
+    server = RegistryProcess(
+        tmp_path / "data", serve_args=["--upload-idle-timeout", "5", "--upload-timeout", "2"]
+    )
+    server.start()
+    try:
+        size = 2 * MiB
+        digest = sha(b"drip " + uuid.uuid4().bytes)
+        start_upload(server, "drip", [{"path": "x", "size": size, "digest": digest}])
+        request = RawRequest(
+            server, "PUT", f"{api(server)}/blobs/{digest}", {"Content-Length": size}
+        )
+
+        def drip() -> Iterator[bytes]:
+            for _ in range(size // 1024):  # 1 KiB every 0.1 s: far from done at the deadline
+                yield b"a" * 1024
+                time.sleep(0.1)
+
+        try:
+            request.send(drip(), chunked=False)
+            assert assert_error(request.response(), 408)["code"] == "transient"
+        finally:
+            request.close()
+        assert request.sent < size
+        wait_until(lambda: not temp_files(server), "the cut upload's temp file removed")
+    finally:
+        server.stop()
+
+
+# -- what an upload may name and carry ----------------------------------------------------------
+
+
+def test_a_blob_named_only_by_a_deleted_version_is_not_taken(server: RegistryProcess) -> None:
+    data = b"only a deleted version names these bytes " + uuid.uuid4().bytes
+    name = f"deleted-{uuid.uuid4().hex[:8]}"
+    upload = start_upload(server, name, [{"path": "x", "size": len(data), "digest": sha(data)}])
+    assert call(server, "PUT", f"{api(server)}/blobs/{sha(data)}", data=data).status_code == 201
+    commit = call(server, "POST", f"{api(server)}/uploads/{upload['upload_id']}/commit", json={})
+    assert commit.status_code == 200, commit.text
+    deleted = call(server, "DELETE", f"{api(server)}/artifacts/{name}/versions/v1")
+    assert deleted.status_code == 200, deleted.text
+    gc = call(server, "POST", "/api/v1/admin/gc")
+    assert gc.status_code == 200, gc.text
+
+    again = call(server, "PUT", f"{api(server)}/blobs/{sha(data)}", data=data)
+    assert assert_error(again, 404)["code"] == "not_found"
+    missing = call(server, "POST", f"{api(server)}/blobs/missing", json={"digests": [sha(data)]})
+    assert missing.json() == {"missing": [sha(data)]}  # not stored again
+    # Named by a live upload again, the same bytes are taken.
+    start_upload(server, name, [{"path": "x", "size": len(data), "digest": sha(data)}])
+    assert call(server, "PUT", f"{api(server)}/blobs/{sha(data)}", data=data).status_code == 201
+
+
+def test_the_files_metadata_of_a_version_is_bounded_in_all(server: RegistryProcess) -> None:
+    """Each file's metadata under its own 1 MiB, but together past 64 MiB: refused, not stored."""
+    empty = sha(b"")
+
+    def files(first: int, count: int, metadata_chars: int) -> list[JSON]:
+        return [
+            {"path": f"f{n}", "size": 0, "digest": empty, "metadata": {"m": "x" * metadata_chars}}
+            for n in range(first, first + count)
+        ]
+
+    name = f"meta-{uuid.uuid4().hex[:8]}"
+    upload = start_upload(server, name, files(0, 40, 1_000_000))
+    uploads = f"{api(server)}/uploads/{upload['upload_id']}"
+    refused = call(server, "POST", f"{uploads}/files", json={"files": files(40, 40, 1_000_000)})
+    error = assert_error(refused, 413)
+    assert error["code"] == "too_large"
+    assert "at most 67108864" in error["message"], error
+    added = call(server, "POST", f"{uploads}/files", json={"files": files(80, 1, 10)})
+    assert added.status_code == 200, added.text
+    if upload["missing"]:
+        assert call(server, "PUT", f"{api(server)}/blobs/{empty}", data=b"").status_code == 201
+    version = call(server, "POST", f"{uploads}/commit", json={})
+    assert version.status_code == 200, version.text
+    assert version.json()["file_count"] == 41  # the refused 40 left nothing behind
