@@ -31,6 +31,7 @@ __all__ = [
     "CHUNK_HASH",
     "CHUNK_HASHES",
     "CHUNK_SIZE",
+    "DIGEST_PATTERN",
     "BlobHasher",
     "check_chunk_hash",
     "check_digest",
@@ -41,7 +42,9 @@ __all__ = [
 #: Granularity of per-chunk digests, and so of verified partial reads.
 CHUNK_SIZE = 1 << 20
 
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+#: The digest grammar, also declared in the API document.
+DIGEST_PATTERN = r"^[0-9a-f]{64}$"
+_DIGEST_RE = re.compile(DIGEST_PATTERN)
 
 
 class _Hasher(Protocol):

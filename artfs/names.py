@@ -14,16 +14,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import semver
-
 from artfs.errors import InvalidInput, TooLarge
 
 __all__ = [
+    "ALIAS_PATTERN",
+    "LOGICAL_PATH_PATTERN",
+    "MAX_FILE_BYTES",
     "MAX_LOGICAL_PATH_BYTES",
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
     "MAX_METADATA_KEYS",
     "MAX_VERSION_NUMBER",
+    "MAX_NAME_CHARS",
+    "MAX_TTL_SECONDS",
+    "NAME_PATTERN",
+    "SEMVER_PATTERN",
+    "VERSION_CURSOR_PATTERN",
+    "VERSION_REF_PATTERN",
     "VersionRef",
     "check_alias",
     "check_logical_path",
@@ -31,6 +38,7 @@ __all__ = [
     "check_name",
     "check_semver",
     "check_tag",
+    "check_ttl_seconds",
     "check_type",
     "is_semver",
     "parse_version_cursor",
@@ -45,26 +53,72 @@ MAX_METADATA_BYTES = 1 << 20
 # value fails) and json recursion at ~1000; 64 is far beyond any real config and
 # leaves room for the envelopes (listings, manifests) that metadata is answered in.
 MAX_METADATA_DEPTH = 64
-#: Version numbers are SQL integers (signed 64-bit); a larger one is no version.
-MAX_VERSION_NUMBER = (1 << 63) - 1
+#: Version numbers are SQL integers (signed 64-bit): up to 18 digits, a bound a
+#: pattern can state, so the API document declares exactly what is refused.
+MAX_VERSION_DIGITS = 18
+MAX_VERSION_NUMBER = 10**MAX_VERSION_DIGITS - 1
+#: 2**53: exact as a JSON number in every client, JavaScript's included.
+MAX_FILE_BYTES = 1 << 53
+#: A hundred years; ``timedelta`` overflows far beyond, and "keep" is no ttl at all.
+MAX_TTL_SECONDS = 100 * 366 * 24 * 3600
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
-# ASCII digits only: ``\d`` also takes other scripts' digits, which int() reads.
-_NUMBER_RE = re.compile(r"[0-9]{1,19}")
-_VERSION_ID_RE = re.compile(r"v([0-9]+)")
+# The grammar of names, versions and cursors, written once: the validators below
+# match against these, and the OpenAPI document declares the same patterns
+# (artfs/server/openapi.py), in the regex subset Python and JSON Schema share.
+_NAME_BODY = rf"(?!\.)[A-Za-z0-9_.-]{{1,{MAX_NAME_CHARS}}}"
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRERELEASE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_SEMVER_BODY = (
+    rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}"
+    rf"(?:-{_PRERELEASE_ID}(?:\.{_PRERELEASE_ID})*)?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+_NUMBER_ID_BODY = r"v[0-9]+"
+_VERSION_NUMBER_BODY = rf"v(?!0*$)[0-9]{{1,{MAX_VERSION_DIGITS}}}"
 # C0, DEL and C1 (NEL, U+0085, ends a line in many readers).
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f"
+_ALIAS_BODY = rf"(?!(?:{_NUMBER_ID_BODY}|{_SEMVER_BODY})$){_NAME_BODY}"
+
+
+def _anchored(body: str) -> str:
+    return rf"^(?:{body})$"
+
+
+#: An artifact, project, type or tag name: 1-100 of ``[A-Za-z0-9_.-]``, not starting with '.'.
+NAME_PATTERN = _anchored(_NAME_BODY)
+#: A semantic version (semver.org 2.0.0).
+SEMVER_PATTERN = _anchored(_SEMVER_BODY)
+#: An alias: a name that reads as neither a version id (``v3``) nor a semantic version.
+ALIAS_PATTERN = _anchored(_ALIAS_BODY)
+#: How a version may be named: ``v1`` and up, a semantic version, or an alias.
+VERSION_REF_PATTERN = _anchored(rf"{_VERSION_NUMBER_BODY}|{_SEMVER_BODY}|{_ALIAS_BODY}")
+#: A logical path, as far as a pattern can say: '/'-separated segments of no control
+#: character or a backslash, none empty, '.' or '..', no drive prefix. The validator counts
+#: the limits (``MAX_LOGICAL_PATH_BYTES``, 255 a segment) in UTF-8 bytes; the
+#: pattern in characters, which is the same for ASCII.
+_SEGMENT_BODY = rf"(?!\.\.?(?:/|$))[^{_CONTROL_CHARS}\\/]{{1,255}}"
+LOGICAL_PATH_PATTERN = _anchored(rf"(?![A-Za-z]:){_SEGMENT_BODY}(?:/{_SEGMENT_BODY})*")
+#: A page cursor of a version listing: the number of the last version of the page before.
+VERSION_CURSOR_PATTERN = rf"^[0-9]{{1,{MAX_VERSION_DIGITS}}}$"
+
+_NAME_CHARSET_RE = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME_CHARS}}}")
+_NAME_RE = re.compile(NAME_PATTERN)
+_SEMVER_RE = re.compile(SEMVER_PATTERN)
+_VERSION_ID_RE = re.compile(_NUMBER_ID_BODY)
+# ASCII digits only: ``\d`` also takes other scripts' digits, which int() reads.
+_NUMBER_RE = re.compile(rf"[0-9]{{1,{MAX_VERSION_DIGITS}}}")
+_CONTROL_RE = re.compile(rf"[{_CONTROL_CHARS}]")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 
 def _check_charset(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
-    if not _NAME_RE.fullmatch(value):
+    if not _NAME_CHARSET_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-{MAX_NAME_CHARS} letters, digits, '_', '-' or '.'"
         )
-    if value.startswith("."):
+    if not _NAME_RE.fullmatch(value):
         raise InvalidInput(f"invalid {what} {value!r}: may not start with '.'")
     return value
 
@@ -83,7 +137,7 @@ def check_tag(value: object) -> str:
 
 
 def is_semver(value: str) -> bool:
-    return bool(semver.Version.is_valid(value))
+    return _SEMVER_RE.fullmatch(value) is not None
 
 
 def check_semver(value: object) -> str:
@@ -189,6 +243,12 @@ def _version_number(text: str, what: str) -> int:
     if not _NUMBER_RE.fullmatch(text) or int(text) > MAX_VERSION_NUMBER:
         raise InvalidInput(f"invalid {what}: {text[:40]!r} is not a version number")
     return int(text)
+
+
+def check_ttl_seconds(value: int) -> int:
+    if not 0 < value <= MAX_TTL_SECONDS:
+        raise InvalidInput(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+    return value
 
 
 def parse_version_ref(value: object) -> VersionRef:

@@ -30,6 +30,7 @@ from artfs.server.auth import Authenticator, AuthMiddleware
 from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
+from artfs.server.openapi import install_document
 from artfs.server.registry import Registry
 from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
 from artfs.server.routes import admin, artifacts, blob_batches, blobs, integrity, tokens, uploads
@@ -75,6 +76,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.registry = registry
     install_error_handlers(app)
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)
+    install_document(app)
     app.add_middleware(BlobReadMiddleware, registry=registry)
     app.add_middleware(RequestBoundsMiddleware, bounds=body_bounds(settings))
     # Added last, so outermost: every request meets the token check first.

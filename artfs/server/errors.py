@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from artfs.errors import (
     ArtfsError,
@@ -33,6 +34,8 @@ from artfs.errors import (
 __all__ = ["HTTP_STATUS", "RETRY_AFTER", "error_response", "install_error_handlers", "status_for"]
 
 log = logging.getLogger("artfs.server")
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 HTTP_STATUS: dict[type[ArtfsError], int] = {
     InvalidInput: 400,
@@ -75,6 +78,22 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _allowed_methods(request: Request) -> str:
+    """The ``Allow`` of a 405 (RFC 9110): the methods of every route of the path.
+
+    Starlette names only those of the first route that matched the path, and a
+    path often has several (GET and POST ``/artifacts``): each method is tried.
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArtfsError)
     async def _domain(_request: Request, exc: ArtfsError) -> JSONResponse:
@@ -91,14 +110,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, InvalidInput.code, _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {
             400: InvalidInput.code,  # e.g. a body that is not UTF-8
             404: NotFound.code,
             405: "method_not_allowed",
             413: TooLarge.code,
         }.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

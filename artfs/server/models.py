@@ -1,14 +1,32 @@
 """Request bodies of the HTTP API; they document it in the OpenAPI schema.
 
 Shape only: the rules (names, paths, metadata limits) are checked by the
-registry, so the API and the SDK report them in the same words.
+registry, so the API and the SDK report them in the same words; the document
+declares the same rules (``artfs.server.openapi``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from artfs import names
+from artfs.server.openapi import (
+    AliasField,
+    DigestField,
+    MetadataField,
+    NameField,
+    RefField,
+    SemverField,
+    SizeField,
+    TtlField,
+)
+
+#: Digests a blob batch names, either way (artfs/server/routes/blob_batches.py).
+MAX_BLOBS = 1024
+#: The schemes a remote asset may live at.
+URI = Annotated[str, Field(json_schema_extra={"pattern": "^(?:https?|s3|file)://"})]
 
 
 class _Body(BaseModel):
@@ -16,32 +34,48 @@ class _Body(BaseModel):
 
 
 class ManifestEntry(_Body):
-    path: str
-    size: int
-    digest: str | None = Field(default=None, description="sha256 of the bytes (hex)")
-    uri: str | None = Field(default=None, description="where a remote asset's bytes live")
-    metadata: dict[str, Any] | None = None
+    """A file: its bytes' ``digest``, or the ``uri`` of a remote asset (and maybe a digest)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["digest"], "properties": {"digest": {"type": "string"}}},
+                {"required": ["uri"], "properties": {"uri": {"type": "string"}}},
+            ]
+        }
+    )
+
+    path: str = Field(
+        json_schema_extra={
+            "pattern": names.LOGICAL_PATH_PATTERN,
+            "maxLength": names.MAX_LOGICAL_PATH_BYTES,
+        }
+    )
+    size: SizeField
+    digest: DigestField | None = Field(default=None, description="sha256 of the bytes (hex)")
+    uri: URI | None = Field(default=None, description="where a remote asset's bytes live")
+    metadata: MetadataField | None = None
 
 
 class CreateArtifact(_Body):
-    name: str
-    type: str = "dataset"
+    name: NameField
+    type: NameField = "dataset"
     description: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: MetadataField = Field(default_factory=dict)
 
 
 class UpdateArtifact(_Body):
     description: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: MetadataField | None = None
 
 
 class StartUpload(_Body):
-    type: str | None = None
+    type: NameField | None = None
     description: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    semver: str | None = None
-    source: dict[str, Any] = Field(default_factory=dict)
-    ttl_seconds: int | None = None
+    metadata: MetadataField = Field(default_factory=dict)
+    semver: SemverField | None = None
+    source: MetadataField = Field(default_factory=dict)
+    ttl_seconds: TtlField | None = None
     files: list[ManifestEntry] = Field(default_factory=list)
 
 
@@ -50,10 +84,11 @@ class AddFiles(_Body):
 
 
 class CommitUpload(_Body):
-    aliases: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    alias_expect: dict[str, str | None] = Field(
+    aliases: list[AliasField] = Field(default_factory=list)
+    tags: list[NameField] = Field(default_factory=list)
+    alias_expect: dict[AliasField, RefField | None] = Field(
         default_factory=dict,
+        json_schema_extra={"additionalProperties": False},  # keys are aliases too
         description=(
             "alias -> version it must point at now (null: must not exist), else 409; "
             "only checked: an alias moves only if `aliases` lists it"
@@ -64,18 +99,21 @@ class CommitUpload(_Body):
 
 class UpdateVersion(_Body):
     description: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: MetadataField | None = None
 
 
 class SetAlias(_Body):
-    version: str
-    expect: str | None = None
+    version: RefField
+    expect: RefField | None = None
     check_expect: bool = Field(default=False, description="compare-and-swap on `expect`")
 
 
 class Digests(_Body):
-    digests: list[str]
+    digests: list[DigestField]
 
 
 class BlobBatch(_Body):
-    digests: list[str] = Field(description="sha256 digests (hex), answered in this order")
+    digests: list[DigestField] = Field(
+        description="sha256 digests (hex), answered in this order",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_BLOBS},
+    )

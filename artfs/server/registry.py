@@ -61,6 +61,8 @@ __all__ = ["FileEntry", "GcReport", "Registry"]
 PENDING, COMMITTED, DELETED = "PENDING", "COMMITTED", "DELETED"
 LATEST = "latest"
 MAX_PAGE = 10_000
+#: SQLite's largest INTEGER: remote assets' claimed sizes could add up past it.
+MAX_VERSION_BYTES = (1 << 63) - 1
 #: An upload nobody committed for this long is abandoned; gc drops it.
 PENDING_EXPIRY = timedelta(hours=24)
 #: The per-file metadata of one version, all files together, as stored (JSON
@@ -97,6 +99,8 @@ class FileEntry:
         size = raw.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInput(f"{path}: size must be a non-negative integer")
+        if size > names.MAX_FILE_BYTES:
+            raise InvalidInput(f"{path}: size is over the {names.MAX_FILE_BYTES}-byte limit")
         uri = raw.get("uri")
         digest = raw.get("digest")
         if uri is None:
@@ -436,8 +440,8 @@ class Registry:
         names.check_metadata(metadata)
         names.check_metadata(source, "source")
         _check_text(description, "description")
-        if ttl_seconds is not None and ttl_seconds <= 0:
-            raise InvalidInput("ttl_seconds must be positive")
+        if ttl_seconds is not None:
+            names.check_ttl_seconds(ttl_seconds)
         upload_id = uuid.uuid4().hex
         with self._write() as conn:
             row = (
@@ -510,7 +514,7 @@ class Registry:
         _check_no_file_dir_clash(paths)
         existing = _existing_paths(conn, version_id, paths)
         if existing:
-            raise InvalidInput(f"logical path {sorted(existing)[0]!r} is already in this upload")
+            raise Conflict(f"logical path {sorted(existing)[0]!r} is already in this upload")
         _check_no_clash_with_upload(conn, version_id, paths)
         _check_file_metadata_total(conn, version_id, entries)
         conn.execute(
@@ -582,6 +586,9 @@ class Registry:
                 )
             ).all()
             _check_no_file_dir_clash([path for path, *_ in entries])
+            total_size = sum(size for *_, size in entries)
+            if total_size > MAX_VERSION_BYTES:
+                raise TooLarge(f"the version's files add up to over {MAX_VERSION_BYTES} bytes")
             digest = version_digest(
                 (path, blob_digest or uri or "", size) for path, blob_digest, uri, size in entries
             )
@@ -624,7 +631,7 @@ class Registry:
                         requested_semver=None,
                         state=COMMITTED,
                         digest=digest,
-                        size=sum(size for *_, size in entries),
+                        size=total_size,
                         file_count=len(entries),
                         committed_at=self._clock(),
                     )
@@ -1163,13 +1170,17 @@ def _check_no_file_dir_clash(paths: Sequence[str]) -> None:
 
 
 def _check_no_clash_with_upload(conn: Connection, version_id: int, paths: Sequence[str]) -> None:
-    """No new path may lie under a file of the upload, nor be a directory of its files."""
+    """No new path may lie under a file of the upload, nor be a directory of its files.
+
+    A conflict with what the upload holds already, not bad input: the same request
+    is fine for another upload.
+    """
     parents = {
         path.rsplit("/", depth)[0] for path in paths for depth in range(1, path.count("/") + 1)
     }
     clash = _existing_paths(conn, version_id, sorted(parents))
     if clash:
-        raise InvalidInput(f"logical path {sorted(clash)[0]!r} is both a file and a directory")
+        raise Conflict(f"logical path {sorted(clash)[0]!r} is both a file and a directory")
     new = set(paths)
     for (path,) in conn.execute(
         select(files.c.path).where(files.c.version_id == version_id, files.c.path.contains("/"))
@@ -1177,7 +1188,7 @@ def _check_no_clash_with_upload(conn: Connection, version_id: int, paths: Sequen
         parts = path.split("/")
         for depth in range(1, len(parts)):
             if "/".join(parts[:depth]) in new:
-                raise InvalidInput(
+                raise Conflict(
                     f"logical path {'/'.join(parts[:depth])!r} is both a file and a directory"
                 )
 

@@ -1177,12 +1177,13 @@ def test_path_clash_across_batches_is_rejected(seeded: tuple[str, str, str]) -> 
     started = start_upload(url, project, name, files)
     upload_missing(url, project, started["missing"], files)
     add = f"{api(url, project)}/uploads/{started['upload_id']}/files"
+    # 409, not 400: the same entries are fine in another upload.
     for clash in ("m", "m/under", "m/deeper/still"):
         entry = {"path": clash, "size": 1, "digest": DIGEST}
-        assert_error(call("POST", add, json={"files": [entry]}), 400, "invalid_input")
+        assert_error(call("POST", add, json={"files": [entry]}), 409, "conflict")
     ok(call("POST", add, json={"files": [{"path": "n/o", "size": 1, "digest": DIGEST}]}))
     assert_error(
-        call("POST", add, json={"files": [{"path": "n", "size": 1, "digest": DIGEST}]}), 400
+        call("POST", add, json={"files": [{"path": "n", "size": 1, "digest": DIGEST}]}), 409
     )
     assert snapshot(url, project) == before
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from artfs.server.openapi import answers
 from artfs.server.routes.deps import RegistryDep
 
 router = APIRouter()
@@ -17,6 +18,6 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.post("/api/v1/admin/gc")
+@router.post("/api/v1/admin/gc", responses=answers())
 def gc(registry: RegistryDep, dry_run: bool = False) -> dict[str, Any]:
     return asdict(registry.gc(dry_run))

@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from artfs.digests import check_digest
 from artfs.errors import DigestMismatch, InvalidInput, NotFound, TooLarge
-from artfs.server.models import BlobBatch
+from artfs.server.models import MAX_BLOBS, BlobBatch
+from artfs.server.openapi import answers, bytes_body
 from artfs.server.registry import Registry
 from artfs.server.routes.blobs import write_whole
 from artfs.server.routes.deps import Project, RegistryDep
@@ -35,8 +36,7 @@ from artfs.server.upload_slots import upload_slot
 
 router = APIRouter(prefix="/api/v1/projects/{project}")
 
-#: Digests per request, and bytes per response: a batch is held in memory whole.
-MAX_BLOBS = 1024
+#: Bytes per response, as ``MAX_BLOBS`` is digests: a batch is held in memory whole.
 MAX_BYTES = 32 << 20
 #: Bytes per upload batch, its JSON line included: read into memory whole, so
 #: ``artfs.server.request_bounds`` holds the body to this as it arrives.
@@ -46,7 +46,7 @@ MAX_UPLOAD_BYTES = MAX_BYTES + (1 << 20)
 @router.post(
     "/blob-batch",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **answers(404, 413)},
 )
 def get_blob_batch(registry: RegistryDep, project: Project, body: BlobBatch) -> Response:
     """The bytes of each blob in ``digests``, concatenated in that order."""
@@ -64,7 +64,12 @@ def get_blob_batch(registry: RegistryDep, project: Project, body: BlobBatch) -> 
     )
 
 
-@router.put("/blob-batch", status_code=201)
+@router.put(
+    "/blob-batch",
+    status_code=201,
+    responses=answers(404, 413, 507),
+    openapi_extra=bytes_body("a JSON line `[[digest, size], ...]`, then the blobs' bytes in order"),
+)
 async def put_blob_batch(
     request: Request, registry: RegistryDep, project: Project
 ) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from starlette.requests import ClientDisconnect
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput, NotFound
 from artfs.server.blob_reads import absurd_range, blob_headers
+from artfs.server.openapi import DigestPath, answers, bytes_body
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project
 from artfs.server.upload_slots import upload_slot
@@ -86,8 +87,13 @@ def _declared_length(request: Request) -> int | None:
     return int(length) if length is not None and length.isdigit() else None
 
 
-@router.put("/{digest}", status_code=201)
-async def put_blob(request: Request, project: Project, digest: str) -> JSONResponse:
+@router.put(
+    "/{digest}",
+    status_code=201,
+    responses=answers(404, 507),
+    openapi_extra=bytes_body("the blob's bytes, which must hash to `digest`"),
+)
+async def put_blob(request: Request, project: Project, digest: DigestPath) -> JSONResponse:
     """Upload one blob; it is published only if its bytes hash to ``digest``."""
     check_digest(digest)
     registry = _registry(request)
@@ -199,8 +205,9 @@ class _WriteBehind:
             running.exception()  # retrieved: the caller is already raising its own error
 
 
-@router.api_route("/{digest}", methods=["GET", "HEAD"], response_model=None)
-def get_blob(request: Request, project: Project, digest: str) -> Response:
+@router.get("/{digest}", response_model=None, responses=answers(404, 416))
+@router.head("/{digest}", response_model=None, responses=answers(404, 416))
+def get_blob(request: Request, project: Project, digest: DigestPath) -> Response:
     check_digest(digest)
     registry = _registry(request)
     _check_visible(registry, project, digest)
@@ -212,8 +219,8 @@ def get_blob(request: Request, project: Project, digest: str) -> Response:
     return BlobResponse(path, digest, os.stat(path))
 
 
-@router.get("/{digest}/chunks")
-def get_chunks(request: Request, project: Project, digest: str) -> dict[str, Any]:
+@router.get("/{digest}/chunks", responses=answers(404))
+def get_chunks(request: Request, project: Project, digest: DigestPath) -> dict[str, Any]:
     """The per-chunk digests recorded when the blob was stored, and the hash that made them."""
     check_digest(digest)
     registry = _registry(request)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from artfs import names
+from artfs.server.openapi import ProjectPath
 from artfs.server.registry import Registry
 
 __all__ = ["MAX_JSON_BODY", "Project", "RegistryDep"]
@@ -21,7 +22,7 @@ def get_registry(request: Request) -> Registry:
     return registry
 
 
-def project_name(project: str) -> str:
+def project_name(project: ProjectPath) -> str:
     return names.check_name(project)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from artfs.server.models import AddFiles, CommitUpload, Digests, ManifestEntry, StartUpload
+from artfs.server.openapi import NamePath, UploadIdPath, answers
 from artfs.server.registry import FileEntry
 from artfs.server.routes.deps import Project, RegistryDep
 
@@ -19,8 +20,10 @@ def _entries(raw: list[ManifestEntry]) -> list[FileEntry]:
     return [FileEntry.parse(entry.model_dump(exclude_none=True)) for entry in raw]
 
 
-@router.post("/artifacts/{name}/uploads", status_code=201)
-def start_upload(registry: RegistryDep, project: Project, name: str, body: StartUpload) -> JSON:
+@router.post("/artifacts/{name}/uploads", status_code=201, responses=answers(409, 413))
+def start_upload(
+    registry: RegistryDep, project: Project, name: NamePath, body: StartUpload
+) -> JSON:
     """Create a PENDING version; the answer lists the blobs the server lacks."""
     return registry.start_upload(
         project,
@@ -35,14 +38,16 @@ def start_upload(registry: RegistryDep, project: Project, name: str, body: Start
     )
 
 
-@router.post("/uploads/{upload_id}/files")
-def add_files(registry: RegistryDep, project: Project, upload_id: str, body: AddFiles) -> JSON:
+@router.post("/uploads/{upload_id}/files", responses=answers(404, 409, 413))
+def add_files(
+    registry: RegistryDep, project: Project, upload_id: UploadIdPath, body: AddFiles
+) -> JSON:
     return registry.add_files(project, upload_id, _entries(body.files))
 
 
-@router.post("/uploads/{upload_id}/commit")
+@router.post("/uploads/{upload_id}/commit", responses=answers(404, 409, 413))
 def commit_upload(
-    registry: RegistryDep, project: Project, upload_id: str, body: CommitUpload
+    registry: RegistryDep, project: Project, upload_id: UploadIdPath, body: CommitUpload
 ) -> JSON:
     return registry.commit_upload(
         project,
@@ -54,12 +59,12 @@ def commit_upload(
     )
 
 
-@router.delete("/uploads/{upload_id}", status_code=204)
-def abort_upload(registry: RegistryDep, project: Project, upload_id: str) -> Response:
+@router.delete("/uploads/{upload_id}", status_code=204, responses=answers(404, 409))
+def abort_upload(registry: RegistryDep, project: Project, upload_id: UploadIdPath) -> Response:
     registry.abort_upload(project, upload_id)
     return Response(status_code=204)
 
 
-@router.post("/blobs/missing")
+@router.post("/blobs/missing", responses=answers(413))
 def missing_blobs(registry: RegistryDep, project: Project, body: Digests) -> JSON:
     return {"missing": registry.missing_blobs(project, body.digests)}
