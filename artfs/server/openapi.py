@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from artfs import names
 from artfs.digests import DIGEST_PATTERN
+from artfs.server.auth import OPEN_PATHS
 from artfs.server.registry import LATEST, MAX_PAGE
 
 __all__ = [
@@ -54,6 +55,7 @@ _MEANINGS: dict[int, str] = {
     403: "The token's scope does not allow this",
     404: "No such project, artifact, version, alias, tag, upload or blob in this project",
     405: "The path exists, the method does not; `Allow` lists those that do",
+    408: "The request body stalled, or took longer than the upload timeout",
     409: "The registry's state forbids it now: exists already, an alias moved, an upload ended",
     413: "Over a size limit",
     416: "The range lies outside the blob",
@@ -61,30 +63,42 @@ _MEANINGS: dict[int, str] = {
     503: "Busy or briefly inconsistent; try again",
     507: "The registry's disk is full",
 }
-#: What any route under /api/v1 may answer: its path names a project, and every
-#: request there needs a token (401) whose scope allows it (403).
-_API = (400, 401, 403)
+#: What any route may answer: every request body is bounded in size and in time
+#: as it arrives (artfs/server/request_bounds.py), whatever the route.
+_ANY = (408, 413)
+#: What any route under /api/v1 may answer besides: a name or value in the request
+#: to refuse, and a token (401) whose scope must allow it (403).
+_API = (*_ANY, 400, 401, 403)
 
 
-def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of an API route: ``_API`` and ``statuses``, each with the error body."""
+def answers(*statuses: int, api: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: ``_API`` (``_ANY`` if not ``api``) and ``statuses``."""
     return {
         status: {"model": ErrorBody, "description": _MEANINGS[status]}
-        for status in sorted({*_API, *statuses})
+        for status in sorted({*(_API if api else _ANY), *statuses})
     }
 
 
 def install_document(app: FastAPI) -> None:
-    """Serve the document without FastAPI's 422 answers: bad requests get 400 (server/errors.py)."""
+    """Serve the document with what FastAPI cannot see, and without what it adds wrongly.
+
+    Bad requests get 400 (artfs/server/errors.py), never FastAPI's 422. The token
+    check is a middleware (artfs/server/auth.py), so the bearer scheme and which
+    paths it spares are declared here.
+    """
     generate = app.openapi
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         generated = generate()  # cached by FastAPI as app.openapi_schema: changed once
-        for path_item in generated["paths"].values():
+        generated["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"}
+        }
+        for path, path_item in generated["paths"].items():
             for operation in path_item.values():
                 operation["responses"].pop("422", None)
+                operation["security"] = [] if path in OPEN_PATHS else [{"bearer": []}]
         for unused in ("HTTPValidationError", "ValidationError"):
             generated["components"]["schemas"].pop(unused, None)
         return generated

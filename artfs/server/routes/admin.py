@@ -13,7 +13,7 @@ from artfs.server.routes.deps import RegistryDep
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=answers(api=False))
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -31,7 +31,7 @@ def list_artifacts(
     return registry.list_artifacts(project, cursor, limit)
 
 
-@router.post("/artifacts", status_code=201, responses=answers(409, 413))
+@router.post("/artifacts", status_code=201, responses=answers(409))
 def create_artifact(registry: RegistryDep, project: Project, body: CreateArtifact) -> JSON:
     return registry.create_artifact(project, body.name, body.type, body.description, body.metadata)
 
@@ -41,7 +41,7 @@ def get_artifact(registry: RegistryDep, project: Project, name: NamePath) -> JSO
     return registry.get_artifact(project, name)
 
 
-@router.patch("/artifacts/{name}", responses=answers(404, 413))
+@router.patch("/artifacts/{name}", responses=answers(404))
 def update_artifact(
     registry: RegistryDep, project: Project, name: NamePath, body: UpdateArtifact
 ) -> JSON:
@@ -66,7 +66,7 @@ def get_version(registry: RegistryDep, project: Project, name: NamePath, ref: Re
     return registry.get_version(project, name, ref)
 
 
-@router.patch("/artifacts/{name}/versions/{ref}", responses=answers(404, 413))
+@router.patch("/artifacts/{name}/versions/{ref}", responses=answers(404))
 def update_version(
     registry: RegistryDep, project: Project, name: NamePath, ref: RefPath, body: UpdateVersion
 ) -> JSON:
@@ -121,7 +121,7 @@ def remove_tag(
     return registry.remove_tag(project, name, ref, tag)
 
 
-@router.put("/artifacts/{name}/aliases/{alias}", responses=answers(404, 409, 413))
+@router.put("/artifacts/{name}/aliases/{alias}", responses=answers(404, 409))
 def set_alias(
     registry: RegistryDep, project: Project, name: NamePath, alias: AliasPath, body: SetAlias
 ) -> JSON:

@@ -46,7 +46,7 @@ MAX_UPLOAD_BYTES = MAX_BYTES + (1 << 20)
 @router.post(
     "/blob-batch",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **answers(404, 413)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **answers(404, 503)},
 )
 def get_blob_batch(registry: RegistryDep, project: Project, body: BlobBatch) -> Response:
     """The bytes of each blob in ``digests``, concatenated in that order."""
@@ -67,7 +67,7 @@ def get_blob_batch(registry: RegistryDep, project: Project, body: BlobBatch) -> 
 @router.put(
     "/blob-batch",
     status_code=201,
-    responses=answers(404, 413, 507),
+    responses=answers(404, 429, 507),
     openapi_extra=bytes_body("a JSON line `[[digest, size], ...]`, then the blobs' bytes in order"),
 )
 async def put_blob_batch(

@@ -90,7 +90,7 @@ def _declared_length(request: Request) -> int | None:
 @router.put(
     "/{digest}",
     status_code=201,
-    responses=answers(404, 507),
+    responses=answers(404, 429, 507),
     openapi_extra=bytes_body("the blob's bytes, which must hash to `digest`"),
 )
 async def put_blob(request: Request, project: Project, digest: DigestPath) -> JSONResponse:

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from artfs.errors import ArtfsError
 from artfs.server.auth import AdminCaller
 from artfs.server.integrity import Progress, resolve_scope, verify
+from artfs.server.openapi import NamePath, RefPath, answers
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project, RegistryDep
 
@@ -32,6 +33,7 @@ log = logging.getLogger("artfs.server")
 router = APIRouter()
 
 MEDIA_TYPE = "application/x-ndjson"
+_ANSWERS = {200: {"content": {MEDIA_TYPE: {}}}, **answers()}
 
 
 def _lines(registry: Registry, project: str | None, name: str | None, ref: str | None,
@@ -54,7 +56,7 @@ def _lines(registry: Registry, project: str | None, name: str | None, ref: str |
     return StreamingResponse(lines(), media_type=MEDIA_TYPE)
 
 
-@router.post("/api/v1/admin/verify", response_class=StreamingResponse)
+@router.post("/api/v1/admin/verify", response_class=StreamingResponse, responses=_ANSWERS)
 def verify_all(
     registry: RegistryDep, _caller: AdminCaller, dry_run: bool = False
 ) -> StreamingResponse:
@@ -62,9 +64,17 @@ def verify_all(
     return _lines(registry, None, None, None, dry_run)
 
 
-@router.post("/api/v1/projects/{project}/artifacts/{name}/verify", response_class=StreamingResponse)
+@router.post(
+    "/api/v1/projects/{project}/artifacts/{name}/verify",
+    response_class=StreamingResponse,
+    responses={**_ANSWERS, **answers(404)},
+)
 def verify_artifact(
-    registry: RegistryDep, _caller: AdminCaller, project: Project, name: str, dry_run: bool = False
+    registry: RegistryDep,
+    _caller: AdminCaller,
+    project: Project,
+    name: NamePath,
+    dry_run: bool = False,
 ) -> StreamingResponse:
     """Every blob that a committed version of the artifact names."""
     return _lines(registry, project, name, None, dry_run)
@@ -73,13 +83,14 @@ def verify_artifact(
 @router.post(
     "/api/v1/projects/{project}/artifacts/{name}/versions/{ref}/verify",
     response_class=StreamingResponse,
+    responses={**_ANSWERS, **answers(404)},
 )
 def verify_version(
     registry: RegistryDep,
     _caller: AdminCaller,
     project: Project,
-    name: str,
-    ref: str,
+    name: NamePath,
+    ref: RefPath,
     dry_run: bool = False,
 ) -> StreamingResponse:
     """Every blob the version names."""

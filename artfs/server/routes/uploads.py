@@ -20,7 +20,7 @@ def _entries(raw: list[ManifestEntry]) -> list[FileEntry]:
     return [FileEntry.parse(entry.model_dump(exclude_none=True)) for entry in raw]
 
 
-@router.post("/artifacts/{name}/uploads", status_code=201, responses=answers(409, 413))
+@router.post("/artifacts/{name}/uploads", status_code=201, responses=answers(409))
 def start_upload(
     registry: RegistryDep, project: Project, name: NamePath, body: StartUpload
 ) -> JSON:
@@ -38,14 +38,14 @@ def start_upload(
     )
 
 
-@router.post("/uploads/{upload_id}/files", responses=answers(404, 409, 413))
+@router.post("/uploads/{upload_id}/files", responses=answers(404, 409))
 def add_files(
     registry: RegistryDep, project: Project, upload_id: UploadIdPath, body: AddFiles
 ) -> JSON:
     return registry.add_files(project, upload_id, _entries(body.files))
 
 
-@router.post("/uploads/{upload_id}/commit", responses=answers(404, 409, 413))
+@router.post("/uploads/{upload_id}/commit", responses=answers(404, 409))
 def commit_upload(
     registry: RegistryDep, project: Project, upload_id: UploadIdPath, body: CommitUpload
 ) -> JSON:
@@ -65,6 +65,6 @@ def abort_upload(registry: RegistryDep, project: Project, upload_id: UploadIdPat
     return Response(status_code=204)
 
 
-@router.post("/blobs/missing", responses=answers(413))
+@router.post("/blobs/missing", responses=answers())
 def missing_blobs(registry: RegistryDep, project: Project, body: Digests) -> JSON:
     return {"missing": registry.missing_blobs(project, body.digests)}
