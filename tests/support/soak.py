@@ -418,9 +418,13 @@ class _Soak:
             self.stop.wait(COMMIT_PAUSE)
 
     def killer(self) -> None:
-        """Kill the server on a fixed beat (restarts take time too), and start it again."""
+        """Kill the server on a fixed beat (restarts take time too), and start it again.
+
+        The first kill comes half a beat in, so a run of N beats has N kills, each
+        with the load of a running soak around it.
+        """
         beat = self.settings.kill_every
-        next_kill = time.monotonic() + beat
+        next_kill = time.monotonic() + beat / 2
         while not self.stop.wait(max(next_kill - time.monotonic(), 0)):
             killed = time.monotonic()
             self.registry.stop(kill=True)
