@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from artfs import names
 from artfs.digests import DIGEST_PATTERN
@@ -161,8 +161,25 @@ SemverField = Annotated[
     str,
     Field(json_schema_extra={"pattern": names.SEMVER_PATTERN, "maxLength": names.MAX_NAME_CHARS}),
 ]
-TtlField = Annotated[int, Field(json_schema_extra={"minimum": 1, "maximum": names.MAX_TTL_SECONDS})]
-SizeField = Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": names.MAX_FILE_BYTES})]
+
+
+def _not_a_bool(value: object) -> object:
+    """pydantic reads ``true`` as 1 for an int field; the document says integer."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not true or false")  # noqa: TRY004 (pydantic's)
+    return value
+
+
+TtlField = Annotated[
+    int,
+    BeforeValidator(_not_a_bool),
+    Field(json_schema_extra={"minimum": 1, "maximum": names.MAX_TTL_SECONDS}),
+]
+SizeField = Annotated[
+    int,
+    BeforeValidator(_not_a_bool),
+    Field(json_schema_extra={"minimum": 0, "maximum": names.MAX_FILE_BYTES}),
+]
 MetadataField = Annotated[
     dict[str, Any],
     Field(

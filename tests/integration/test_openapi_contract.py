@@ -189,3 +189,9 @@ def test_refusals_in_the_validators_words(api_server: RegistryProcess) -> None:
         response = requests.get(url, headers=headers, timeout=30)
         assert response.status_code == 400, (url, response.text)
         assert words in response.json()["error"]["message"]
+    # pydantic alone would read true as 1; the document says integer
+    response = requests.post(
+        f"{base}/a/uploads", json={"ttl_seconds": True}, headers=headers, timeout=30
+    )
+    assert response.status_code == 400, response.text
+    assert "not true or false" in response.json()["error"]["message"]
