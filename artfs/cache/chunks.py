@@ -5,8 +5,9 @@ loss, bit rot, a user's stray write, a tool writing into the cache) is caught
 by verification: every time chunk bytes are read from the cache's disk files,
 the whole chunk is hashed against the layout's digest before a byte of it is
 handed on (docs/design.md, "The cache": what that costs). A chunk failing it is
-logged, removed (its file deleted, or its range of a pack punched out) and
-reported absent, so the caller fetches it again.
+logged, removed for every process (its file deleted, or in a pack its range
+punched out and its entry marked dropped) and reported absent, so the caller
+fetches it again.
 
 What a reader wants next is usually what just arrived, so the chunks this
 process stored or verified lately also stay in memory, the *fresh tier*
@@ -65,8 +66,10 @@ __all__ = ["FRESH_BYTES", "ChunkCache", "Verdict"]
 log = logging.getLogger("artfs.cache")
 
 T = TypeVar("T")
-#: Chunks just stored stay in memory up to this many bytes (see the module doc).
-FRESH_BYTES = 128 << 20
+#: Chunks just stored or verified stay in memory up to this many bytes (see the module
+#: doc): room for four readers' read-ahead windows (32 chunks and a request each), since
+#: a chunk left out is read back from disk and hashed again (docs/benchmarks.md).
+FRESH_BYTES = 256 << 20
 
 
 class Verdict(enum.Enum):
