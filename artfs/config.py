@@ -1,7 +1,7 @@
 """Where the CLI, SDK and mount find the registry: flags, then environment, then a file.
 
 The file is ``$XDG_CONFIG_HOME/artfs/config.toml`` (``url``, ``project``,
-``token``). Tokens are read, never logged or echoed.
+``token``, ``ca_bundle``). Tokens are read, never logged or echoed.
 """
 
 from __future__ import annotations
@@ -41,10 +41,15 @@ class ClientConfig:
     url: str
     project: str
     token: str | None
+    #: Certificates to trust for an ``https://`` registry instead of the system's.
+    ca_bundle: str | None = None
 
     def __repr__(self) -> str:  # never show the token
         shown = "***" if self.token else None
-        return f"ClientConfig(url={self.url!r}, project={self.project!r}, token={shown})"
+        return (
+            f"ClientConfig(url={self.url!r}, project={self.project!r}, token={shown}, "
+            f"ca_bundle={self.ca_bundle!r})"
+        )
 
 
 def store_token(secret: str) -> Path:
@@ -87,4 +92,5 @@ def resolve_config(
         url=str(resolved_url).rstrip("/"),
         project=project or os.environ.get("ARTFS_PROJECT") or from_file.get("project") or "default",
         token=token or os.environ.get("ARTFS_TOKEN") or from_file.get("token"),
+        ca_bundle=os.environ.get("ARTFS_CA_BUNDLE") or from_file.get("ca_bundle"),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -75,10 +76,20 @@ def _parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
     help="Registry URL [$ARTFS_URL, config, http://127.0.0.1:8765].",
 )
 @click.option("--project", metavar="P", help="Project [$ARTFS_PROJECT, config, default].")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CA certificates to trust for an https registry [$ARTFS_CA_BUNDLE, config].",
+)
 @click.version_option(package_name="artfs")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -> None:
+def cli(
+    ctx: click.Context, debug: bool, url: str | None, project: str | None, ca_bundle: Path | None
+) -> None:
     """artfs: versioned ML artifacts you can mount."""
+    if ca_bundle is not None:
+        # Where every client of this run looks, mount daemons started from it included.
+        os.environ["ARTFS_CA_BUNDLE"] = str(ca_bundle.absolute())
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="artfs: %(levelname)s: %(message)s",
@@ -129,6 +140,14 @@ def cli(ctx: click.Context, debug: bool, url: str | None, project: str | None) -
     type=click.IntRange(1),
     help="Uploads one token may run at once, per server process; more get 429 [32].",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate (chain): serve HTTPS. Needed with --tls-key off loopback.",
+)
+@click.option(
+    "--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM key."
+)
 def serve(
     data_dir: Path | None,
     host: str,
@@ -139,16 +158,19 @@ def serve(
     upload_idle_timeout: float | None,
     upload_timeout: float | None,
     uploads_per_token: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the embedded registry (SQLite + blob folder)."""
     from artfs.server.app import serve as run
-    from artfs.server.settings import ServerSettings, default_data_dir, parse_workers
+    from artfs.server.settings import (
+        ServerSettings,
+        check_exposure,
+        default_data_dir,
+        parse_workers,
+    )
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise InvalidInput(
-            f"binding {host} would expose the registry beyond this machine, which needs tokens; "
-            "token authentication is not available yet, so serve binds loopback only"
-        )
+    check_exposure(host, tls_cert, tls_key)
     bounds: dict[str, Any] = {
         "max_blob_bytes": max_blob_bytes,
         "upload_idle_timeout": upload_idle_timeout,
@@ -162,6 +184,8 @@ def serve(
             port=port,
             access_log=access_log,
             workers=parse_workers(workers),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             # The settings' own defaults for the bounds not given.
             **{key: value for key, value in bounds.items() if value is not None},
         )

@@ -7,10 +7,11 @@ report through here, so a user reads one sentence for one failure.
 from __future__ import annotations
 
 import json
+import re
 
 from artfs.errors import ArtfsError, Transient, error_for_code
 
-__all__ = ["BodyCutOff", "error_from_answer", "unreachable"]
+__all__ = ["BodyCutOff", "error_from_answer", "tls_failure", "unreachable"]
 
 
 class BodyCutOff(Transient):
@@ -25,6 +26,21 @@ def unreachable(url: str) -> Transient:
     """
     return Transient(
         f"cannot reach the registry at {url} (start one with 'artfs serve', or set ARTFS_URL)"
+    )
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(\'\"]+)")
+
+
+def tls_failure(url: str, exc: BaseException) -> Transient:
+    """The error for a TLS handshake that failed, most often an untrusted certificate."""
+    found = _VERIFY_FAILED.search(str(exc))
+    if found is None:
+        return Transient(f"TLS with the registry at {url} failed: {exc}")
+    return Transient(
+        f"the registry at {url} has a certificate this machine does not trust "
+        f"({found.group(1).strip()}); for a private CA, give its certificate with "
+        "--ca-bundle or ARTFS_CA_BUNDLE"
     )
 
 

@@ -21,7 +21,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from artfs.client.failures import BodyCutOff, error_from_answer, unreachable
+from artfs.client.failures import BodyCutOff, error_from_answer, tls_failure, unreachable
 from artfs.client.models import (
     JSON,
     ArtifactRecord,
@@ -112,10 +112,12 @@ class RegistryClient:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        # Per request: a session's ``verify`` loses to $REQUESTS_CA_BUNDLE (requests#3829).
+        kwargs.setdefault("verify", self.config.ca_bundle or True)
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise Transient(f"TLS with the registry at {self.config.url} failed: {exc}") from exc
+            raise tls_failure(self.config.url, exc) from exc
         except requests.ConnectionError as exc:
             # urllib3's text (pool, retries, url, errno) stays in the cause, for --debug.
             raise unreachable(self.config.url) from exc

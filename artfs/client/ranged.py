@@ -16,12 +16,13 @@ Errors are translated here: connection failures, timeouts and 5xx answers are
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from artfs.client.failures import error_from_answer, unreachable
+from artfs.client.failures import error_from_answer, tls_failure, unreachable
 from artfs.client.routes import Routes
 from artfs.config import ClientConfig
 from artfs.errors import Transient
@@ -57,6 +58,7 @@ class RangeReader:
         self._root = parts.path.rstrip("/")
         self._routes = Routes(config.project)
         self._headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+        self._tls = ssl.create_default_context(cafile=config.ca_bundle) if self._https else None
         self._timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -65,8 +67,14 @@ class RangeReader:
     def _connection(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            connection = kind(self._host, self._port, timeout=self._timeout)
+            if self._tls is not None:
+                connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._tls
+                )
+            else:
+                connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout
+                )
             self._local.connection = connection
             with self._lock:
                 self._all.append(connection)
@@ -79,6 +87,9 @@ class RangeReader:
         if connection.sock is None:
             try:
                 connection.connect()
+            except ssl.SSLError as exc:
+                self._drop()
+                raise tls_failure(self._url, exc) from exc
             except OSError as exc:
                 self._drop()
                 raise unreachable(self._url) from exc

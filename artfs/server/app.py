@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -136,6 +137,20 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _scheme(settings: ServerSettings) -> str:
+    return "http" if settings.tls_cert is None else "https"
+
+
+def _probe_connection(settings: ServerSettings) -> http.client.HTTPConnection:
+    if settings.tls_cert is None:
+        return http.client.HTTPConnection(settings.host, settings.port, timeout=1)
+    # Our own socket, asked whether it answers yet: whom it claims to be is not the question.
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection(settings.host, settings.port, timeout=1, context=unverified)
+
+
 def _announce_when_ready(settings: ServerSettings) -> None:
     """Say once, on stderr, where the registry answers and what it serves, as soon as it does.
 
@@ -144,7 +159,7 @@ def _announce_when_ready(settings: ServerSettings) -> None:
     """
     deadline = time.monotonic() + READY_WAIT
     while time.monotonic() < deadline:
-        connection = http.client.HTTPConnection(settings.host, settings.port, timeout=1)
+        connection = _probe_connection(settings)
         try:
             connection.request("GET", "/healthz")
             if connection.getresponse().status == 200:
@@ -158,7 +173,8 @@ def _announce_when_ready(settings: ServerSettings) -> None:
         return
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(
-        f"artfs: registry at http://{host}:{settings.port} serving {settings.data_dir.absolute()}",
+        f"artfs: registry at {_scheme(settings)}://{host}:{settings.port} "
+        f"serving {settings.data_dir.absolute()}",
         file=sys.stderr,
         flush=True,
     )
@@ -184,4 +200,6 @@ def serve(settings: ServerSettings) -> None:
         log_level="warning",
         access_log=settings.access_log is not None,
         timeout_graceful_shutdown=5,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )

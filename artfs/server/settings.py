@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_PORT",
     "MAX_WORKERS",
     "ServerSettings",
+    "check_exposure",
     "default_data_dir",
     "parse_workers",
 ]
@@ -31,6 +32,21 @@ DEFAULT_MAX_BLOB_BYTES = 100 << 30
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("artfs")) / "registry"
+
+
+#: Addresses only this machine can reach: the one place plain HTTP is allowed.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_exposure(host: str, tls_cert: Path | None, tls_key: Path | None) -> None:
+    """Refuse a bind beyond this machine without TLS (tokens are always checked)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInput("--tls-cert and --tls-key go together: give both or neither")
+    if host not in LOOPBACK and tls_cert is None:
+        raise InvalidInput(
+            f"binding {host} exposes the registry beyond this machine, so it needs TLS: "
+            "give --tls-cert and --tls-key (or bind 127.0.0.1)"
+        )
 
 
 def parse_workers(text: str) -> int:
@@ -67,6 +83,9 @@ class ServerSettings:
     upload_timeout: float = 3600.0
     #: Uploads one token may have running at once, per server process.
     uploads_per_token: int = 32
+    #: PEM certificate (chain) and key: HTTPS instead of HTTP, required off loopback.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def to_json(self) -> str:
         return json.dumps({key: _plain(value) for key, value in asdict(self).items()})
@@ -74,7 +93,7 @@ class ServerSettings:
     @classmethod
     def from_json(cls, text: str) -> ServerSettings:
         fields: dict[str, Any] = json.loads(text)
-        for key in ("data_dir", "access_log"):
+        for key in ("data_dir", "access_log", "tls_cert", "tls_key"):
             if fields.get(key) is not None:
                 fields[key] = Path(fields[key])
         return cls(**fields)

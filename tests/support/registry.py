@@ -39,11 +39,16 @@ class RegistryProcess:
         log_path: Path | None = None,
         workers: str = "1",
         serve_args: Sequence[str] = (),
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        """``tls``: (certificate, key) to serve HTTPS with; the client trusts the certificate."""
         self.data_dir = data_dir
         self.workers = workers
         #: More ``artfs serve`` flags (its bounds, say).
         self.serve_args = list(serve_args)
+        self.tls = tls
+        if tls is not None:
+            self.serve_args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".log")
         self.access_log = data_dir.with_name(data_dir.name + ".access.log")
         self.port = free_port()
@@ -58,7 +63,7 @@ class RegistryProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def seed_token(self, secret: str = TEST_TOKEN, scope: str = "admin") -> None:
         """Record a token in the data folder, as ``artfs token create --data`` would."""
@@ -103,7 +108,8 @@ class RegistryProcess:
                     + self.log_path.read_text()
                 )
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                verify = str(self.tls[0]) if self.tls else True
+                if requests.get(f"{self.url}/healthz", timeout=1, verify=verify).ok:
                     return
             except requests.ConnectionError:
                 pass
