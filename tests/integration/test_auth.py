@@ -9,9 +9,13 @@ database file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import requests
 
 import artfs
 from tests.integration.test_cli import fails, ok, run
+from tests.support.mount import mounted
 from tests.support.registry import TEST_TOKEN, RegistryProcess, auth_headers
 
 TIMEOUT = 30
@@ -322,3 +327,87 @@ def test_dedup_never_lets_a_project_read_or_learn_of_another_projects_blob(
     assert commit("b", b_upload["upload_id"], as_b).status_code == 200
     assert b_reads() == [200, 200, 206, 200, 200]
     assert len(list((registry.data_dir / "blobs").rglob(DIGEST + "*"))) == 1
+
+
+def test_a_read_only_mount_reads_and_its_commits_fail_with_eacces_keeping_staging(
+    pushed: str,
+    registry: RegistryProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, reader = make_token(pushed, "read")
+    monkeypatch.setenv("ARTFS_TOKEN", reader)
+    with mounted(tmp_path / "mnt", pushed, tmp_path / "cache") as mount:
+        artifact = mount.path / "a"
+        assert (artifact / "v1" / "f.txt").read_bytes() == DATA
+        staged = {"new.txt": b"staged here", "sub/more.bin": bytes(range(256))}
+        for path, data in staged.items():
+            (artifact / ".staging" / path).parent.mkdir(parents=True, exist_ok=True)
+            (artifact / ".staging" / path).write_bytes(data)
+
+        with pytest.raises(PermissionError) as caught:
+            os.rename(artifact / ".staging", artifact / "latest")
+        assert caught.value.errno == errno.EACCES
+        moved = subprocess.run(
+            ["mv", str(artifact / ".staging"), str(artifact / "production")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert moved.returncode != 0
+        assert "Permission denied" in moved.stderr
+        committed = subprocess.run(
+            [sys.executable, "-m", "artfs", "commit", str(artifact)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert committed.returncode == 1
+        assert "read scope" in committed.stderr
+        assert reader not in committed.stderr
+
+        kept = {
+            str(path.relative_to(artifact / ".staging")): path.read_bytes()
+            for path in (artifact / ".staging").rglob("*")
+            if path.is_file()
+        }
+        assert kept == staged
+        assert sorted(os.listdir(artifact)) == [".staging", "latest", "v1"]
+        log = mount.log_text()
+    listed = requests.get(
+        f"{api(pushed)}/artifacts/a/versions", headers=auth_headers(), timeout=TIMEOUT
+    )
+    assert [v["version"] for v in listed.json()["versions"]] == ["v1"]
+    assert log, "the mount wrote no log"
+    for text in (log, registry.log_path.read_text(), registry.access_log.read_text()):
+        assert reader not in text
+        assert TEST_TOKEN not in text
+
+
+def test_up_makes_the_first_admin_token_once_and_keeps_it_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``artfs up`` does before it starts its registry, run twice, as re-running up is."""
+    from artfs.cli.tokens import ensure_admin_token
+    from artfs.config import config_file
+
+    monkeypatch.delenv("ARTFS_TOKEN")
+    config_file().parent.mkdir(parents=True)
+    config_file().write_text('project = "default"')  # a user's own settings stay as written
+    data = tmp_path / "data"
+    ensure_admin_token(data)
+    first = config_file().read_text()
+    assert first.startswith('project = "default"\ntoken = "artfs_')
+    assert config_file().stat().st_mode & 0o777 == 0o600
+    ensure_admin_token(data)
+    assert config_file().read_text() == first
+    server = RegistryProcess(data)
+    server.start()
+    try:
+        listed = ok(server.url, "token", "ls").stdout.splitlines()
+        # Its own token and the test's seed, both admins of every project; no secret shown.
+        assert [line.split()[1:3] for line in listed[1:]] == [["admin", "*"], ["admin", "*"]]
+        assert first.split('"')[-2] not in "\n".join(listed)
+    finally:
+        server.stop()
