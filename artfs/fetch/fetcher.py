@@ -170,8 +170,11 @@ class ChunkFetcher:
             self._fail_fast(layout.digest, indexes)
         for _attempt in range(3):
             self.prefetch(layout, indexes)
-            for i in indexes:
-                flight = in_flight.get((layout.digest, i))
+            # Every flight is taken before the first wait: one that lands while
+            # this waits on another leaves ``in_flight``, and its error must still
+            # reach this reader rather than start a second fetch.
+            flights = [in_flight.get((layout.digest, i)) for i in indexes]
+            for flight in flights:
                 if flight is not None:
                     # The flight's fields, not ``SingleFlight.do``: a chunk's waiter
                     # takes no extra await.
