@@ -1,7 +1,7 @@
 """Where the CLI, SDK and mount find the registry: flags, then environment, then a file.
 
 The file is ``$XDG_CONFIG_HOME/artfs/config.toml`` (``url``, ``project``,
-``token``, ``ca_bundle``). Tokens are read, never logged or echoed.
+``token``, ``ca_bundle``, ``offline``). Tokens are read, never logged or echoed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_URL",
     "ClientConfig",
     "config_file",
+    "offline_setting",
     "resolve_config",
     "store_token",
 ]
@@ -43,12 +44,15 @@ class ClientConfig:
     token: str | None
     #: Certificates to trust for an ``https://`` registry instead of the system's.
     ca_bundle: str | None = None
+    #: Never touch the network: answer from what this machine recorded and cached
+    #: (``ARTFS_OFFLINE=1``; docs/design.md, "Outages and offline mounts").
+    offline: bool = False
 
     def __repr__(self) -> str:  # never show the token
         shown = "***" if self.token else None
         return (
             f"ClientConfig(url={self.url!r}, project={self.project!r}, token={shown}, "
-            f"ca_bundle={self.ca_bundle!r})"
+            f"ca_bundle={self.ca_bundle!r}, offline={self.offline!r})"
         )
 
 
@@ -81,6 +85,22 @@ def _file_settings() -> dict[str, Any]:
         raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def offline_setting(value: object, where: str) -> bool:
+    """``ARTFS_OFFLINE``'s value as a flag, the way ``HF_HUB_OFFLINE`` is read."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInput(f"{where} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}")
+
+
 def resolve_config(
     url: str | None = None, project: str | None = None, token: str | None = None
 ) -> ClientConfig:
@@ -93,4 +113,9 @@ def resolve_config(
         project=project or os.environ.get("ARTFS_PROJECT") or from_file.get("project") or "default",
         token=token or os.environ.get("ARTFS_TOKEN") or from_file.get("token"),
         ca_bundle=os.environ.get("ARTFS_CA_BUNDLE") or from_file.get("ca_bundle"),
+        offline=(
+            offline_setting(os.environ["ARTFS_OFFLINE"], "ARTFS_OFFLINE")
+            if "ARTFS_OFFLINE" in os.environ
+            else offline_setting(from_file.get("offline", False), f"offline in {config_file()}")
+        ),
     )

@@ -14,6 +14,8 @@
      ├── Corrupt               bytes received or cached fail verification
      ├── ReadOnly              a write where only reading is allowed
      ├── NoSpace               local disk full
+     ├── Offline               the network is off limits (ARTFS_OFFLINE) and the
+     │                         answer is not on this machine
      ├── LocalError            any other local-disk errno, carried as it is (.staging)
      └── Transient             server unreachable, 5xx, timeout: worth a retry
           └── Busy             too many uploads of one caller at once       (429)
@@ -41,6 +43,7 @@ __all__ = [
     "MissingReferences",
     "NoSpace",
     "NotFound",
+    "Offline",
     "ReadOnly",
     "TooLarge",
     "Transient",
@@ -119,6 +122,15 @@ class ReadOnly(ArtfsError):
 
 class NoSpace(ArtfsError):
     code = "no_space"
+
+
+class Offline(ArtfsError):
+    """Work that needs the registry, asked while artfs may not use the network.
+
+    Not ``Transient``: retrying cannot help until the user lifts ``ARTFS_OFFLINE``.
+    """
+
+    code = "offline"
 
 
 class Transient(ArtfsError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from artfs import names
-from artfs.cli.main import _Context, cli, pass_context
+from artfs.cli.main import _Context, cli, offline_option, pass_context
 from artfs.cli.output import Column, count, echo_json, human_size, local_time, table
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ FILE_COLUMNS = [Column("SIZE", ">"), Column("SHA256"), Column("PATH")]
 @cli.command(name="ls")
 @click.argument("ref", required=False, metavar="[NAME[:VERSION|:ALIAS]]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead.")
+@offline_option
 @pass_context
 def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
     """List artifacts, an artifact's versions, or a version's files."""

@@ -51,6 +51,22 @@ class _Context:
 pass_context = click.make_pass_decorator(_Context)
 
 
+def _go_offline(_ctx: click.Context, _param: click.Parameter, offline: bool) -> None:
+    if offline:
+        # Where every client of this run looks, mount daemons started from it included.
+        os.environ["ARTFS_OFFLINE"] = "1"
+
+
+#: ``--offline``, on the command group and on the verbs that read.
+offline_option = click.option(
+    "--offline",
+    is_flag=True,
+    expose_value=False,
+    callback=_go_offline,
+    help="Never touch the network: use what this machine recorded and cached [$ARTFS_OFFLINE].",
+)
+
+
 def _parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
     """``K=V`` pairs; V is parsed as JSON when it is valid JSON, else kept as a string."""
     metadata: dict[str, Any] = {}
@@ -81,6 +97,7 @@ def _parse_meta(pairs: Sequence[str]) -> dict[str, Any]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CA certificates to trust for an https registry [$ARTFS_CA_BUNDLE, config].",
 )
+@offline_option
 @click.version_option(package_name="artfs")
 @click.pass_context
 def cli(
@@ -273,6 +290,7 @@ def push(
     is_flag=True,
     help="Succeed even if some remote assets (references) cannot be fetched; they are left out.",
 )
+@offline_option
 @pass_context
 def pull(
     ctx: _Context,

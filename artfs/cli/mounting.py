@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from artfs.cli.main import F, _Context, cli, new_version_options, pass_context
+from artfs.cli.main import (
+    F,
+    _Context,
+    cli,
+    new_version_options,
+    offline_option,
+    pass_context,
+)
 from artfs.cli.output import Column, count, echo_json, human_size, table
 from artfs.errors import Conflict, InvalidInput, Transient
 
@@ -109,6 +116,7 @@ def _with_mount_params(function: F) -> F:
 @_with_mount_params
 @click.option("--foreground", is_flag=True, help="Stay in the foreground, logging to stderr too.")
 @click.option("--ready-fd", type=int, hidden=True)
+@offline_option
 @pass_context
 def mount(
     ctx: _Context,

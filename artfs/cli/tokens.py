@@ -39,9 +39,14 @@ def token() -> None:
 
 def _registry(ctx: _Context) -> RegistryClient:
     from artfs.client.http import RegistryClient
+    from artfs.client.offline import OFFLINE_HINT
     from artfs.config import resolve_config
+    from artfs.errors import Offline
 
-    return RegistryClient(resolve_config(ctx.url, ctx.project), retries=CLI_RETRIES)
+    config = resolve_config(ctx.url, ctx.project)
+    if config.offline:
+        raise Offline(f"tokens live in the registry, and {OFFLINE_HINT}")
+    return RegistryClient(config, retries=CLI_RETRIES)
 
 
 @contextmanager

@@ -218,6 +218,16 @@ class Manifest:
             uris={int(position): uri for position, uri in data.get("uris", {}).items()},
         )
 
+    def to_json(self) -> JSON:
+        """The registry's own JSON form of the manifest."""
+        return {
+            "version": self.version,
+            "paths": self.paths,
+            "sizes": self.sizes,
+            "digests": self.digests,
+            "uris": {str(position): uri for position, uri in self.uris.items()},
+        }
+
 
 @dataclass(frozen=True)
 class ChunkList:

@@ -26,8 +26,11 @@ from pathlib import Path
 import trio
 
 from artfs.cache.chunks import ChunkCache
+from artfs.client.answers import AnswerBook
 from artfs.client.failures import unreachable
-from artfs.client.http import RegistryClient
+from artfs.client.offline import OfflineRegistry
+from artfs.client.protocol import RegistryAPI
+from artfs.client.recording import RecordingClient
 from artfs.config import ClientConfig
 from artfs.daemon.control import serve_control
 from artfs.daemon.kernel_readahead import set_kernel_read_ahead
@@ -118,15 +121,28 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     mountpoint = options.mountpoint.resolve()
     log_file = log_path_for(mountpoint)
     _setup_logging(log_file, also_stderr=ready_fd is None)
-    registry = RegistryClient(
-        options.config, pool_size=32, retries=1, timeout=30, range_timeout=options.read_timeout
+    book = AnswerBook(options.cache_dir, options.config.url, options.config.project)
+    registry: RegistryAPI = (
+        OfflineRegistry(book)
+        if options.config.offline
+        else RecordingClient(
+            options.config,
+            book,
+            pool_size=32,
+            retries=1,
+            timeout=30,
+            range_timeout=options.read_timeout,
+        )
     )
     try:
         check_mountpoint(mountpoint)
         try:
             registry.health()
         except ArtfsError as exc:
-            raise unreachable(options.config.url) from exc
+            raise Transient(
+                f"{unreachable(options.config.url).message}; "
+                "'artfs mount --offline' serves what this machine holds"
+            ) from exc
         cache = ChunkCache(options.cache_dir, options.cache_size)
     except ArtfsError as exc:
         _report(ready_fd, f"error: {exc.code}: {exc.message}")
@@ -166,7 +182,7 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
 async def _serve(
     options: MountOptions,
     mountpoint: Path,
-    registry: RegistryClient,
+    registry: RegistryAPI,
     cache: ChunkCache,
     ready_fd: int | None,
 ) -> None:

@@ -19,8 +19,11 @@ from typing import Any
 from artfs import __version__, names
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.ondisk import default_cache_dir
+from artfs.client.answers import AnswerBook
 from artfs.client.http import RegistryClient
+from artfs.client.offline import OfflineRegistry
 from artfs.client.protocol import RegistryAPI
+from artfs.client.recording import RecordingClient
 from artfs.config import resolve_config
 from artfs.errors import InvalidInput
 from artfs.sdk.artifact import Artifact
@@ -65,13 +68,25 @@ class Client:
         cache_dir: Path | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         use_cache: bool = True,
+        offline: bool | None = None,
     ) -> None:
         config = resolve_config(url, project, token)
         names.check_name(config.project)
+        #: Never touch the network (``ARTFS_OFFLINE=1`` unless given here): answers come
+        #: from what this machine recorded, bytes from its cache.
+        self.offline = config.offline if offline is None else offline
+        if self.offline and not use_cache:
+            raise InvalidInput("an offline client reads from the cache: use_cache must be True")
+        book = AnswerBook(cache_dir or default_cache_dir(), config.url, config.project)
         #: The registry's API; any ``RegistryAPI`` may stand in for the HTTP client.
-        self.registry: RegistryAPI = RegistryClient(
-            config, pool_size=max(workers * 2, 8), retries=retries
-        )
+        pool_size = max(workers * 2, 8)
+        self.registry: RegistryAPI
+        if self.offline:
+            self.registry = OfflineRegistry(book)
+        elif use_cache:  # what it sees is kept beside the cache, for offline runs
+            self.registry = RecordingClient(config, book, pool_size=pool_size, retries=retries)
+        else:
+            self.registry = RegistryClient(config, pool_size=pool_size, retries=retries)
         self.workers = workers
         self._cache_dir = cache_dir
         self._cache_size = cache_size

@@ -19,9 +19,9 @@ from pathlib import Path
 from artfs import names
 from artfs.cache.chunks import ChunkCache
 from artfs.client.protocol import RegistryAPI
-from artfs.errors import Conflict, InvalidInput
+from artfs.errors import Conflict, InvalidInput, Offline
 from artfs.transfer.batches import small_batches
-from artfs.transfer.cached import copy_from_cache
+from artfs.transfer.cached import copy_from_cache, is_cached
 from artfs.transfer.downloads import fetch_blob, fetch_small_blobs
 from artfs.transfer.parallel import hash_paths
 from artfs.transfer.progress import Progress
@@ -134,6 +134,28 @@ def _make_root(root: Path) -> None:
         raise InvalidInput(f"cannot make the directory {root}: {blocker} {what}") from None
 
 
+#: Files an offline download that cannot be done names before it counts the rest.
+SHOWN_MISSING = 5
+
+
+def _refuse_uncached(
+    entries: Sequence[DownloadEntry], todo: list[int], cache: ChunkCache | None
+) -> None:
+    """Offline, a download is all from the cache or not started: say which files are not."""
+    missing = [
+        entries[i].path
+        for i in todo
+        if cache is None or not is_cached(cache, entries[i].digest, entries[i].size)
+    ]
+    if missing:
+        more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+        raise Offline(
+            f"{len(missing)} file(s) are not in this machine's cache ("
+            f"{', '.join(missing[:SHOWN_MISSING])}{more}), and artfs is offline "
+            "(ARTFS_OFFLINE=1 or --offline); nothing was written"
+        )
+
+
 def download_entries(
     registry: RegistryAPI,
     entries: Sequence[DownloadEntry],
@@ -142,6 +164,7 @@ def download_entries(
     progress_label: str,
     workers: int = 8,
     cache: ChunkCache | None = None,
+    offline: bool = False,
 ) -> list[Path]:
     _make_root(root)
     checker = _Targets(root)
@@ -166,6 +189,8 @@ def download_entries(
             log.warning("preserving %s, which differs from %s", targets[i], entries[i].path)
     skip = set(existing) - (differing if strategy is OverwriteStrategy.OVERWRITE else set())
     todo = [i for i in range(len(entries)) if i not in skip]
+    if offline:
+        _refuse_uncached(entries, todo, cache)
     with (
         Progress(sum(entries[i].size for i in todo), progress_label) as progress,
         ThreadPoolExecutor(max_workers=workers) as pool,

@@ -66,6 +66,7 @@ class LoggedAsset:
             OverwriteStrategy.OVERWRITE,
             self.logical_path,
             cache=self.artifact.client.cache,
+            offline=self.artifact.client.offline,
         )
         return target
 
@@ -238,6 +239,7 @@ class LoggedArtifact:
             f"{self.name}:{self.version}",
             workers=self.client.workers,
             cache=self.client.cache,
+            offline=self.client.offline,
         )
         if references:
             if not allow_missing_references:

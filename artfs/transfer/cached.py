@@ -17,7 +17,7 @@ from artfs.errors import NoSpace
 from artfs.fileio import write_all
 from artfs.transfer.progress import Progress
 
-__all__ = ["copy_from_cache", "record_external"]
+__all__ = ["copy_from_cache", "is_cached", "record_external"]
 
 log = logging.getLogger("artfs.transfer")
 
@@ -30,6 +30,12 @@ def record_external(cache: ChunkCache | None, layout: ChunkLayout, target: Path)
         cache.add_external(layout, target)
     except (NoSpace, OSError) as exc:
         log.warning("could not record %s in the cache: %s", target.name, exc)
+
+
+def is_cached(cache: ChunkCache, digest: str, size: int) -> bool:
+    """Whether every chunk of the blob is in the cache (as far as its index knows)."""
+    layout = cache.layout(digest, size)
+    return layout is not None and not cache.missing(layout, range(layout.chunk_count))
 
 
 def copy_from_cache(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import artfs
+from tests.support.artifacts import push_files
 from tests.support.mount import artfs as run_artfs
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
@@ -24,17 +24,6 @@ from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
 READ_TIMEOUT = 3.0
-
-
-def push(url: str, name: str, files: dict[str, bytes], tmp: Path, **options: object) -> str:
-    source = tmp / f"src-{len(list(tmp.glob('src-*')))}"
-    for path, data in files.items():
-        (source / path).parent.mkdir(parents=True, exist_ok=True)
-        (source / path).write_bytes(data)
-    with artfs.Client(url=url) as client:
-        artifact = artfs.Artifact(name, type="model", **options)  # type: ignore[arg-type]
-        artifact.add_dir(source)
-        return client.log_artifact(artifact).version
 
 
 def read_uncached(path: Path) -> bytes:
@@ -62,8 +51,10 @@ def test_a_stopped_registry_leaves_what_the_machine_holds_working(
     rng = random.Random(17)
     cached = {"small.txt": b"hello offline", "weights.bin": rng.randbytes(3 * MiB + 5)}
     uncached = rng.randbytes(2 * MiB)
-    push(registry.url, name, {**cached, "never-read.bin": uncached}, tmp_path, aliases=["prod"])
-    push(registry.url, name, {"small.txt": b"second"}, tmp_path)
+    push_files(
+        registry.url, name, {**cached, "never-read.bin": uncached}, tmp_path, aliases=["prod"]
+    )
+    push_files(registry.url, name, {"small.txt": b"second"}, tmp_path)
     with mounted(
         tmp_path / "mnt",
         registry.url,
@@ -132,7 +123,7 @@ def test_a_stopped_registry_leaves_what_the_machine_holds_working(
         assert os.getxattr(artifact / "prod", "user.artfs.version") == b"v3"
         assert (artifact / "v3" / "sub" / "renamed.txt").read_bytes() == b"staged before"
         # A version made elsewhere appears too.
-        push(registry.url, name, {"small.txt": b"fourth"}, tmp_path)
+        push_files(registry.url, name, {"small.txt": b"fourth"}, tmp_path)
         wait_until(lambda: "v4" in os.listdir(artifact), "v4 listed", 20)
         assert (artifact / "latest" / "small.txt").read_bytes() == b"fourth"
 
@@ -140,7 +131,7 @@ def test_a_stopped_registry_leaves_what_the_machine_holds_working(
 def test_a_read_deadline_is_one_deadline_and_no_retry_outlives_it(
     registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
-    push(registry.url, name, {"big.bin": random.Random(5).randbytes(4 * MiB)}, tmp_path)
+    push_files(registry.url, name, {"big.bin": random.Random(5).randbytes(4 * MiB)}, tmp_path)
     with mounted(
         tmp_path / "mnt", registry.url, tmp_path / "cache", "--read-timeout", str(READ_TIMEOUT)
     ) as mount:

@@ -18,21 +18,11 @@ from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import ROOT_INODE, Kind, Tree, TreeSettings
+from tests.support.artifacts import push_files
 from tests.support.fake_tree import LISTING_TTL, ListingClock
 from tests.support.registry import RegistryProcess
 
 T = TypeVar("T")
-
-
-def push(url: str, name: str, files: dict[str, bytes], tmp: Path, **options: object) -> None:
-    source = tmp / f"src-{len(list(tmp.iterdir()))}"
-    for path, data in files.items():
-        (source / path).parent.mkdir(parents=True, exist_ok=True)
-        (source / path).write_bytes(data)
-    artifact = artfs.Artifact(name, **options)  # type: ignore[arg-type]
-    artifact.add(source)
-    with artfs.Client(url=url) as client:
-        client.log_artifact(artifact)
 
 
 def with_tree(
@@ -61,7 +51,7 @@ def with_tree(
 def test_lookups_listings_and_inode_stability(
     shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
-    push(
+    push_files(
         shared_registry.url,
         name,
         {"a/b/c.txt": b"c", "a/d.txt": b"dd", "top.bin": b"t" * 10},
@@ -102,8 +92,8 @@ def test_lookups_listings_and_inode_stability(
 def test_a_moved_alias_is_a_new_directory_and_forgotten_nodes_come_back_alike(
     shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
-    push(shared_registry.url, name, {"f": b"one"}, tmp_path, aliases=["prod"])
-    push(shared_registry.url, name, {"f": b"two!"}, tmp_path)
+    push_files(shared_registry.url, name, {"f": b"one"}, tmp_path, aliases=["prod"])
+    push_files(shared_registry.url, name, {"f": b"two!"}, tmp_path)
     clock = ListingClock()
 
     async def body(tree: Tree) -> None:
@@ -137,7 +127,7 @@ def test_a_moved_alias_is_a_new_directory_and_forgotten_nodes_come_back_alike(
 def test_xattrs_follow_alias_and_tag_changes(
     shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
-    push(shared_registry.url, name, {"f": b"x"}, tmp_path, type="model", metadata={"k": 1})
+    push_files(shared_registry.url, name, {"f": b"x"}, tmp_path, type="model", metadata={"k": 1})
     clock = ListingClock()
 
     async def body(tree: Tree) -> None:
