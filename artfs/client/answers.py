@@ -100,7 +100,7 @@ class AnswerBook:
     # -- files --------------------------------------------------------------
 
     def _artifact_dir(self, name: str) -> Path:
-        # Artifact names may hold "/": one directory level per artifact, whatever its name.
+        # Quoted: a name from a registry's answer never steps out of its directory.
         return self.root / "artifacts" / quote(name, safe="")
 
     def _read(self, path: Path) -> Any:

@@ -3,7 +3,6 @@ how ``ARTFS_OFFLINE`` is read."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,13 +88,6 @@ def test_damaged_or_unwritable_records_are_as_good_as_none(book: AnswerBook) -> 
     blocked = AnswerBook(versions, "http://x", "p")  # its root lies under a file
     blocked.record_versions("model", [version(1)])
     assert blocked.versions("model") == []
-
-
-def test_artifact_names_with_slashes_stay_one_directory_each(book: AnswerBook) -> None:
-    one = dataclasses.replace(version(1), artifact="team/model")
-    book.record_version(one)
-    assert book.versions("team/model") == [one]
-    assert book.versions("team") == []
 
 
 def test_every_write_and_every_uncached_blob_is_refused(book: AnswerBook) -> None:
