@@ -10,6 +10,7 @@
      ├── Forbidden             token lacks the scope                        (403)
      ├── NotFound              no such project, artifact, version, blob …   (404)
      ├── Conflict              alias CAS lost, label taken, state wrong …   (409)
+     │    └── Finalized        a change to an artifact already logged or finalized
      ├── TooLarge              metadata or a request body over its limit    (413)
      ├── Corrupt               bytes received or cached fail verification
      ├── ReadOnly              a write where only reading is allowed
@@ -37,6 +38,7 @@ __all__ = [
     "Conflict",
     "Corrupt",
     "DigestMismatch",
+    "Finalized",
     "Forbidden",
     "InvalidInput",
     "LocalError",
@@ -106,6 +108,13 @@ class NotFound(ArtfsError):
 
 class Conflict(ArtfsError):
     code = "conflict"
+
+
+class Finalized(Conflict):
+    """A change to a draft that is logged or finalized (W&B's ``ArtifactFinalizedError``):
+    log a new draft instead (``LoggedArtifact.new_draft``)."""
+
+    code = "finalized"
 
 
 class TooLarge(ArtfsError):

@@ -266,7 +266,8 @@ def push(
         version_tags=tags,
         description=description,
     )
-    artifact.add(path)
+    # Logged at once: a copy at add time (the SDK's default) would only double the reads.
+    artifact.add(path, policy="immutable")
     with ctx.client() as client:
         logged = client.log_artifact(artifact, force=force)
     if logged.noop:

@@ -27,6 +27,7 @@ from artfs.client.recording import RecordingClient
 from artfs.config import resolve_config
 from artfs.errors import InvalidInput
 from artfs.sdk.artifact import Artifact
+from artfs.sdk.drafts import merge_incremental
 from artfs.sdk.logged import LoggedArtifact
 from artfs.upload.publish import LocalEntry, VersionRequest, publish
 
@@ -128,6 +129,20 @@ class Client:
     def log_artifact(
         self, artifact: Artifact, force: bool = False, show_progress: bool | None = None
     ) -> LoggedArtifact:
+        """Log ``artifact`` as the next version; the draft is finalized once it is logged.
+
+        An ``incremental`` draft is laid over ``latest`` (``artfs.sdk.drafts``).
+        """
+        assets, metadata, description = (
+            artifact.assets,
+            dict(artifact.metadata or {}),
+            (artifact.description),
+        )
+        alias_expect: dict[str, str | None] = {}
+        if artifact.incremental:
+            merged = merge_incremental(self.registry, artifact)
+            assets, metadata, description = merged.assets, merged.metadata, merged.description
+            alias_expect = merged.alias_expect
         entries = [
             LocalEntry(
                 path=asset.logical_path,
@@ -137,17 +152,18 @@ class Client:
                 uri=asset.uri,
                 metadata=asset.metadata,
             )
-            for asset in artifact.assets
+            for asset in assets
         ]
         request = VersionRequest(
             type=artifact.type,
-            description=artifact.description,
-            metadata=dict(artifact.metadata or {}),
+            description=description,
+            metadata=metadata,
             semver=artifact.version,
             source=default_source(),
             ttl_seconds=artifact.ttl_seconds,
             aliases=list(artifact.aliases),
             tags=list(artifact.version_tags),
+            alias_expect=alias_expect,
             force=force,
         )
         published = publish(
@@ -158,9 +174,7 @@ class Client:
             workers=self.workers,
             show_progress=show_progress,
         )
-        # Copies of file-like assets are kept until the artifact is logged, so
-        # that logging it again after a failure still has its bytes.
-        for asset in artifact.assets:
-            if asset.temporary and asset.local_path is not None:
-                Path(asset.local_path).unlink(missing_ok=True)
+        # Local copies are kept until the artifact is logged, so that logging it
+        # again after a failure still has its bytes.
+        artifact._logged()
         return LoggedArtifact(self, published.record, noop=published.noop)

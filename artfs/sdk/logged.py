@@ -22,6 +22,7 @@ from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedRef
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
 
 if TYPE_CHECKING:
+    from artfs.sdk.artifact import Artifact
     from artfs.sdk.client import Client
 
 __all__ = ["LoggedArtifact", "LoggedAsset"]
@@ -306,6 +307,13 @@ class LoggedArtifact:
         return self._refresh(
             self.client.registry.update_version(self.name, self.version, description, metadata)
         )
+
+    def new_draft(self) -> Artifact:
+        """A draft of the next version holding everything this one holds (W&B's
+        ``new_draft``): entries, references, per-file and version metadata."""
+        from artfs.sdk.drafts import new_draft
+
+        return new_draft(self)
 
     def delete(self, delete_aliases: bool = False) -> None:
         """Tombstone this version (W&B semantics: refused while it has aliases, unless asked)."""

@@ -269,7 +269,7 @@ def test_sdk_refuses_deep_metadata_before_sending(
         with pytest.raises(InvalidInput, match="nests deeper than"):
             artfs.Artifact(name, metadata=nested(DEEP))
         with pytest.raises(InvalidInput, match="nests deeper than"):
-            artifact.add(io.BytesIO(b"x"), logical_path="x.txt", metadata=nested(DEEP))
+            artfs.Artifact(name).add(io.BytesIO(b"x"), logical_path="x.txt", metadata=nested(DEEP))
         with pytest.raises(InvalidInput, match="nests deeper than"):
             logged.update(metadata=nested(DEEP))
         # Far deeper than json.dumps can recurse: still the same clear error.
