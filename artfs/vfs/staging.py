@@ -20,6 +20,12 @@ digest, so it is never downloaded or uploaded unless written to; the first
 write copies it up (the caller fetches its bytes and calls ``materialize``).
 Renames and unlinks of placeholders are just renames and unlinks. Only an
 empty file can be a placeholder, so only empty files are asked for the attribute.
+What an entry of V holds beyond its bytes (a reference's URI and recorded
+checksum, per-file metadata) and V's own metadata and description are kept in
+the area's *base* (``StagingBase``, a JSON file beside the area); such a
+placeholder's attribute names its record there, ``digest:size:index`` (the
+digest empty for a reference that has none). The base lasts until a commit
+succeeds or ``.staging`` is emptied.
 
 Files written through the mount carry a digest record when they were written
 in order (``artfs.vfs.write_digests``); the commit's hashing step uses it.
@@ -31,8 +37,10 @@ Nothing here touches the network or FUSE; the caller runs the slow parts
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
+import json
 import os
 import shutil
 import stat
@@ -40,16 +48,20 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from artfs import names
+from artfs.client.models import FileRecord
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput
 
 __all__ = [
     "REF_XATTR",
     "Owner",
+    "Placeholder",
     "StagedFile",
     "StagingArea",
+    "StagingBase",
     "Uncommittable",
     "delete_discarded",
     "discarded_root",
@@ -83,16 +95,62 @@ class StagedFile:
     #: Where its bytes can be read; None for a placeholder, committed by its digest.
     local: Path | None
     digest: str | None  # known for placeholders; computed for local bytes
+    #: A placeholder of a reference: where its bytes live.
+    uri: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
-def read_ref(fd: int) -> tuple[str, int] | None:
-    """The ``(digest, size)`` the placeholder open at ``fd`` stands for, or ``None``."""
+@dataclass(frozen=True)
+class Placeholder:
+    """What an unchanged copy-on-write file stands for: an entry of the base version."""
+
+    #: None only for a reference whose checksum was not recorded.
+    digest: str | None
+    size: int
+    #: Its entry in the base, where it has more than bytes (a reference, metadata).
+    record: FileRecord | None = None
+
+    @property
+    def uri(self) -> str | None:
+        return None if self.record is None else self.record.uri
+
+
+@dataclass(frozen=True)
+class StagingBase:
+    """The version ``stage --from`` started from, as far as a commit needs it."""
+
+    version: str
+    metadata: dict[str, Any]
+    description: str
+    #: The entries with more than a digest and size, indexed by their placeholders.
+    records: list[FileRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "metadata": self.metadata,
+            "description": self.description,
+            "records": [record.to_json() for record in self.records],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StagingBase:
+        return cls(
+            version=data["version"],
+            metadata=data["metadata"],
+            description=data["description"],
+            records=[FileRecord.from_json(record) for record in data["records"]],
+        )
+
+
+def read_ref(fd: int) -> tuple[str | None, int, int | None] | None:
+    """``(digest, size, record index)`` of the placeholder open at ``fd``, or ``None``."""
     try:
         raw = os.getxattr(fd, REF_XATTR)
     except OSError:
         return None
-    digest, _, size = raw.decode().partition(":")
-    return digest, int(size)
+    digest, size, *index = raw.decode().split(":")
+    return digest or None, int(size), int(index[0]) if index else None
 
 
 def is_missing(exc: OSError) -> bool:
@@ -120,6 +178,9 @@ class StagingArea:
         #: Waits for the digest records of files closed so far (see ``files``).
         self._settle = settle
         root.mkdir(parents=True, exist_ok=True)
+        self._base_path = root.parent / "#bases" / f"{root.name}.json"
+        self._base: StagingBase | None = None
+        self._base_loaded = False
         #: The root directory: every entry is reached relative to it.
         self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         #: The filesystem it lies on: an inode number names a file only together with it.
@@ -235,16 +296,57 @@ class StagingArea:
 
     # -- copy-on-write ------------------------------------------------------------
 
-    def ref(self, path: str) -> tuple[str, int] | None:
-        """The ``(digest, size)`` the placeholder at ``path`` stands for, or ``None``."""
+    def ref(self, path: str) -> Placeholder | None:
+        """What the placeholder at ``path`` stands for, or ``None``."""
         try:
             fd = self.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return None
         try:
-            return read_ref(fd)
+            found = read_ref(fd)
         finally:
             os.close(fd)
+        if found is None:
+            return None
+        digest, size, index = found
+        if index is None:
+            return Placeholder(digest, size)
+        base = self.base()
+        if base is None or index >= len(base.records):
+            # Its base is gone (never so while the area holds a placeholder of it).
+            raise Uncommittable(f".staging/{path}: its entry in the version it came from is lost")
+        return Placeholder(digest, size, base.records[index])
+
+    # -- the base: the version stage --from started from ---------------------------
+
+    def base(self) -> StagingBase | None:
+        if not self._base_loaded:
+            try:
+                self._base = StagingBase.from_json(json.loads(self._base_path.read_bytes()))
+            except FileNotFoundError:
+                self._base = None
+            self._base_loaded = True
+        return self._base
+
+    def set_base(self, base: StagingBase) -> None:
+        """Record ``base`` (durably: a crash must not leave placeholders without it)."""
+        self._base_path.parent.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self._base_path.parent, prefix=".base-")
+        with open(fd, "wb") as out:
+            out.write(json.dumps(base.to_json()).encode())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, self._base_path)
+        self._base, self._base_loaded = base, True
+
+    def drop_base(self) -> None:
+        self._base_path.unlink(missing_ok=True)
+        self._base, self._base_loaded = None, True
+
+    def drop_base_if_empty(self) -> None:
+        """Forget the base once ``.staging`` is emptied: what comes next starts afresh."""
+        if self.base() is not None and self.is_empty():
+            self.drop_base()
 
     def drop_ref(self, path: str) -> None:
         """Make the placeholder at ``path`` an ordinary empty file."""
@@ -254,9 +356,16 @@ class StagingArea:
         finally:
             os.close(fd)
 
-    def add_placeholder(self, path: str, digest: str, size: int) -> None:
+    def add_placeholder(
+        self, path: str, digest: str | None, size: int, record: int | None = None
+    ) -> None:
+        """A placeholder for an entry: by its digest, and by ``record``, its index in
+        the base, where the entry holds more (a reference: then the digest may be None)."""
         names.check_logical_path(path)
-        check_digest(digest)
+        if digest is not None:
+            check_digest(digest)
+        elif record is None:
+            raise InvalidInput(f"{path}: a placeholder needs a digest or a record")
         parent = ""
         for part in path.split("/")[:-1]:
             parent = f"{parent}/{part}" if parent else part
@@ -264,7 +373,8 @@ class StagingArea:
                 os.mkdir(parent, dir_fd=self.fd)
         fd = self.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
         try:
-            os.setxattr(fd, REF_XATTR, f"{digest}:{size}".encode())
+            value = f"{digest or ''}:{size}" + ("" if record is None else f":{record}")
+            os.setxattr(fd, REF_XATTR, value.encode())
         finally:
             os.close(fd)
 
@@ -314,8 +424,7 @@ class StagingArea:
                 else:
                     raise Uncommittable(f".staging/{path} is not a file, directory or symlink")
             for path in sorted(symlinks):  # the first bad one reported is always the same one
-                target = self._link_target(path, found)
-                files.append(StagedFile(path, target.size, target.local, target.digest))
+                files.append(dataclasses.replace(self._link_target(path, found), path=path))
             yield sorted(files, key=lambda staged: staged.path)
 
     def _walk(self) -> Iterator[tuple[str, os.stat_result]]:
@@ -334,7 +443,15 @@ class StagingArea:
     def _staged(self, path: str, info: os.stat_result, held: contextlib.ExitStack) -> StagedFile:
         ref = self.ref(path) if info.st_size == 0 else None
         if ref is not None:
-            return StagedFile(path, ref[1], None, ref[0])
+            record = ref.record
+            return StagedFile(
+                path,
+                ref.size,
+                None,
+                ref.digest,
+                None if record is None else record.uri,
+                None if record is None else record.metadata,
+            )
         local = self.root / path
         if len(os.fsencode(local)) >= PATH_MAX:
             fd = self.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -370,6 +487,7 @@ class StagingArea:
         place = Path(tempfile.mkdtemp(dir=self._discarded_root()))
         for name in self.listdir(""):
             os.rename(name, place / name, src_dir_fd=self.fd)
+        self.drop_base()
         return place
 
     def _discarded_root(self) -> Path:

@@ -64,7 +64,7 @@ from artfs.errors import (
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.upload.records import drop_record, read_record, write_record
 from artfs.vfs.nodes import Kind, Node, Stat, TreeSettings
-from artfs.vfs.staging import Owner, StagingArea, delete_discarded, is_missing
+from artfs.vfs.staging import Owner, Placeholder, StagingArea, delete_discarded, is_missing
 from artfs.vfs.write_digests import Key, WriteDigests
 
 __all__ = ["StagedHandle", "StagingTree"]
@@ -98,7 +98,7 @@ class _Entry:
             return os.open(f"/proc/self/fd/{self.fd}", flags | os.O_CLOEXEC)
         return self.area.open(self.path, flags | os.O_NOFOLLOW)
 
-    def ref(self) -> tuple[str, int] | None:
+    def ref(self) -> Placeholder | None:
         """What it stands for, if it is a placeholder (always an empty file)."""
         if self.path is None or self.info.st_size or not stat.S_ISREG(self.info.st_mode):
             return None
@@ -316,7 +316,7 @@ class StagingTree:
         info = entry.info
         return Stat(
             mode=info.st_mode,
-            size=info.st_size if ref is None else ref[1],
+            size=info.st_size if ref is None else ref.size,
             mtime_ns=info.st_mtime_ns,
             atime_ns=info.st_atime_ns,
             ctime_ns=info.st_ctime_ns,
@@ -326,7 +326,7 @@ class StagingTree:
             timeout=node.entry_timeout,
         )
 
-    def placeholder(self, node: Node) -> tuple[str, int] | None:
+    def placeholder(self, node: Node) -> Placeholder | None:
         if node.kind is not Kind.STAGED:
             return None
         try:
@@ -362,16 +362,22 @@ class StagingTree:
     def rmdir(self, parent: Node, name: str) -> None:
         self._writable(parent.artifact)
         path = self._child(parent, name)
+        area = self.area(parent.artifact)
         try:
-            self.area(parent.artifact).rmdir(path)
+            area.rmdir(path)
+            if "/" not in path:
+                area.drop_base_if_empty()
         except OSError as exc:
             raise _os_error(exc, f"rmdir .staging/{path}") from exc
 
     def unlink(self, parent: Node, name: str) -> None:
         self._writable(parent.artifact)
         path = self._child(parent, name)
+        area = self.area(parent.artifact)
         try:
-            self.area(parent.artifact).unlink(path)
+            area.unlink(path)
+            if "/" not in path:
+                area.drop_base_if_empty()
         except OSError as exc:
             raise _os_error(exc, f"unlink .staging/{path}") from exc
 
@@ -530,8 +536,9 @@ class StagingTree:
 
     # -- file contents ---------------------------------------------------------------
 
-    async def copy_up(self, node: Node) -> None:
-        """Replace a placeholder by its verified bytes, fetched through the cache."""
+    async def copy_up(self, node: Node, truncate: bool = False) -> None:
+        """Replace a placeholder by its verified bytes, fetched through the cache
+        (``truncate``: by nothing, as its bytes are about to be dropped anyway)."""
         try:
             entry = self._find(node)
             ref = entry.ref()
@@ -539,11 +546,18 @@ class StagingTree:
             raise _os_error(exc, f"copying up .staging/{node.path}") from exc
         if ref is None or entry.path is None:
             return
-        digest, size = ref
         area = entry.area
-        if size == 0:
+        if ref.size == 0 or truncate:
             area.drop_ref(entry.path)
             return
+        if ref.uri is not None or ref.digest is None:
+            # Its bytes are not the registry's to fetch: it can be replaced whole, not edited.
+            raise LocalError(
+                errno.EPERM,
+                f".staging/{node.path} is a reference to {ref.uri}: replace it whole "
+                "(truncate it first) or remove it",
+            )
+        digest, size = ref.digest, ref.size
         layout = await self.fetcher.layout(digest, size)
         await self.fetcher.ensure(layout, range(layout.chunk_count))
         fd, name = area.temporary()
@@ -578,7 +592,7 @@ class StagingTree:
         writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND)
         if writing:
             self._writable(node.artifact)
-            await self.copy_up(node)
+            await self.copy_up(node, truncate=bool(flags & os.O_TRUNC))
         access = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
         try:
             # No O_APPEND: the kernel sends the offsets, and O_APPEND would make pwrite ignore them.

@@ -35,6 +35,7 @@ and dropped on ``forget``. Runs on the trio thread; registry calls are made by
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import json
@@ -67,7 +68,7 @@ from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
-from artfs.vfs.staging import Owner, Uncommittable
+from artfs.vfs.staging import Owner, StagingBase, Uncommittable
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
@@ -361,19 +362,28 @@ class Tree:
             ref = self._staging().placeholder(node)
             if ref is not None and not flags & _WRITE_FLAGS:
                 # Unchanged copy-on-write file: read it like a version's file.
-                return await self.reads.open(node, ref[0], ref[1])
+                if ref.uri is not None or ref.digest is None:
+                    return await self._open_reference(node, ref.uri, ref.digest, ref.size)
+                return await self.reads.open(node, ref.digest, ref.size)
             return await self._staging().open(node, flags)
         if node.kind is not Kind.FILE:
             raise NotFound(f"{node.name} is not a file")
         if flags & _WRITE_FLAGS:
             raise ReadOnly("versions are immutable; write into <artifact>/.staging")
         if node.digest is None or node.uri is not None:
-            raise Transient(
-                f"{node.path} is a remote asset ({node.uri}); reading references through "
-                "the mount is not supported yet"
-            )
+            return await self._open_reference(node, node.uri, node.digest, node.size)
         await self.siblings.before_open(node)
         return await self.reads.open(node, node.digest, node.size)
+
+    async def _open_reference(
+        self, node: Node, uri: str | None, digest: str | None, size: int
+    ) -> OpenFile:
+        """Open a remote asset, a version's or a staged placeholder's: the one place both
+        kinds of file read a reference from."""
+        raise Transient(
+            f"{node.path} is a remote asset ({uri}); reading references through "
+            "the mount is not supported yet"
+        )
 
     def release(self, fh: int) -> None:
         node: Node
@@ -639,27 +649,45 @@ class Tree:
         return None
 
     def _publish(self, artifact: str, request: VersionRequest) -> Published:
-        with self._staging().area(artifact).files() as staged:
-            entries = [LocalEntry(file.path, file.size, file.local, file.digest) for file in staged]
+        area = self._staging().area(artifact)
+        with area.files() as staged:
+            entries = [
+                LocalEntry(file.path, file.size, file.local, file.digest, file.uri, file.metadata)
+                for file in staged
+            ]
             if not entries:
                 raise InvalidInput(f"nothing to commit: {artifact}/.staging has no files")
+            if (base := area.base()) is not None:
+                # What stage --from started from, unless the commit says otherwise.
+                request = dataclasses.replace(
+                    request,
+                    metadata={**base.metadata, **request.metadata},
+                    description=request.description or base.description,
+                )
             return publish(self.catalog.registry, artifact, entries, request)
 
     async def stage_from(self, artifact: str, ref: str) -> int:
-        """Make ``artifact/.staging`` a copy-on-write view of a version; returns its file count."""
+        """Make ``artifact/.staging`` a copy-on-write view of a version; returns its file count.
+
+        Every entry is staged, references too; what an entry holds beyond its
+        digest and size, and the version's metadata and description, go into
+        the area's base (``StagingBase``), so committing it unchanged is the no-op.
+        """
         area = self._staging().area(artifact)
         if not area.is_empty():
             raise Conflict(f"{artifact}/.staging is not empty; commit or empty it first")
         version = await self._resolve_version(artifact, ref)
-        manifest = await self.catalog.manifest(artifact, version.number)
+        label = f"v{version.number}"
+        registry = self.catalog.registry
 
         def fill() -> int:
-            count = 0
-            for entry in manifest.files():
-                if entry.digest is None or entry.uri is not None:
-                    continue  # remote assets have no bytes here to stand for
-                area.add_placeholder(entry.path, entry.digest, entry.size)
-                count += 1
-            return count
+            record = registry.get_version(artifact, label)
+            entries = list(registry.list_files(artifact, label))
+            rich = [entry for entry in entries if entry.uri is not None or entry.metadata]
+            area.set_base(StagingBase(label, record.metadata, record.description, rich))
+            index = {id(entry): position for position, entry in enumerate(rich)}
+            for entry in entries:
+                area.add_placeholder(entry.path, entry.digest, entry.size, index.get(id(entry)))
+            return len(entries)
 
         return await trio.to_thread.run_sync(fill)

@@ -12,6 +12,7 @@ import pytest
 
 import artfs
 from artfs.errors import Finalized, InvalidInput
+from tests.support.artifacts import draft_with_references
 from tests.support.registry import RegistryProcess
 
 
@@ -19,25 +20,6 @@ from tests.support.registry import RegistryProcess
 def client(shared_registry: RegistryProcess) -> Iterator[artfs.Client]:
     with artfs.Client(url=shared_registry.url) as client:
         yield client
-
-
-def with_references(tmp_path: Path, name: str) -> artfs.Artifact:
-    """Five entries, two of them references, with per-file and version metadata."""
-    remote = tmp_path / "remote"
-    remote.mkdir(exist_ok=True)
-    (remote / "labels.csv").write_bytes(b"id,label\n1,cat\n")
-    (remote / "extra.bin").write_bytes(b"\x00" * 100)
-    artifact = artfs.Artifact(
-        name, type="dataset", metadata={"rows": 3}, description="three rows and two remotes"
-    )
-    artifact.add(io.BytesIO(b"a"), "data/a.txt", metadata={"split": "train"})
-    artifact.add(io.BytesIO(b"b"), "data/b.txt")
-    artifact.add(io.BytesIO(b"c"), "c.txt")
-    artifact.add_reference(
-        (remote / "labels.csv").as_uri(), "remote/labels.csv", metadata={"owner": "ml"}
-    )
-    artifact.add_reference((remote / "extra.bin").as_uri(), "remote/extra.bin")
-    return artifact
 
 
 def entries(logged: artfs.LoggedArtifact) -> dict[str, tuple[str | None, str | None, object]]:
@@ -81,7 +63,7 @@ def test_finalize_then_log(client: artfs.Client, name: str) -> None:
 def test_remove_a_file_a_directory_or_an_entry(
     tmp_path: Path, client: artfs.Client, name: str
 ) -> None:
-    artifact = with_references(tmp_path, name)
+    artifact = draft_with_references(tmp_path, name)
     artifact.remove("data/")  # a directory: everything below it
     artifact.remove(next(a for a in artifact.assets if a.logical_path == "remote/extra.bin"))
     with pytest.raises(InvalidInput, match="not in artifact"):
@@ -120,7 +102,7 @@ def test_a_file_is_snapshotted_at_add(tmp_path: Path, client: artfs.Client, name
 def test_new_draft_keeps_references_and_metadata(
     tmp_path: Path, client: artfs.Client, name: str
 ) -> None:
-    v1 = client.log_artifact(with_references(tmp_path, name))
+    v1 = client.log_artifact(draft_with_references(tmp_path, name))
     assert v1.file_count == 5
     # Unchanged, the draft is the same content: the no-op, the same version.
     same = client.log_artifact(v1.new_draft())
@@ -136,7 +118,7 @@ def test_new_draft_keeps_references_and_metadata(
     assert kept["remote/labels.csv"][1] is not None  # still a reference, by its uri
     assert kept["remote/labels.csv"][2] == {"owner": "ml"}
     assert kept["data/a.txt"][2] == {"split": "train"}
-    assert (v2.metadata, v2.description) == ({"rows": 3}, "three rows and two remotes")
+    assert (v2.metadata, v2.description) == ({"rows": 3}, "three")
     # Replaced metadata is replaced.
     draft = v2.new_draft()
     draft.metadata = {"rows": 4}
@@ -146,7 +128,7 @@ def test_new_draft_keeps_references_and_metadata(
 def test_incremental_draft_lays_changes_over_latest(
     tmp_path: Path, client: artfs.Client, name: str
 ) -> None:
-    v1 = client.log_artifact(with_references(tmp_path, name))
+    v1 = client.log_artifact(draft_with_references(tmp_path, name))
     patch = artfs.Artifact(name, type="dataset", incremental=True)
     patch.add(io.BytesIO(b"new c"), "c.txt")
     patch.add(io.BytesIO(b"e"), "data/e.txt")

@@ -3,11 +3,12 @@ logged through the SDK."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import artfs
 
-__all__ = ["push_files"]
+__all__ = ["draft_with_references", "push_files"]
 
 
 def push_files(url: str, name: str, files: dict[str, bytes], tmp: Path, **options: object) -> str:
@@ -21,3 +22,21 @@ def push_files(url: str, name: str, files: dict[str, bytes], tmp: Path, **option
         artifact = artfs.Artifact(name, **options)  # type: ignore[arg-type]
         artifact.add_dir(source)
         return client.log_artifact(artifact).version
+
+
+def draft_with_references(tmp: Path, name: str) -> artfs.Artifact:
+    """A draft of five entries, two of them ``file://`` references (into ``tmp/remote``),
+    with metadata on two files and on the version."""
+    remote = tmp / "remote"
+    remote.mkdir(exist_ok=True)
+    (remote / "labels.csv").write_bytes(b"id,label\n1,cat\n")
+    (remote / "extra.bin").write_bytes(b"\x01" * 300)
+    artifact = artfs.Artifact(name, type="dataset", metadata={"rows": 3}, description="three")
+    artifact.add(io.BytesIO(b"alpha"), "data/a.txt", metadata={"split": "train"})
+    artifact.add(io.BytesIO(b"beta"), "data/b.txt")
+    artifact.add(io.BytesIO(b"gamma"), "c.txt")
+    artifact.add_reference(
+        (remote / "labels.csv").as_uri(), "remote/labels.csv", metadata={"owner": "ml"}
+    )
+    artifact.add_reference((remote / "extra.bin").as_uri(), "remote/extra.bin")
+    return artifact
