@@ -18,6 +18,7 @@ from artfs.errors import InvalidInput, TooLarge
 
 __all__ = [
     "ALIAS_PATTERN",
+    "COLLECTION_PATH_PATTERN",
     "LOGICAL_PATH_PATTERN",
     "MAX_FILE_BYTES",
     "MAX_LOGICAL_PATH_BYTES",
@@ -31,8 +32,10 @@ __all__ = [
     "SEMVER_PATTERN",
     "VERSION_CURSOR_PATTERN",
     "VERSION_REF_PATTERN",
+    "CollectionPath",
     "VersionRef",
     "check_alias",
+    "check_collection_path",
     "check_logical_path",
     "check_metadata",
     "check_name",
@@ -40,6 +43,7 @@ __all__ = [
     "check_tag",
     "check_ttl_seconds",
     "check_type",
+    "is_collection_path",
     "is_semver",
     "parse_version_cursor",
     "parse_version_ref",
@@ -86,6 +90,8 @@ def _anchored(body: str) -> str:
 
 #: An artifact, project, type or tag name: 1-100 of ``[A-Za-z0-9_.-]``, not starting with '.'.
 NAME_PATTERN = _anchored(_NAME_BODY)
+#: A collection: ``REGISTRY/COLLECTION``, two names.
+COLLECTION_PATH_PATTERN = _anchored(rf"{_NAME_BODY}/{_NAME_BODY}")
 #: A semantic version (semver.org 2.0.0).
 SEMVER_PATTERN = _anchored(_SEMVER_BODY)
 #: An alias: a name that reads as neither a version id (``v3``) nor a semantic version.
@@ -266,3 +272,34 @@ def parse_version_ref(value: object) -> VersionRef:
 def parse_version_cursor(value: str) -> int:
     """The cursor of a page of versions: the last version number of the page before."""
     return _version_number(value, "cursor")
+
+
+@dataclass(frozen=True)
+class CollectionPath:
+    """``REGISTRY/COLLECTION`` (``model-registry/resnet``): two names, so never an artifact
+    name, which holds no ``/`` (docs/design.md, "Collections")."""
+
+    registry: str
+    collection: str
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.collection}"
+
+
+def is_collection_path(value: str) -> bool:
+    """Whether a name names a collection (it holds a ``/``) rather than an artifact."""
+    return "/" in value
+
+
+def check_collection_path(value: object) -> CollectionPath:
+    if not isinstance(value, str):
+        raise InvalidInput(f"collection must be a string, got {type(value).__name__}")
+    registry, sep, collection = value.partition("/")
+    if not sep or "/" in collection:
+        raise InvalidInput(
+            f"invalid collection {value!r}: "
+            "expected REGISTRY/COLLECTION, e.g. model-registry/resnet"
+        )
+    return CollectionPath(
+        _check_charset(registry, "registry name"), _check_charset(collection, "collection name")
+    )

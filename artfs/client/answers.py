@@ -22,10 +22,17 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from artfs.client.models import ArtifactRecord, FileRecord, Manifest, VersionRecord
+from artfs.client.models import (
+    ArtifactRecord,
+    CollectionRecord,
+    FileRecord,
+    Manifest,
+    MemberRecord,
+    VersionRecord,
+)
 
 __all__ = ["AnswerBook"]
 
@@ -77,6 +84,30 @@ class AnswerBook:
         if not path.exists():  # a version's manifest never changes
             self._write(path, manifest.to_json())
 
+    def record_collections(self, records: Iterable[CollectionRecord]) -> None:
+        self._write(self.root / "collections.json", [record.to_json() for record in records])
+
+    def record_collection(self, record: CollectionRecord) -> None:
+        known = {collection.path: collection for collection in self.collections()}
+        known[record.path] = record
+        self.record_collections(sorted(known.values(), key=lambda collection: collection.path))
+
+    def record_members(self, path: str, records: Iterable[MemberRecord]) -> None:
+        """A collection's whole member list: it replaces what was known of it."""
+        ordered = sorted(records, key=lambda record: record.number)
+        self._write(self._collection_file(path), [record.to_json() for record in ordered])
+
+    def record_member(self, record: MemberRecord) -> None:
+        """One member as last described: its aliases move to it from any other member."""
+        moved = set(record.aliases)
+        known = {
+            other.number: _without_aliases(other, moved)
+            for other in self.members(record.collection)
+            if other.number != record.number
+        }
+        known[record.number] = record
+        self.record_members(record.collection, known.values())
+
     # -- reading ------------------------------------------------------------
 
     def artifacts(self) -> list[ArtifactRecord]:
@@ -97,11 +128,22 @@ class AnswerBook:
         data = self._read(self._artifact_dir(name) / "manifests" / f"{version}.json")
         return None if data is None else Manifest.from_json(data)
 
+    def collections(self) -> list[CollectionRecord]:
+        data = self._read(self.root / "collections.json")
+        return [CollectionRecord.from_json(item) for item in data or []]
+
+    def members(self, path: str) -> list[MemberRecord]:
+        data = self._read(self._collection_file(path))
+        return [MemberRecord.from_json(item) for item in data or []]
+
     # -- files --------------------------------------------------------------
 
     def _artifact_dir(self, name: str) -> Path:
         # Quoted: a name from a registry's answer never steps out of its directory.
         return self.root / "artifacts" / quote(name, safe="")
+
+    def _collection_file(self, path: str) -> Path:
+        return self.root / "collections" / f"{quote(path, safe='')}.json"
 
     def _read(self, path: Path) -> Any:
         try:
@@ -128,7 +170,12 @@ class AnswerBook:
             log.debug("could not record %s: %s", path, exc)
 
 
-def _without_aliases(record: VersionRecord, moved: set[str]) -> VersionRecord:
+#: A record whose aliases move between its kind: versions of an artifact, members of a
+#: collection.
+Aliased = TypeVar("Aliased", VersionRecord, MemberRecord)
+
+
+def _without_aliases(record: Aliased, moved: set[str]) -> Aliased:
     if not moved.intersection(record.aliases):
         return record
     kept = tuple(alias for alias in record.aliases if alias not in moved)

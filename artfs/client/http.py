@@ -26,9 +26,11 @@ from artfs.client.models import (
     JSON,
     ArtifactRecord,
     ChunkList,
+    CollectionRecord,
     FileRecord,
     GcSummary,
     Manifest,
+    MemberRecord,
     NewVersion,
     TokenInfo,
     UploadCommitted,
@@ -291,6 +293,39 @@ class RegistryClient:
 
     def remove_tag(self, name: str, ref: str, tag: str) -> VersionRecord:
         return VersionRecord.from_json(self._json("DELETE", self.routes.tag(name, ref, tag)))
+
+    # -- collections ----------------------------------------------------------
+
+    def list_collections(self) -> Iterator[CollectionRecord]:
+        for item in self._pages(self.routes.collections(), "collections"):
+            yield CollectionRecord.from_json(item)
+
+    def get_collection(self, path: str) -> CollectionRecord:
+        return CollectionRecord.from_json(self._json("GET", self.routes.collection(path)))
+
+    def list_members(self, path: str) -> Iterator[MemberRecord]:
+        for item in self._pages(self.routes.members(path), "members"):
+            yield MemberRecord.from_json(item)
+
+    def get_member(self, path: str, ref: str) -> MemberRecord:
+        return MemberRecord.from_json(self._json("GET", self.routes.member(path, ref)))
+
+    def link(self, path: str, name: str, ref: str, aliases: Sequence[str] = ()) -> MemberRecord:
+        body = {"artifact": name, "version": ref, "aliases": list(aliases)}
+        return MemberRecord.from_json(self._json("POST", self.routes.members(path), json=body))
+
+    def unlink(self, path: str, ref: str) -> MemberRecord:
+        return MemberRecord.from_json(self._json("DELETE", self.routes.member(path, ref)))
+
+    def set_collection_alias(
+        self, path: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> MemberRecord:
+        body = {"version": ref, "expect": expect, "check_expect": check_expect}
+        answer = self._json("PUT", self.routes.collection_alias(path, alias), json=body)
+        return MemberRecord.from_json(answer)
+
+    def delete_collection_alias(self, path: str, alias: str) -> None:
+        self._request("DELETE", self._url(self.routes.collection_alias(path, alias)))
 
     # -- blobs --------------------------------------------------------------
 

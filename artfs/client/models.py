@@ -23,9 +23,11 @@ __all__ = [
     "BadBlob",
     "BlobUse",
     "ChunkList",
+    "CollectionRecord",
     "FileRecord",
     "GcSummary",
     "Manifest",
+    "MemberRecord",
     "NewVersion",
     "TokenInfo",
     "UploadCommitted",
@@ -422,3 +424,89 @@ class TokenInfo:
             created_at=str(data["created_at"]),
             revoked_at=data.get("revoked_at"),
         )
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """A collection, ``REGISTRY/COLLECTION``, as the registry lists it."""
+
+    project: str
+    registry: str
+    name: str
+    #: The type every linked version has.
+    type: str
+    created_at: datetime
+    #: Alias → the member it points at (``v2``), ``latest`` included.
+    aliases: dict[str, str]
+    latest: str | None
+    member_count: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.registry}/{self.name}"
+
+    @classmethod
+    def from_json(cls, data: JSON) -> CollectionRecord:
+        return cls(
+            project=data["project"],
+            registry=data["registry"],
+            name=data["name"],
+            type=data["type"],
+            created_at=_time(data["created_at"]),
+            aliases=dict(data["aliases"]),
+            latest=data.get("latest"),
+            member_count=int(data["member_count"]),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "project": self.project,
+            "registry": self.registry,
+            "name": self.name,
+            "path": self.path,
+            "type": self.type,
+            "created_at": self.created_at.isoformat(),
+            "aliases": self.aliases,
+            "latest": self.latest,
+            "member_count": self.member_count,
+        }
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member of a collection: a link, with its own number and aliases, to one version."""
+
+    project: str
+    #: ``REGISTRY/COLLECTION``.
+    collection: str
+    #: The member's own id in the collection, ``v1, v2, …`` in link order.
+    member: str
+    number: int
+    #: The collection's aliases on this member (not the artifact's).
+    aliases: tuple[str, ...]
+    linked_at: datetime
+    #: The linked version, as its artifact has it.
+    version: VersionRecord
+
+    @classmethod
+    def from_json(cls, data: JSON) -> MemberRecord:
+        return cls(
+            project=data["project"],
+            collection=data["collection"],
+            member=data["member"],
+            number=int(data["number"]),
+            aliases=tuple(data["aliases"]),
+            linked_at=_time(data["linked_at"]),
+            version=VersionRecord.from_json(data["version"]),
+        )
+
+    def to_json(self) -> JSON:
+        return {
+            "project": self.project,
+            "collection": self.collection,
+            "member": self.member,
+            "number": self.number,
+            "aliases": list(self.aliases),
+            "linked_at": self.linked_at.isoformat(),
+            "version": self.version.to_json(),
+        }

@@ -19,9 +19,11 @@ from artfs.client.answers import AnswerBook
 from artfs.client.models import (
     ArtifactRecord,
     ChunkList,
+    CollectionRecord,
     FileRecord,
     GcSummary,
     Manifest,
+    MemberRecord,
     NewVersion,
     UploadCommitted,
     UploadStarted,
@@ -118,6 +120,30 @@ class OfflineRegistry:
             uris={position: f.uri for position, f in enumerate(files) if f.uri is not None},
         )
 
+    def list_collections(self) -> Iterator[CollectionRecord]:
+        return iter(self.book.collections())
+
+    def get_collection(self, path: str) -> CollectionRecord:
+        names.check_collection_path(path)
+        for record in self.book.collections():
+            if record.path == path:
+                return record
+        raise NotFound(f"collection {path!r} was never seen on this machine, and {OFFLINE_HINT}")
+
+    def list_members(self, path: str) -> Iterator[MemberRecord]:
+        names.check_collection_path(path)
+        return iter(self.book.members(path))
+
+    def get_member(self, path: str, ref: str) -> MemberRecord:
+        names.check_collection_path(path)
+        wanted = names.parse_version_ref(ref)
+        for record in self.book.members(path):
+            if (wanted.kind == "number" and record.member == ref) or (
+                wanted.kind == "alias" and ref in record.aliases
+            ):
+                return record
+        raise NotFound(f"{path}:{ref} was never seen on this machine, and {OFFLINE_HINT}")
+
     # -- what needs the registry ----------------------------------------------
 
     def create_artifact(
@@ -180,6 +206,20 @@ class OfflineRegistry:
 
     def remove_tag(self, name: str, ref: str, tag: str) -> VersionRecord:
         _refuse(f"untagging {name}:{ref}")
+
+    def link(self, path: str, name: str, ref: str, aliases: Sequence[str] = ()) -> MemberRecord:
+        _refuse(f"linking {name}:{ref} into {path!r}")
+
+    def unlink(self, path: str, ref: str) -> MemberRecord:
+        _refuse(f"unlinking {path}:{ref}")
+
+    def set_collection_alias(
+        self, path: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> MemberRecord:
+        _refuse(f"moving alias {alias!r} of {path!r}")
+
+    def delete_collection_alias(self, path: str, alias: str) -> None:
+        _refuse(f"removing alias {alias!r} of {path!r}")
 
     def upload_blob(self, digest: str, body: BinaryIO | bytes, size: int) -> None:
         _refuse("uploading")

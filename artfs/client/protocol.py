@@ -18,9 +18,11 @@ from typing import Any, BinaryIO, Protocol
 from artfs.client.models import (
     ArtifactRecord,
     ChunkList,
+    CollectionRecord,
     FileRecord,
     GcSummary,
     Manifest,
+    MemberRecord,
     NewVersion,
     UploadCommitted,
     UploadStarted,
@@ -140,6 +142,37 @@ class RegistryAPI(Protocol):
     def add_tag(self, name: str, ref: str, tag: str) -> VersionRecord: ...
 
     def remove_tag(self, name: str, ref: str, tag: str) -> VersionRecord: ...
+
+    # -- collections: ``path`` is ``REGISTRY/COLLECTION`` ------------------------
+
+    def list_collections(self) -> Iterator[CollectionRecord]: ...
+
+    def get_collection(self, path: str) -> CollectionRecord: ...
+
+    def list_members(self, path: str) -> Iterator[MemberRecord]:
+        """A collection's members in link order."""
+        ...
+
+    def get_member(self, path: str, ref: str) -> MemberRecord:
+        """The member ``ref`` names: its number (``v2``) or an alias of the collection."""
+        ...
+
+    def link(self, path: str, name: str, ref: str, aliases: Sequence[str] = ()) -> MemberRecord:
+        """Link version ``name:ref`` into ``path`` (made on first use) and point ``aliases``
+        of the collection at it; a version linked already keeps its member."""
+        ...
+
+    def unlink(self, path: str, ref: str) -> MemberRecord:
+        """Remove a member and its aliases; answers what it was."""
+        ...
+
+    def set_collection_alias(
+        self, path: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> MemberRecord:
+        """``set_alias`` for a collection: ``ref`` and ``expect`` name members."""
+        ...
+
+    def delete_collection_alias(self, path: str, alias: str) -> None: ...
 
     # -- blobs ----------------------------------------------------------------
 

@@ -15,7 +15,14 @@ from typing import Any
 from artfs import names
 from artfs.client.answers import AnswerBook
 from artfs.client.http import RegistryClient
-from artfs.client.models import ArtifactRecord, FileRecord, Manifest, VersionRecord
+from artfs.client.models import (
+    ArtifactRecord,
+    CollectionRecord,
+    FileRecord,
+    Manifest,
+    MemberRecord,
+    VersionRecord,
+)
 from artfs.config import ClientConfig
 
 __all__ = ["RecordingClient"]
@@ -64,3 +71,28 @@ class RecordingClient(RegistryClient):
         manifest = super().manifest(name, ref)
         self.book.record_manifest(name, manifest)
         return manifest
+
+    def list_collections(self) -> Iterator[CollectionRecord]:
+        seen: list[CollectionRecord] = []
+        for record in super().list_collections():
+            seen.append(record)
+            yield record
+        self.book.record_collections(seen)
+
+    def get_collection(self, path: str) -> CollectionRecord:
+        record = super().get_collection(path)
+        self.book.record_collection(record)
+        return record
+
+    def list_members(self, path: str) -> Iterator[MemberRecord]:
+        seen: list[MemberRecord] = []
+        for record in super().list_members(path):
+            seen.append(record)
+            yield record
+        self.book.record_members(path, seen)
+
+    def get_member(self, path: str, ref: str) -> MemberRecord:
+        record = super().get_member(path, ref)
+        self.book.record_member(record)
+        self.book.record_version(record.version)  # read offline by its own name too
+        return record

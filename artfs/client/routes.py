@@ -75,6 +75,24 @@ class Routes:
     def alias(self, name: str, alias: str) -> str:
         return f"{self.artifact(name)}/aliases/{_q(alias)}"
 
+    # -- collections (``REGISTRY/COLLECTION``) --------------------------------
+
+    def collections(self) -> str:
+        return f"{self.project}/collections"
+
+    def collection(self, path: str) -> str:
+        registry, _, name = path.partition("/")
+        return f"{self.project}/collections/{_q(registry)}/{_q(name)}"
+
+    def members(self, path: str) -> str:
+        return f"{self.collection(path)}/members"
+
+    def member(self, path: str, ref: str) -> str:
+        return f"{self.members(path)}/{_q(ref)}"
+
+    def collection_alias(self, path: str, alias: str) -> str:
+        return f"{self.collection(path)}/aliases/{_q(alias)}"
+
     # -- uploads --------------------------------------------------------------
 
     def uploads(self, name: str) -> str:

@@ -21,6 +21,7 @@ from artfs.cache.chunks import ChunkCache
 from artfs.cache.ondisk import default_cache_dir
 from artfs.client.answers import AnswerBook
 from artfs.client.http import RegistryClient
+from artfs.client.models import CollectionRecord
 from artfs.client.offline import OfflineRegistry
 from artfs.client.protocol import RegistryAPI
 from artfs.client.recording import RecordingClient
@@ -31,7 +32,7 @@ from artfs.sdk.drafts import merge_incremental
 from artfs.sdk.logged import LoggedArtifact
 from artfs.upload.publish import LocalEntry, VersionRequest, publish
 
-__all__ = ["DEFAULT_CACHE_SIZE", "Client", "split_ref"]
+__all__ = ["DEFAULT_CACHE_SIZE", "Client", "split_collection_ref", "split_ref"]
 
 DEFAULT_CACHE_SIZE = 20 << 30
 
@@ -45,6 +46,19 @@ def split_ref(ref: str, version: str | None = None) -> tuple[str, str]:
     names.check_name(name)
     names.parse_version_ref(chosen)
     return name, chosen
+
+
+def split_collection_ref(ref: str, version: str | None = None) -> tuple[str, str]:
+    """``"model-registry/resnet:production"`` → (``model-registry/resnet``, ``production``);
+    no member means ``latest``, the newest link."""
+    path, sep, tail = ref.partition(":")
+    if sep and version is not None:
+        raise InvalidInput(f"give the member either in {ref!r} or separately, not both")
+    chosen = tail if sep else (version or "latest")
+    names.check_collection_path(path)
+    if names.parse_version_ref(chosen).kind == "semver":
+        raise InvalidInput(f"{ref}: members of a collection are named by number (v1) or alias")
+    return path, chosen
 
 
 def default_source() -> dict[str, Any]:
@@ -112,9 +126,35 @@ class Client:
     # -- reading ------------------------------------------------------------
 
     def get_artifact(self, name: str, version: str | None = None) -> LoggedArtifact:
-        """``get_artifact("model", "v3")``, ``("model", "production")``, ``("model:1.2.0")``."""
+        """``get_artifact("model", "v3")``, ``("model", "production")``, ``("model:1.2.0")``.
+
+        A name with a ``/`` is a collection (``"model-registry/resnet:production"``):
+        the answer is the linked version, with ``.member`` saying how it was reached.
+        """
+        if names.is_collection_path(name.partition(":")[0]):
+            path, ref = split_collection_ref(name, version)
+            member = self.registry.get_member(path, ref)
+            return LoggedArtifact(self, member.version, member=member)
         artifact_name, ref = split_ref(name, version)
         return LoggedArtifact(self, self.registry.get_version(artifact_name, ref))
+
+    # -- collections --------------------------------------------------------
+
+    def list_collections(self) -> list[CollectionRecord]:
+        """The project's collections (``REGISTRY/COLLECTION``), with their aliases."""
+        return list(self.registry.list_collections())
+
+    def get_collection(self, path: str) -> CollectionRecord:
+        names.check_collection_path(path)
+        return self.registry.get_collection(path)
+
+    def list_members(self, path: str) -> list[LoggedArtifact]:
+        """A collection's members in link order, each the version it links."""
+        names.check_collection_path(path)
+        return [
+            LoggedArtifact(self, member.version, member=member)
+            for member in self.registry.list_members(path)
+        ]
 
     def list_artifacts(self) -> list[dict[str, Any]]:
         """The project's artifacts, each as the registry's JSON describes it."""

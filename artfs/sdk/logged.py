@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artfs import names
-from artfs.client.models import VersionRecord
+from artfs.client.models import MemberRecord, VersionRecord
 from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
 
@@ -73,14 +73,25 @@ class LoggedAsset:
 
 
 class LoggedArtifact:
-    def __init__(self, client: Client, record: VersionRecord, noop: bool = False) -> None:
+    def __init__(
+        self,
+        client: Client,
+        record: VersionRecord,
+        noop: bool = False,
+        member: MemberRecord | None = None,
+    ) -> None:
         self.client = client
         self._record = record
         #: True when logging found content identical to ``latest`` and created nothing.
         self.noop = noop
+        #: The member of a collection this version was reached through
+        #: (``get_artifact("model-registry/resnet:production")``), else None. Its
+        #: ``aliases`` are then the collection's, and ``delete()`` only unlinks.
+        self.member = member
 
     def __repr__(self) -> str:
-        return f"<LoggedArtifact {self.qualified_name}:{self.version}>"
+        via = "" if self.member is None else f" via {self.collection}:{self.member.member}"
+        return f"<LoggedArtifact {self.qualified_name}:{self.version}{via}>"
 
     # -- attributes -----------------------------------------------------------
 
@@ -112,7 +123,15 @@ class LoggedArtifact:
         return self._record.semver
 
     @property
+    def collection(self) -> str | None:
+        """``REGISTRY/COLLECTION`` this version was reached through, else None."""
+        return None if self.member is None else self.member.collection
+
+    @property
     def aliases(self) -> list[str]:
+        """The version's aliases; the collection's, if it was reached through one."""
+        if self.member is not None:
+            return list(self.member.aliases)
         return list(self._record.aliases)
 
     @property
@@ -286,12 +305,52 @@ class LoggedArtifact:
         self._record = record
         return self
 
+    def _refresh_member(self, member: MemberRecord) -> LoggedArtifact:
+        self.member = member
+        return self._refresh(member.version)
+
     def set_alias(self, alias: str) -> LoggedArtifact:
+        """Point ``alias`` here: of the collection, if reached through one."""
+        if self.member is not None:
+            registry, member = self.client.registry, self.member
+            return self._refresh_member(
+                registry.set_collection_alias(member.collection, alias, member.member)
+            )
         return self._refresh(self.client.registry.set_alias(self.name, alias, self.version))
 
     def remove_alias(self, alias: str) -> LoggedArtifact:
+        if self.member is not None:
+            registry, member = self.client.registry, self.member
+            registry.delete_collection_alias(member.collection, alias)
+            return self._refresh_member(registry.get_member(member.collection, member.member))
         self.client.registry.delete_alias(self.name, alias)
         return self._refresh(self.client.registry.get_version(self.name, self.version))
+
+    # -- collections ------------------------------------------------------------
+
+    def link(self, target: str, aliases: list[str] | None = None) -> LoggedArtifact:
+        """Link this version into the collection ``target`` (``REGISTRY/COLLECTION``, made
+        on first use) and point the collection's ``aliases`` at it; nothing is copied.
+
+        Returns the version as reached through the collection (``.member`` set).
+        Linking a version that is a member already only moves the aliases.
+        """
+        names.check_collection_path(target)
+        for alias in aliases or []:
+            names.check_alias(alias)
+        member = self.client.registry.link(target, self.name, self.version, aliases or [])
+        return LoggedArtifact(self.client, member.version, member=member)
+
+    def unlink(self) -> None:
+        """Remove this member from the collection it was reached through (and its aliases
+        there); the version itself stays."""
+        if self.member is None:
+            raise InvalidInput(
+                f"{self.name}:{self.version} was not reached through a collection; get it as "
+                "REGISTRY/COLLECTION:MEMBER to unlink it"
+            )
+        self.client.registry.unlink(self.member.collection, self.member.member)
+        self.member = None
 
     def add_tag(self, tag: str) -> LoggedArtifact:
         return self._refresh(self.client.registry.add_tag(self.name, self.version, tag))
@@ -316,7 +375,11 @@ class LoggedArtifact:
         return new_draft(self)
 
     def delete(self, delete_aliases: bool = False) -> None:
-        """Tombstone this version (W&B semantics: refused while it has aliases, unless asked)."""
+        """Tombstone this version (W&B semantics: refused while it has aliases or links,
+        unless asked). Reached through a collection, only the link is deleted (W&B too)."""
+        if self.member is not None:
+            self.unlink()
+            return
         self._refresh(self.client.registry.delete_version(self.name, self.version, delete_aliases))
 
 

@@ -34,7 +34,16 @@ from artfs.server.errors import install_error_handlers
 from artfs.server.openapi import install_document
 from artfs.server.registry import Registry
 from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
-from artfs.server.routes import admin, artifacts, blob_batches, blobs, integrity, tokens, uploads
+from artfs.server.routes import (
+    admin,
+    artifacts,
+    blob_batches,
+    blobs,
+    collections,
+    integrity,
+    tokens,
+    uploads,
+)
 from artfs.server.routes.deps import MAX_JSON_BODY
 from artfs.server.settings import ServerSettings
 from artfs.server.tokens import TokenStore
@@ -83,7 +92,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # Added last, so outermost: every request meets the token check first.
     app.state.authenticator = Authenticator(TokenStore(engine))
     app.add_middleware(AuthMiddleware, authenticator=app.state.authenticator)
-    for module in (admin, artifacts, uploads, blobs, blob_batches, integrity, tokens):
+    for module in (admin, artifacts, collections, uploads, blobs, blob_batches, integrity, tokens):
         app.include_router(module.router)
     return app
 

@@ -117,3 +117,11 @@ class BlobBatch(_Body):
         description="sha256 digests (hex), answered in this order",
         json_schema_extra={"minItems": 1, "maxItems": MAX_BLOBS},
     )
+
+
+class LinkVersion(_Body):
+    artifact: NameField = Field(description="the artifact whose version is linked")
+    version: RefField = Field(description="its version: vN, a semver label or an alias")
+    aliases: list[AliasField] = Field(
+        default_factory=list, description="aliases of the collection to point at the member"
+    )

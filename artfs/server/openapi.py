@@ -23,12 +23,15 @@ from artfs.server.registry import LATEST, MAX_PAGE
 
 __all__ = [
     "AliasPath",
+    "CollectionCursor",
+    "CollectionPath",
     "DigestPath",
     "ErrorBody",
     "NamePath",
     "PageLimit",
     "ProjectPath",
     "RefPath",
+    "RegistryPath",
     "TagPath",
     "UploadIdPath",
     "VersionCursor",
@@ -53,7 +56,10 @@ _MEANINGS: dict[int, str] = {
     400: "Bad input: a name, path, value or body the validators refuse; nothing changed",
     401: "No token, or not a valid one",
     403: "The token's scope does not allow this",
-    404: "No such project, artifact, version, alias, tag, upload or blob in this project",
+    404: (
+        "No such project, artifact, version, collection, member, alias, tag, upload or blob "
+        "in this project"
+    ),
     405: "The path exists, the method does not; `Allow` lists those that do",
     408: "The request body stalled, or took longer than the upload timeout",
     409: "The registry's state forbids it now: exists already, an alias moved, an upload ended",
@@ -133,6 +139,8 @@ _DIGEST = _string(DIGEST_PATTERN, "sha256 of the blob's bytes, lowercase hex")
 _UPLOAD_ID = _string(r"^[0-9a-f]{32}$", "the upload_id that starting the upload answered")
 
 ProjectPath = Annotated[str, Path(**_PROJECT)]
+RegistryPath = Annotated[str, Path(**_string(names.NAME_PATTERN, "registry name"))]
+CollectionPath = Annotated[str, Path(**_string(names.NAME_PATTERN, "collection name"))]
 NamePath = Annotated[str, Path(**_NAME)]
 TagPath = Annotated[str, Path(**_TAG)]
 AliasPath = Annotated[str, Path(**_ALIAS)]
@@ -143,6 +151,14 @@ UploadIdPath = Annotated[str, Path(**_UPLOAD_ID)]
 VersionCursor = Annotated[
     str | None,
     Query(**_string(names.VERSION_CURSOR_PATTERN, "next_cursor of the page before")),
+]
+CollectionCursor = Annotated[
+    str | None,
+    Query(
+        **_string(
+            names.COLLECTION_PATH_PATTERN, "next_cursor of the page before (REGISTRY/COLLECTION)"
+        )
+    ),
 ]
 PageLimit = Annotated[
     int,

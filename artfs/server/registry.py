@@ -148,6 +148,10 @@ class Registry:
         #: ``_visible`` for uploads, which a DELETED version no longer allows.
         self._uploadable = VisibleBlobs()
         self._manifests = ManifestCache()
+        from artfs.server.collections import Collections  # it builds on this module
+
+        #: ``REGISTRY/COLLECTION`` links to versions (docs/design.md, "Collections").
+        self.collections = Collections(self)
 
     # -- transactions -------------------------------------------------------
 
@@ -799,6 +803,14 @@ class Registry:
                     f"{name}:v{version['number']} has aliases {', '.join(user_aliases)}; "
                     "delete them first or ask to delete them with the version"
                 )
+            # Links are a collection's aliases of the version: the same rule.
+            links = self.collections.links_of(conn, [version["id"]])
+            if links and not delete_aliases:
+                raise Conflict(
+                    f"{name}:v{version['number']} is linked as {', '.join(links)}; "
+                    "unlink it first or ask to delete its aliases and links with the version"
+                )
+            self.collections.drop_links(conn, [version["id"]])
             conn.execute(delete(aliases).where(aliases.c.version_id == version["id"]))
             conn.execute(
                 update(versions)
@@ -1056,6 +1068,7 @@ class Registry:
                 if committed_at + timedelta(seconds=row["ttl_seconds"]) < now:
                     report.versions_expired.append(f"{row['artifact_name']}:v{row['number']}")
                     if not dry_run:
+                        self.collections.drop_links(conn, [row["id"]])
                         conn.execute(delete(aliases).where(aliases.c.version_id == row["id"]))
                         conn.execute(
                             update(versions)

@@ -74,6 +74,12 @@ def route_kinds(url: str, project: str = PROJECT) -> dict[str, tuple[str, str, d
         "blob upload": ("PUT", f"{base}/blobs/{DIGEST}", {"data": DATA}),
         "alias move": ("PUT", f"{base}/artifacts/a/aliases/prod", {"json": {"version": "v1"}}),
         "delete": ("DELETE", f"{base}/artifacts/a/versions/v1", {}),
+        "collection read": ("GET", f"{base}/collections", {}),
+        "link": (
+            "POST",
+            f"{base}/collections/model-registry/a/members",
+            {"json": {"artifact": "a", "version": "v1"}},
+        ),
         "gc": ("POST", f"{url}/api/v1/admin/gc", {}),
         "tokens": ("GET", f"{url}/api/v1/tokens", {}),
     }
@@ -132,12 +138,12 @@ def test_a_read_token_reads_and_gets_403_for_every_change(pushed: str) -> None:
     _, reader = make_token(pushed, "read")
     header = f"Bearer {reader}"
     kinds = route_kinds(pushed)
-    for kind in ("list", "blob read", "blob range", "manifest", "batch read"):
+    for kind in ("list", "blob read", "blob range", "manifest", "batch read", "collection read"):
         method, url, kwargs = kinds[kind]
         response = ask(method, url, kwargs, header)
         assert response.status_code in (200, 206), (kind, response.text)
     assert ask(*kinds["blob read"], header).content == DATA
-    for kind in ("upload", "blob upload", "alias move", "delete", "gc", "tokens"):
+    for kind in ("upload", "blob upload", "alias move", "delete", "link", "gc", "tokens"):
         method, url, kwargs = kinds[kind]
         response = ask(method, url, kwargs, header)
         assert response.status_code == 403, (kind, response.text)
@@ -151,6 +157,8 @@ def test_a_write_token_writes_but_cannot_collect_or_manage_tokens(pushed: str) -
     header = f"Bearer {writer}"
     kinds = route_kinds(pushed)
     assert ask(*kinds["alias move"], header).status_code == 200
+    assert ask(*kinds["link"], header).status_code == 200
+    assert ask(*kinds["collection read"], header).status_code == 200
     assert ask(*kinds["upload"], header).status_code == 201
     assert ask(*kinds["gc"], header).status_code == 403
     assert ask(*kinds["tokens"], header).status_code == 403

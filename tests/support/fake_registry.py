@@ -55,9 +55,11 @@ from artfs.client.models import (
     BadBlob,
     BlobUse,
     ChunkList,
+    CollectionRecord,
     FileRecord,
     GcSummary,
     Manifest,
+    MemberRecord,
     NewVersion,
     UploadCommitted,
     UploadStarted,
@@ -103,6 +105,14 @@ CallKind = Literal[
     "blob_chunks",
     "gc",
     "verify",
+    "list_collections",
+    "get_collection",
+    "list_members",
+    "get_member",
+    "link",
+    "unlink",
+    "set_collection_alias",
+    "delete_collection_alias",
 ]
 
 LATEST = "latest"
@@ -186,6 +196,19 @@ class _Artifact:
     aliases: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Collection:
+    """A collection: members by number (artifact name, version number), aliases to numbers."""
+
+    registry: str
+    name: str
+    type: str
+    created_at: datetime
+    next_number: int = 1
+    members: dict[int, tuple[str, int, datetime]] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
 class _RangeBody:
     """Bytes ``[start, end)`` of a blob, copied into the caller's buffers, faults applied."""
 
@@ -220,6 +243,7 @@ class FakeRegistry:
         self.clock = clock
         self._lock = threading.Lock()
         self._artifacts: dict[str, _Artifact] = {}
+        self._collections: dict[str, _Collection] = {}
         self._uploads: dict[str, tuple[str, _Version]] = {}  # id -> artifact name, version
         self._blobs: dict[str, bytes] = {}
         self._chunk_lists: dict[str, ChunkList] = {}
@@ -470,6 +494,17 @@ class FakeRegistry:
                     f"{name}:v{version.number} has aliases {', '.join(user_aliases)}; "
                     "delete them first or ask to delete them with the version"
                 )
+            linked = [
+                (c, n)
+                for c in self._collections.values()
+                for n, (a, v, _) in c.members.items()
+                if (a, v) == (name, version.number)
+            ]
+            if linked and not delete_aliases:
+                raise Conflict(f"{name}:v{version.number} is linked; unlink it first")
+            for collection, number in linked:
+                del collection.members[number]
+                collection.aliases = {a: n for a, n in collection.aliases.items() if n != number}
             self._tombstone(artifact, version)
             return self._version_record(artifact, version)
 
@@ -853,6 +888,139 @@ class FakeRegistry:
             needs_reupload=tuple(
                 sorted({f"{u.project}/{u.artifact}:{u.version}" for b in bad for u in b.used_by})
             ),
+        )
+
+    # -- collections ----------------------------------------------------------------
+
+    def list_collections(self) -> Iterator[CollectionRecord]:
+        self._call("list_collections")
+        with self._lock:
+            return iter([self._collection_record(c) for _, c in sorted(self._collections.items())])
+
+    def get_collection(self, path: str) -> CollectionRecord:
+        self._call("get_collection")
+        with self._lock:
+            return self._collection_record(self._collection(path))
+
+    def list_members(self, path: str) -> Iterator[MemberRecord]:
+        self._call("list_members")
+        with self._lock:
+            collection = self._collection(path)
+            return iter([self._member_record(collection, n) for n in sorted(collection.members)])
+
+    def get_member(self, path: str, ref: str) -> MemberRecord:
+        self._call("get_member")
+        with self._lock:
+            collection = self._collection(path)
+            return self._member_record(collection, self._member(collection, ref))
+
+    def link(self, path: str, name: str, ref: str, aliases: Sequence[str] = ()) -> MemberRecord:
+        self._call("link")
+        where = names.check_collection_path(path)
+        for alias in aliases:
+            if names.check_alias(alias) == LATEST:
+                raise InvalidInput("latest is maintained automatically and cannot be set")
+        with self._lock:
+            artifact = self._artifact(name)
+            version = self._version(artifact, ref)
+            assert version.number is not None
+            collection = self._collections.setdefault(
+                path, _Collection(where.registry, where.collection, artifact.type, self.clock())
+            )
+            if collection.type != artifact.type:
+                raise Conflict(f"{path} holds versions of type {collection.type!r}")
+            number = next(
+                (
+                    n
+                    for n, (a, v, _) in collection.members.items()
+                    if (a, v) == (name, version.number)
+                ),
+                None,
+            )
+            if number is None:
+                number = collection.next_number
+                collection.next_number += 1
+                collection.members[number] = (name, version.number, self.clock())
+                collection.aliases[LATEST] = number
+            for alias in aliases:
+                collection.aliases[alias] = number
+            return self._member_record(collection, number)
+
+    def unlink(self, path: str, ref: str) -> MemberRecord:
+        self._call("unlink")
+        with self._lock:
+            collection = self._collection(path)
+            number = self._member(collection, ref)
+            record = self._member_record(collection, number)
+            del collection.members[number]
+            collection.aliases = {a: n for a, n in collection.aliases.items() if n != number}
+            if collection.members:
+                collection.aliases[LATEST] = max(collection.members)
+            return record
+
+    def set_collection_alias(
+        self, path: str, alias: str, ref: str, expect: str | None = None, check_expect: bool = False
+    ) -> MemberRecord:
+        self._call("set_collection_alias")
+        if names.check_alias(alias) == LATEST:
+            raise InvalidInput("latest is maintained automatically and cannot be set")
+        with self._lock:
+            collection = self._collection(path)
+            number = self._member(collection, ref)
+            if check_expect:
+                current = collection.aliases.get(alias)
+                wanted = None if expect is None else self._member(collection, expect)
+                if current != wanted:
+                    raise Conflict(f"alias {alias} of {path} points at v{current}, not {expect}")
+            collection.aliases[alias] = number
+            return self._member_record(collection, number)
+
+    def delete_collection_alias(self, path: str, alias: str) -> None:
+        self._call("delete_collection_alias")
+        if names.check_alias(alias) == LATEST:
+            raise InvalidInput("latest is maintained automatically and cannot be removed")
+        with self._lock:
+            if self._collection(path).aliases.pop(alias, None) is None:
+                raise NotFound(f"{path} has no alias {alias}")
+
+    def _collection(self, path: str) -> _Collection:
+        names.check_collection_path(path)
+        collection = self._collections.get(path)
+        if collection is None:
+            raise NotFound(f"collection {path} does not exist")
+        return collection
+
+    def _member(self, collection: _Collection, ref: str) -> int:
+        parsed = names.parse_version_ref(ref)
+        number = parsed.number if parsed.kind == "number" else collection.aliases.get(ref)
+        if number is None or number not in collection.members:
+            raise NotFound(f"{collection.registry}/{collection.name}:{ref} does not exist")
+        return number
+
+    def _collection_record(self, collection: _Collection) -> CollectionRecord:
+        aliases = {alias: f"v{n}" for alias, n in sorted(collection.aliases.items())}
+        return CollectionRecord(
+            project=self._project,
+            registry=collection.registry,
+            name=collection.name,
+            type=collection.type,
+            created_at=collection.created_at,
+            aliases=aliases,
+            latest=aliases.get(LATEST),
+            member_count=len(collection.members),
+        )
+
+    def _member_record(self, collection: _Collection, number: int) -> MemberRecord:
+        name, version_number, linked_at = collection.members[number]
+        artifact = self._artifact(name)
+        return MemberRecord(
+            project=self._project,
+            collection=f"{collection.registry}/{collection.name}",
+            member=f"v{number}",
+            number=number,
+            aliases=tuple(sorted(a for a, n in collection.aliases.items() if n == number)),
+            linked_at=linked_at,
+            version=self._version_record(artifact, artifact.versions[version_number]),
         )
 
     # -- the registry's rules, under the lock ----------------------------------------

@@ -60,6 +60,7 @@ CASES = [
     (names.VERSION_REF_PATTERN, names.parse_version_ref),
     (names.VERSION_CURSOR_PATTERN, _cursor),
     (DIGEST_PATTERN, check_digest),
+    (names.COLLECTION_PATH_PATTERN, names.check_collection_path),
 ]
 
 

@@ -99,6 +99,17 @@ def request_paths(registry: Registry) -> None:
     registry.blobs_uploadable("p", [digest(i) for i in range(300)])
     registry.set_alias("p", "big", "stable", "v1", None, False)
     registry.add_tag("p", "big", "v1", "checked")
+    collections = registry.collections
+    collections.link("p", "reg/models", "big", "v1", ["production"])
+    collections.link("p", "reg/models", "small", "v1", [])
+    collections.list_collections("p", None, 10)
+    collections.list_collections("p", "reg/a", 10)
+    collections.get_collection("p", "reg/models")
+    collections.list_members("p", "reg/models", None, 10)
+    collections.get_member("p", "reg/models", "production")
+    collections.set_alias("p", "reg/models", "production", "v2", "v1", True)
+    collections.delete_alias("p", "reg/models", "production")
+    collections.unlink("p", "reg/models", "v1")
     registry.delete_version("p", "small", "v1", True)
 
 

@@ -135,3 +135,45 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# Collections (registry links, docs/design.md "Collections"): ``REGISTRY/COLLECTION``
+# of a project, whose members are links to versions of the project's artifacts.
+# Linking copies no blob and no file row: a member names its version.
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(100), nullable=False),
+    Column("registry", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    # The type of the first version linked; every later one must have it too.
+    Column("type", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Member numbers are never reused, even after an unlink: this is the next one.
+    Column("next_number", Integer, nullable=False, default=1),
+    UniqueConstraint("project", "registry", "name", name="uq_collections_project_registry_name"),
+)
+
+collection_members = Table(
+    "collection_members",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", Integer, ForeignKey("collections.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("collection_id", "number", name="uq_collection_members_number"),
+    # A version is linked into a collection at most once; linking it again adds aliases.
+    UniqueConstraint("collection_id", "version_id", name="uq_collection_members_version"),
+    Index("ix_collection_members_version_id", "version_id"),
+)
+
+collection_aliases = Table(
+    "collection_aliases",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id"), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("member_id", Integer, ForeignKey("collection_members.id"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_collection_aliases_member_id", "member_id"),
+)

@@ -1,0 +1,197 @@
+"""Collections (``REGISTRY/COLLECTION``) through the SDK against a real registry.
+
+A link puts a version into a collection with a member number and aliases of the
+collection's own, copying nothing; the linked version is read back through the
+collection; aliases move by compare-and-swap; unlinking and deleting keep the
+rules of docs/design.md, "Collections".
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import artfs
+from artfs.errors import Conflict, InvalidInput, NotFound, Offline
+from tests.support.registry import RegistryProcess
+
+
+@pytest.fixture
+def client(shared_registry: RegistryProcess) -> Iterator[artfs.Client]:
+    with artfs.Client(url=shared_registry.url) as client:
+        yield client
+
+
+@pytest.fixture
+def target() -> str:
+    """A fresh collection, so tests sharing a server never meet."""
+    return f"model-registry/resnet-{uuid.uuid4().hex[:8]}"
+
+
+def log(client: artfs.Client, name: str, data: bytes, type_: str = "model") -> artfs.LoggedArtifact:
+    artifact = artfs.Artifact(name, type=type_)
+    artifact.add(io.BytesIO(data), logical_path="weights.bin")
+    return client.log_artifact(artifact)
+
+
+def member_id(logged: artfs.LoggedArtifact) -> str | None:
+    """The member number a version was reached through (``v2``), if any."""
+    return None if logged.member is None else logged.member.member
+
+
+def blob_files(server: RegistryProcess) -> list[Path]:
+    return sorted(p for p in (server.data_dir / "blobs").rglob("*") if p.is_file())
+
+
+def test_a_link_is_read_back_through_its_collection_without_copying(
+    client: artfs.Client, shared_registry: RegistryProcess, name: str, target: str, tmp_path: Path
+) -> None:
+    first = log(client, name, b"weights one")
+    second = log(client, name, b"weights two")
+    blobs_before = blob_files(shared_registry)
+
+    linked = first.link(target, aliases=["production"])
+    assert (linked.name, linked.version) == (name, "v1")
+    assert linked.collection == target
+    assert (member_id(linked), linked.aliases) == ("v1", ["latest", "production"])
+    second.link(target, aliases=["staging"])
+    assert blob_files(shared_registry) == blobs_before  # a link copies no blob
+
+    production = client.get_artifact(f"{target}:production")
+    assert (production.name, production.version, production.collection) == (name, "v1", target)
+    assert member_id(production) == "v1"
+    assert production.download(tmp_path / "prod").joinpath("weights.bin").read_bytes() == (
+        b"weights one"
+    )
+    newest = client.get_artifact(target)  # no member: latest, the newest link
+    assert (newest.version, newest.aliases) == ("v2", ["latest", "staging"])
+    assert client.get_artifact(target, "v1").version == "v1"
+    # The artifact's own aliases are untouched by the collection's.
+    assert client.get_artifact(f"{name}:v1").aliases == []
+
+    members = client.list_members(target)
+    assert [(member_id(m), m.name, m.version) for m in members] == [
+        ("v1", name, "v1"),
+        ("v2", name, "v2"),
+    ]
+    record = client.get_collection(target)
+    assert (record.type, record.member_count, record.latest) == ("model", 2, "v2")
+    assert record.aliases == {"latest": "v2", "production": "v1", "staging": "v2"}
+    assert target in [c.path for c in client.list_collections()]
+
+
+def test_collection_aliases_move_by_compare_and_swap(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    log(client, name, b"a").link(target, aliases=["production"])
+    log(client, name, b"b").link(target)
+    registry = client.registry
+    with pytest.raises(Conflict, match="points at v1, not v2"):
+        registry.set_collection_alias(target, "production", "v2", expect="v2", check_expect=True)
+    with pytest.raises(Conflict, match="points at nothing"):
+        registry.set_collection_alias(target, "canary", "v2", expect="v1", check_expect=True)
+    assert client.get_collection(target).aliases["production"] == "v1"
+    moved = registry.set_collection_alias(
+        target, "production", "v2", expect="v1", check_expect=True
+    )
+    assert (moved.member, moved.aliases) == ("v2", ("latest", "production"))
+    assert client.get_artifact(f"{target}:production").version == "v2"
+
+    # Through the SDK object reached via the collection, aliases are the collection's.
+    older = client.get_artifact(f"{target}:v1")
+    older.set_alias("rollback")
+    assert older.aliases == ["rollback"]
+    older.remove_alias("rollback")
+    assert older.aliases == []
+    with pytest.raises(NotFound):
+        client.get_artifact(f"{target}:rollback")
+    with pytest.raises(InvalidInput, match="latest is maintained"):
+        registry.set_collection_alias(target, "latest", "v1")
+
+
+def test_linking_again_moves_aliases_and_unlinked_numbers_are_never_reused(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    first = log(client, name, b"one")
+    first.link(target)
+    log(client, name, b"two").link(target, aliases=["production"])
+    again = first.link(target, aliases=["production"])  # a member already: aliases move
+    assert member_id(again) == "v1"
+    assert client.get_collection(target).aliases == {"latest": "v2", "production": "v1"}
+
+    client.get_artifact(f"{target}:production").unlink()
+    assert [m.version for m in client.list_members(target)] == ["v2"]
+    assert client.get_collection(target).aliases == {"latest": "v2"}  # production went too
+    assert client.get_artifact(f"{name}:v1").version == "v1"  # the version itself stays
+    relinked = first.link(target)
+    assert member_id(relinked) == "v3"
+    assert client.get_collection(target).latest == "v3"
+    # W&B's delete() of a linked artifact deletes only the link.
+    client.get_artifact(f"{target}:v3").delete()
+    assert client.get_collection(target).latest == "v2"
+    assert client.get_artifact(f"{name}:v1").state == "COMMITTED"
+
+
+def test_deleting_a_linked_version_is_refused_unless_its_links_go_too(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    log(client, name, b"one").link(target, aliases=["production"])
+    second = log(client, name, b"two")
+    second.link(target)
+    with pytest.raises(Conflict, match=f"is linked as {target}:v2"):
+        second.delete()
+    assert client.get_artifact(name).version == "v2"
+    second.delete(delete_aliases=True)
+    assert [member_id(m) for m in client.list_members(target)] == ["v1"]
+    assert client.get_collection(target).aliases == {"latest": "v1", "production": "v1"}
+
+
+def test_bad_links_are_refused_and_change_nothing(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    model = log(client, name, b"model")
+    model.link(target)
+    dataset = log(client, f"{name}-data", b"rows", type_="dataset")
+    with pytest.raises(Conflict, match="type 'model'"):
+        dataset.link(target)
+    for bad in ("resnet", "a/b/c", "/resnet", "model-registry/", "a/.hidden"):
+        with pytest.raises(InvalidInput):
+            model.link(bad)
+    with pytest.raises(InvalidInput, match="latest"):
+        model.link(target, aliases=["latest"])
+    with pytest.raises(InvalidInput, match="by number"):
+        client.get_artifact(f"{target}:1.2.0")
+    with pytest.raises(NotFound):
+        client.get_artifact(f"{target}:v9")
+    with pytest.raises(NotFound):
+        client.get_artifact("model-registry/no-such-collection")
+    assert [m.version for m in client.list_members(target)] == ["v1"]
+    assert client.get_collection(target).aliases == {"latest": "v1"}
+
+
+def test_offline_reads_collections_as_last_seen_and_refuses_changes(
+    client: artfs.Client, shared_registry: RegistryProcess, name: str, target: str, tmp_path: Path
+) -> None:
+    log(client, name, b"offline one").link(target, aliases=["production"])
+    log(client, name, b"offline two").link(target)
+    client.get_artifact(f"{target}:production").download(tmp_path / "online")
+    assert len(client.list_members(target)) == 2
+    client.registry.set_collection_alias(target, "production", "v2")
+    client.get_artifact(f"{target}:production")  # seen moved: recorded so
+
+    with artfs.Client(url=shared_registry.url, offline=True) as offline:
+        production = offline.get_artifact(f"{target}:production")
+        assert (production.version, member_id(production)) == ("v2", "v2")
+        assert [member_id(m) for m in offline.list_members(target)] == ["v1", "v2"]
+        earlier = offline.get_artifact(f"{target}:v1")
+        assert earlier.download(tmp_path / "offline").joinpath("weights.bin").read_bytes() == (
+            b"offline one"
+        )
+        with pytest.raises(Offline, match="needs the registry"):
+            offline.get_artifact(f"{name}:v1").link(target)
+        with pytest.raises(NotFound, match="never seen"):
+            offline.get_artifact("model-registry/never-seen:latest")
