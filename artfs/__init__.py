@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from artfs.sdk.artifact import Artifact
     from artfs.sdk.client import Client
     from artfs.sdk.logged import LoggedArtifact, LoggedAsset
+    from artfs.sdk.run import Run
 
 # The SDK (and requests under it) is imported on first use, not by every
 # ``artfs`` command: ``artfs umount`` or ``artfs commit`` never need it.
@@ -44,6 +45,7 @@ _LAZY = {
     "Client": "artfs.sdk.client",
     "LoggedArtifact": "artfs.sdk.logged",
     "LoggedAsset": "artfs.sdk.logged",
+    "Run": "artfs.sdk.run",
 }
 
 
@@ -70,10 +72,12 @@ __all__ = [
     "LoggedAsset",
     "MissingReferences",
     "NotFound",
+    "Run",
     "TooLarge",
     "Transient",
     "Unauthorized",
     "get_artifact",
+    "init",
     "log_artifact",
 ]
 
@@ -91,3 +95,15 @@ def get_artifact(name: str, version: str | None = None, **client_options: Any) -
     from artfs.sdk.client import Client
 
     return Client(**client_options).get_artifact(name, version)
+
+
+def init(
+    run: str | None = None, *, config: dict[str, Any] | None = None, **client_options: Any
+) -> Run:
+    """Start the run ``run`` (``$ARTFS_RUN`` or a new id if not given).
+
+    ``with artfs.init(run="train-42") as run: run.use_artifact("mnist:production")``
+    """
+    from artfs.sdk.run import init as start
+
+    return start(run, config=config, **client_options)

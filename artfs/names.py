@@ -104,6 +104,8 @@ VERSION_REF_PATTERN = _anchored(rf"{_VERSION_NUMBER_BODY}|{_SEMVER_BODY}|{_ALIAS
 #: pattern in characters, which is the same for ASCII.
 _SEGMENT_BODY = rf"(?!\.\.?(?:/|$))[^{_CONTROL_CHARS}\\/]{{1,255}}"
 LOGICAL_PATH_PATTERN = _anchored(rf"(?![A-Za-z]:){_SEGMENT_BODY}(?:/{_SEGMENT_BODY})*")
+#: One line of plain text (a user or host name): no control characters.
+PLAIN_TEXT_PATTERN = rf"^[^{_CONTROL_CHARS}]*$"
 #: A page cursor of a version listing: the number of the last version of the page before.
 VERSION_CURSOR_PATTERN = rf"^[0-9]{{1,{MAX_VERSION_DIGITS}}}$"
 

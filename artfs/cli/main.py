@@ -491,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # Register ls, mount, umount, up, mounts, cache and verify on ``cli``; kept apart so that
 # main.py stays about the registry's verbs.
+from artfs.cli import lineage as _lineage  # noqa: E402, F401
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
 from artfs.cli import tokens as _tokens  # noqa: E402, F401

@@ -29,15 +29,19 @@ from artfs.client.models import (
     CollectionRecord,
     FileRecord,
     GcSummary,
+    LineageGraph,
     Manifest,
     MemberRecord,
     NewVersion,
+    RunInfo,
+    RunStart,
     TokenInfo,
     UploadCommitted,
     UploadStarted,
     VerifyProgress,
     VerifyReport,
     VersionRecord,
+    VersionRuns,
 )
 from artfs.client.ranged import RangeBody, RangeReader
 from artfs.client.routes import Routes
@@ -326,6 +330,30 @@ class RegistryClient:
 
     def delete_collection_alias(self, path: str, alias: str) -> None:
         self._request("DELETE", self._url(self.routes.collection_alias(path, alias)))
+
+    # -- runs and lineage -----------------------------------------------------
+
+    def start_run(self, run_id: str, run: RunStart) -> RunInfo:
+        return RunInfo.from_json(self._json("PUT", self.routes.run(run_id), json=run.to_json()))
+
+    def get_run(self, run_id: str) -> RunInfo:
+        return RunInfo.from_json(self._json("GET", self.routes.run(run_id)))
+
+    def finish_run(self, run_id: str) -> RunInfo:
+        return RunInfo.from_json(self._json("POST", self.routes.run_finish(run_id)))
+
+    def record_use(self, run_id: str, run: RunStart, name: str, ref: str) -> bool:
+        body = {**run.to_json(), "artifact": name, "version": ref}
+        return bool(self._json("POST", self.routes.run_uses(run_id), json=body)["recorded"])
+
+    def version_runs(self, name: str, ref: str) -> VersionRuns:
+        return VersionRuns.from_json(self._json("GET", self.routes.version_runs(name, ref)))
+
+    def lineage(self, name: str, ref: str, direction: str = "both", depth: int = 3) -> LineageGraph:
+        params = {"direction": direction, "depth": str(depth)}
+        return LineageGraph.from_json(
+            self._json("GET", self.routes.lineage(name, ref), params=params)
+        )
 
     # -- blobs --------------------------------------------------------------
 

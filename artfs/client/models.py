@@ -26,15 +26,20 @@ __all__ = [
     "CollectionRecord",
     "FileRecord",
     "GcSummary",
+    "LineageEdge",
+    "LineageGraph",
     "Manifest",
     "MemberRecord",
     "NewVersion",
+    "RunInfo",
+    "RunStart",
     "TokenInfo",
     "UploadCommitted",
     "UploadStarted",
     "VerifyProgress",
     "VerifyReport",
     "VersionRecord",
+    "VersionRuns",
 ]
 
 JSON = dict[str, Any]
@@ -510,3 +515,118 @@ class MemberRecord:
             "linked_at": self.linked_at.isoformat(),
             "version": self.version.to_json(),
         }
+
+
+def _maybe_time(value: Any) -> datetime | None:
+    return None if value is None else _time(value)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run: what read or produced versions (an SDK run, a mount, a command)."""
+
+    id: str
+    project: str
+    #: ``run`` (``artfs.init``), ``mount`` (a mount's reads and commits) or ``cli``.
+    kind: str
+    user: str
+    host: str
+    #: The mountpoint, for a mount's run or a commit through one.
+    mount: str | None
+    config: dict[str, Any]
+    message: str
+    started_at: datetime
+    finished_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> RunInfo:
+        return cls(
+            id=data["id"],
+            project=data["project"],
+            kind=data["kind"],
+            user=data["user"],
+            host=data["host"],
+            mount=data.get("mount"),
+            config=data["config"],
+            message=data["message"],
+            started_at=_time(data["started_at"]),
+            finished_at=_maybe_time(data.get("finished_at")),
+        )
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a client says about a run when it first names it (``PUT …/runs/{id}``)."""
+
+    kind: str = "run"
+    user: str = ""
+    host: str = ""
+    mount: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def to_json(self) -> JSON:
+        body: JSON = {
+            "kind": self.kind,
+            "user": self.user,
+            "host": self.host,
+            "config": self.config,
+            "message": self.message,
+        }
+        if self.mount is not None:
+            body["mount"] = self.mount
+        return body
+
+
+@dataclass(frozen=True)
+class VersionRuns:
+    """The run that produced a version (if known) and the runs that read it."""
+
+    logged_by: RunInfo | None
+    used_by: tuple[RunInfo, ...]
+
+    @classmethod
+    def from_json(cls, data: JSON) -> VersionRuns:
+        producer = data.get("logged_by")
+        return cls(
+            logged_by=None if producer is None else RunInfo.from_json(producer),
+            used_by=tuple(RunInfo.from_json(run) for run in data["used_by"]),
+        )
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """``run`` read (``used``) or produced (``logged``) ``version`` (``name:vN``)."""
+
+    run: str
+    version: str
+    relation: str
+    state: str
+
+    @classmethod
+    def from_json(cls, data: JSON) -> LineageEdge:
+        return cls(data["run"], data["version"], data["relation"], data["state"])
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    """The runs and versions around ``root``, as the registry walked them."""
+
+    root: str
+    direction: str
+    depth: int
+    runs: tuple[RunInfo, ...]
+    edges: tuple[LineageEdge, ...]
+    #: The walk stopped at the registry's edge limit before ``depth``.
+    truncated: bool
+
+    @classmethod
+    def from_json(cls, data: JSON) -> LineageGraph:
+        return cls(
+            root=data["root"],
+            direction=data["direction"],
+            depth=int(data["depth"]),
+            runs=tuple(RunInfo.from_json(run) for run in data["runs"]),
+            edges=tuple(LineageEdge.from_json(edge) for edge in data["edges"]),
+            truncated=bool(data["truncated"]),
+        )

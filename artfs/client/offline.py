@@ -22,14 +22,18 @@ from artfs.client.models import (
     CollectionRecord,
     FileRecord,
     GcSummary,
+    LineageGraph,
     Manifest,
     MemberRecord,
     NewVersion,
+    RunInfo,
+    RunStart,
     UploadCommitted,
     UploadStarted,
     VerifyProgress,
     VerifyReport,
     VersionRecord,
+    VersionRuns,
 )
 from artfs.client.protocol import BlobRange
 from artfs.errors import NotFound, Offline
@@ -220,6 +224,26 @@ class OfflineRegistry:
 
     def delete_collection_alias(self, path: str, alias: str) -> None:
         _refuse(f"removing alias {alias!r} of {path!r}")
+
+    def start_run(self, run_id: str, run: RunStart) -> RunInfo:
+        _refuse(f"starting run {run_id!r}")
+
+    def get_run(self, run_id: str) -> RunInfo:
+        _refuse(f"reading run {run_id!r}")
+
+    def finish_run(self, run_id: str) -> RunInfo:
+        _refuse(f"finishing run {run_id!r}")
+
+    def record_use(self, run_id: str, run: RunStart, name: str, ref: str) -> bool:
+        _refuse(f"recording that run {run_id!r} used {name}:{ref}")
+
+    def version_runs(self, name: str, ref: str) -> VersionRuns:
+        # Lineage is not in the answer book: it changes with every reader, so an old
+        # answer would say less than the truth.
+        _refuse(f"the runs of {name}:{ref}")
+
+    def lineage(self, name: str, ref: str, direction: str = "both", depth: int = 3) -> LineageGraph:
+        _refuse(f"the lineage of {name}:{ref}")
 
     def upload_blob(self, digest: str, body: BinaryIO | bytes, size: int) -> None:
         _refuse("uploading")

@@ -21,14 +21,18 @@ from artfs.client.models import (
     CollectionRecord,
     FileRecord,
     GcSummary,
+    LineageGraph,
     Manifest,
     MemberRecord,
     NewVersion,
+    RunInfo,
+    RunStart,
     UploadCommitted,
     UploadStarted,
     VerifyProgress,
     VerifyReport,
     VersionRecord,
+    VersionRuns,
 )
 
 __all__ = ["BlobRange", "RegistryAPI"]
@@ -173,6 +177,28 @@ class RegistryAPI(Protocol):
         ...
 
     def delete_collection_alias(self, path: str, alias: str) -> None: ...
+
+    # -- runs and lineage -----------------------------------------------------
+
+    def start_run(self, run_id: str, run: RunStart) -> RunInfo:
+        """The run ``run_id``, made from ``run`` if new (an existing one is kept as it is)."""
+        ...
+
+    def get_run(self, run_id: str) -> RunInfo: ...
+
+    def finish_run(self, run_id: str) -> RunInfo: ...
+
+    def record_use(self, run_id: str, run: RunStart, name: str, ref: str) -> bool:
+        """``run_id`` read ``name:ref``; True if that is news to the registry."""
+        ...
+
+    def version_runs(self, name: str, ref: str) -> VersionRuns:
+        """The run that produced ``name:ref`` and the runs that read it."""
+        ...
+
+    def lineage(self, name: str, ref: str, direction: str = "both", depth: int = 3) -> LineageGraph:
+        """The graph around ``name:ref``: ``up`` to producers, ``down`` to consumers."""
+        ...
 
     # -- blobs ----------------------------------------------------------------
 

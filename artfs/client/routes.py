@@ -93,6 +93,23 @@ class Routes:
     def collection_alias(self, path: str, alias: str) -> str:
         return f"{self.collection(path)}/aliases/{_q(alias)}"
 
+    def version_runs(self, name: str, ref: str) -> str:
+        return f"{self.version(name, ref)}/runs"
+
+    def lineage(self, name: str, ref: str) -> str:
+        return f"{self.version(name, ref)}/lineage"
+
+    # -- runs -----------------------------------------------------------------
+
+    def run(self, run_id: str) -> str:
+        return f"{self.project}/runs/{_q(run_id)}"
+
+    def run_finish(self, run_id: str) -> str:
+        return f"{self.run(run_id)}/finish"
+
+    def run_uses(self, run_id: str) -> str:
+        return f"{self.run(run_id)}/uses"
+
     # -- uploads --------------------------------------------------------------
 
     def uploads(self, name: str) -> str:

@@ -167,11 +167,17 @@ class Client:
     # -- writing ------------------------------------------------------------
 
     def log_artifact(
-        self, artifact: Artifact, force: bool = False, show_progress: bool | None = None
+        self,
+        artifact: Artifact,
+        force: bool = False,
+        show_progress: bool | None = None,
+        *,
+        source: dict[str, Any] | None = None,
     ) -> LoggedArtifact:
         """Log ``artifact`` as the next version; the draft is finalized once it is logged.
 
-        An ``incremental`` draft is laid over ``latest`` (``artfs.sdk.drafts``).
+        An ``incremental`` draft is laid over ``latest`` (``artfs.sdk.drafts``). ``source``
+        says who produced it (``default_source()`` if not given; a ``Run`` names itself).
         """
         assets, metadata, description = (
             artifact.assets,
@@ -199,7 +205,7 @@ class Client:
             description=description,
             metadata=metadata,
             semver=artifact.version,
-            source=default_source(),
+            source=default_source() if source is None else source,
             ttl_seconds=artifact.ttl_seconds,
             aliases=list(artifact.aliases),
             tags=list(artifact.version_tags),

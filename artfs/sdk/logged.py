@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artfs import names
-from artfs.client.models import MemberRecord, VersionRecord
+from artfs.client.models import MemberRecord, RunInfo, VersionRecord
 from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
 from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
 
@@ -373,6 +373,16 @@ class LoggedArtifact:
         from artfs.sdk.drafts import new_draft
 
         return new_draft(self)
+
+    # -- lineage (docs/design.md, "Runs and lineage") ---------------------------
+
+    def logged_by(self) -> RunInfo | None:
+        """The run that produced this version, or None if none was recorded."""
+        return self.client.registry.version_runs(self.name, self.version).logged_by
+
+    def used_by(self) -> list[RunInfo]:
+        """The runs (SDK runs, mounts) that read this version, earliest first."""
+        return list(self.client.registry.version_runs(self.name, self.version).used_by)
 
     def delete(self, delete_aliases: bool = False) -> None:
         """Tombstone this version (W&B semantics: refused while it has aliases or links,

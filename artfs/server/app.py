@@ -31,6 +31,7 @@ from artfs.server.auth import Authenticator, AuthMiddleware
 from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.errors import install_error_handlers
+from artfs.server.lineage import Lineage
 from artfs.server.openapi import install_document
 from artfs.server.registry import Registry
 from artfs.server.request_bounds import BodyBounds, BodyRule, RequestBoundsMiddleware
@@ -41,6 +42,7 @@ from artfs.server.routes import (
     blobs,
     collections,
     integrity,
+    lineage,
     tokens,
     uploads,
 )
@@ -84,6 +86,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="artfs registry", version=__version__)
     registry = Registry(engine, LocalBlobStore(settings.blob_dir))
     app.state.registry = registry
+    app.state.lineage = Lineage(registry)
     install_error_handlers(app)
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)
     install_document(app)
@@ -92,7 +95,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # Added last, so outermost: every request meets the token check first.
     app.state.authenticator = Authenticator(TokenStore(engine))
     app.add_middleware(AuthMiddleware, authenticator=app.state.authenticator)
-    for module in (admin, artifacts, collections, uploads, blobs, blob_batches, integrity, tokens):
+    for module in (
+        admin,
+        artifacts,
+        collections,
+        uploads,
+        blobs,
+        blob_batches,
+        integrity,
+        tokens,
+        lineage,
+    ):
         app.include_router(module.router)
     return app
 

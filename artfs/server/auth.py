@@ -49,6 +49,7 @@ REMEMBER_SECONDS = 2.0
 MAX_SECRET = 200
 
 _PROJECT_PATH = re.compile(r"/api/v1/projects/([^/]+)(/.*)?")
+_USES_PATH = re.compile(r"/api/v1/projects/[^/]+/runs/[^/]+/uses")
 _SECRET = re.compile(r"[\x21-\x7e]+")
 
 
@@ -77,6 +78,9 @@ def required_scope(method: str, path: str) -> Scope:
         return Scope.READ
     # A batch read is a POST only because its list of digests does not fit a URL.
     if method == "POST" and path.endswith("/blob-batch"):
+        return Scope.READ
+    # A reader records what it read (lineage): a read-only mount leaves its uses too.
+    if method == "POST" and _USES_PATH.fullmatch(path):
         return Scope.READ
     if _PROJECT_PATH.fullmatch(path) is None:
         return Scope.READ  # not an API route: FastAPI answers it (404, 405)

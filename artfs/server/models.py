@@ -7,11 +7,12 @@ declares the same rules (``artfs.server.openapi``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from artfs import names
+from artfs.server.lineage import MAX_LINE, MAX_MESSAGE, MAX_MOUNT, NO_NUL_PATTERN, RUN_KINDS
 from artfs.server.openapi import (
     AliasField,
     DigestField,
@@ -125,3 +126,27 @@ class LinkVersion(_Body):
     aliases: list[AliasField] = Field(
         default_factory=list, description="aliases of the collection to point at the member"
     )
+
+
+def _line(limit: int) -> Any:
+    return Field(json_schema_extra={"maxLength": limit, "pattern": names.PLAIN_TEXT_PATTERN})
+
+
+class RunBody(_Body):
+    """What a client says about a run when it first names it (later mentions change nothing)."""
+
+    kind: Annotated[str, Field(json_schema_extra={"enum": list(RUN_KINDS)})] = "run"
+    user: Annotated[str, _line(MAX_LINE)] = ""
+    host: Annotated[str, _line(MAX_LINE)] = ""
+    mount: Annotated[str, _line(MAX_MOUNT)] | None = None
+    config: MetadataField = Field(default_factory=dict)
+    message: Annotated[
+        str, Field(json_schema_extra={"maxLength": MAX_MESSAGE, "pattern": NO_NUL_PATTERN})
+    ] = ""
+
+
+class UseBody(RunBody):
+    """A run read ``artifact:version``; the run is made from the other fields if new."""
+
+    artifact: NameField
+    version: RefField

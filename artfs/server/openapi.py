@@ -32,6 +32,7 @@ __all__ = [
     "ProjectPath",
     "RefPath",
     "RegistryPath",
+    "RunIdPath",
     "TagPath",
     "UploadIdPath",
     "VersionCursor",
@@ -136,6 +137,7 @@ _TAG = _string(names.NAME_PATTERN, "tag")
 _ALIAS = _string(f"(?!{LATEST}$){names.ALIAS_PATTERN}", f"alias (other than {LATEST})")
 _REF = _string(names.VERSION_REF_PATTERN, "version: v1 and up, a semantic version or an alias")
 _DIGEST = _string(DIGEST_PATTERN, "sha256 of the blob's bytes, lowercase hex")
+_RUN_ID = _string(names.NAME_PATTERN, "run id")
 _UPLOAD_ID = _string(r"^[0-9a-f]{32}$", "the upload_id that starting the upload answered")
 
 ProjectPath = Annotated[str, Path(**_PROJECT)]
@@ -147,6 +149,7 @@ AliasPath = Annotated[str, Path(**_ALIAS)]
 RefPath = Annotated[str, Path(**_REF)]
 DigestPath = Annotated[str, Path(**_DIGEST)]
 UploadIdPath = Annotated[str, Path(**_UPLOAD_ID)]
+RunIdPath = Annotated[str, Path(**_RUN_ID)]
 
 VersionCursor = Annotated[
     str | None,

@@ -52,6 +52,7 @@ from artfs.server.db.schema import (
     version_tags,
     versions,
 )
+from artfs.server.lineage import record_producer
 from artfs.server.manifests import ManifestCache, encode_manifest
 from artfs.server.visibility import VisibleBlobs
 from artfs.store.base import BlobInfo, BlobStore
@@ -153,6 +154,10 @@ class Registry:
         #: ``REGISTRY/COLLECTION`` links to versions (docs/design.md, "Collections").
         self.collections = Collections(self)
 
+    def clock(self) -> datetime:
+        """Now, as this registry tells time (tests may set it)."""
+        return self._clock()
+
     # -- transactions -------------------------------------------------------
 
     @contextmanager
@@ -163,6 +168,12 @@ class Registry:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Connection]:
+        """A transaction like the registry's own, for what shares its database (``Lineage``)."""
+        with self._write() if write else self._read() as conn:
             yield conn
 
     # -- lookups ------------------------------------------------------------
@@ -193,6 +204,14 @@ class Registry:
         if row is None:
             raise NotFound(f"{artifact['name']}:{ref} does not exist")
         return row
+
+    def find_version(
+        self, conn: Connection, project: str, name: str, ref: str
+    ) -> tuple[RowMapping, RowMapping]:
+        """The artifact and committed version ``name:ref`` names, in ``conn``'s transaction."""
+        names.check_name(name)
+        artifact = self._artifact(conn, project, name)
+        return artifact, self._version(conn, artifact, ref)
 
     def _pending(
         self, conn: Connection, project: str, upload_id: str
@@ -646,6 +665,7 @@ class Registry:
                     .one()
                 )
                 self._point_alias(conn, artifact["id"], LATEST, target["id"])
+                record_producer(conn, project, pending["source"], target["id"], self._clock())
             # An expectation is a condition, checked above; only the asked-for aliases move.
             for alias in dict.fromkeys(aliases_):
                 self._point_alias(conn, artifact["id"], alias, target["id"])

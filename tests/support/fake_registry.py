@@ -58,14 +58,19 @@ from artfs.client.models import (
     CollectionRecord,
     FileRecord,
     GcSummary,
+    LineageEdge,
+    LineageGraph,
     Manifest,
     MemberRecord,
     NewVersion,
+    RunInfo,
+    RunStart,
     UploadCommitted,
     UploadStarted,
     VerifyProgress,
     VerifyReport,
     VersionRecord,
+    VersionRuns,
 )
 from artfs.client.protocol import BlobRange
 from artfs.digests import CHUNK_SIZE, BlobHasher, check_digest, version_digest
@@ -113,6 +118,12 @@ CallKind = Literal[
     "unlink",
     "set_collection_alias",
     "delete_collection_alias",
+    "start_run",
+    "get_run",
+    "finish_run",
+    "record_use",
+    "version_runs",
+    "lineage",
 ]
 
 LATEST = "latest"
@@ -256,6 +267,10 @@ class FakeRegistry:
         #: Every batch read asked for: its digests.
         self.batch_reads: list[tuple[str, ...]] = []
         self.closed = False
+        #: Runs by id; uses as (run, ``name:vN``) in the order first recorded; producers.
+        self._runs: dict[str, RunInfo] = {}
+        self._uses: list[tuple[str, str]] = []
+        self._producers: dict[str, str] = {}
 
     # -- faults -------------------------------------------------------------------
 
@@ -614,6 +629,7 @@ class FakeRegistry:
                 target.committed_as = target.number
                 artifact.versions[target.number] = target
                 artifact.aliases[LATEST] = target.number
+                self._record_producer(pending.asked.source, f"{name}:v{target.number}")
             assert target.number is not None
             for alias in aliases:
                 artifact.aliases[alias] = target.number
@@ -778,6 +794,118 @@ class FakeRegistry:
             )
             if not any(entry.digest == digest for v in versions for entry in v.files):
                 raise NotFound(f"blob {digest} does not exist")
+
+    # -- runs and lineage ---------------------------------------------------------
+
+    def _run(self, run_id: str, run: RunStart) -> RunInfo:
+        """Under the lock: the run, made from ``run`` if new (as the registry does)."""
+        names.check_name(run_id)
+        if run_id not in self._runs:
+            self._runs[run_id] = RunInfo(
+                run_id,
+                self._project,
+                run.kind,
+                run.user,
+                run.host,
+                run.mount,
+                dict(run.config),
+                run.message,
+                self.clock(),
+            )
+        return self._runs[run_id]
+
+    def _record_producer(self, source: dict[str, Any], ref: str) -> None:
+        run_id = source.get("run")
+        if isinstance(run_id, str) and _is_name(run_id):
+            kind = source.get("kind", "run")
+            self._run(
+                run_id,
+                RunStart(
+                    kind=kind,
+                    user=str(source.get("user", "")),
+                    host=str(source.get("host", "")),
+                    mount=source.get("mount"),
+                    message=str(source.get("message", "")),
+                ),
+            )
+            self._producers[ref] = run_id
+
+    def _ref(self, name: str, ref: str) -> str:
+        artifact = self._artifact(name)
+        return f"{name}:v{self._version(artifact, ref).number}"
+
+    def start_run(self, run_id: str, run: RunStart) -> RunInfo:
+        self._call("start_run")
+        with self._lock:
+            return self._run(run_id, run)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        self._call("get_run")
+        with self._lock:
+            if run_id not in self._runs:
+                raise NotFound(f"run {run_id} does not exist")
+            return self._runs[run_id]
+
+    def finish_run(self, run_id: str) -> RunInfo:
+        self._call("finish_run")
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} does not exist")
+            if run.finished_at is None:
+                run = self._runs[run_id] = replace(run, finished_at=self.clock())
+            return run
+
+    def record_use(self, run_id: str, run: RunStart, name: str, ref: str) -> bool:
+        self._call("record_use")
+        with self._lock:
+            version = self._ref(name, ref)
+            self._run(run_id, run)
+            if (run_id, version) in self._uses:
+                return False
+            self._uses.append((run_id, version))
+            return True
+
+    def version_runs(self, name: str, ref: str) -> VersionRuns:
+        self._call("version_runs")
+        with self._lock:
+            version = self._ref(name, ref)
+            producer = self._producers.get(version)
+            return VersionRuns(
+                None if producer is None else self._runs[producer],
+                tuple(self._runs[run] for run, used in self._uses if used == version),
+            )
+
+    def lineage(self, name: str, ref: str, direction: str = "both", depth: int = 3) -> LineageGraph:
+        self._call("lineage")
+        with self._lock:
+            root = self._ref(name, ref)
+            edges: dict[LineageEdge, None] = {}
+            walks = [("logged", "used")] if direction in ("up", "both") else []
+            walks += [("used", "logged")] if direction in ("down", "both") else []
+            for first, then in walks:  # up: producer, then its inputs; down: the reverse
+                frontier, seen = {root}, {root}
+                for _ in range(depth):
+                    found = {run for run, version in self._edges(first) if version in frontier}
+                    for run, version in self._edges(first):
+                        if version in frontier:
+                            edges[LineageEdge(run, version, first, COMMITTED)] = None
+                    frontier = set()
+                    for run, version in self._edges(then):
+                        if run in found:
+                            edges[LineageEdge(run, version, then, COMMITTED)] = None
+                            if version not in seen:
+                                seen.add(version)
+                                frontier.add(version)
+            used_runs = dict.fromkeys(edge.run for edge in edges)
+            return LineageGraph(
+                root, direction, depth, tuple(self._runs[r] for r in used_runs), tuple(edges), False
+            )
+
+    def _edges(self, relation: str) -> list[tuple[str, str]]:
+        if relation == "logged":
+            return [(run, version) for version, run in self._producers.items()]
+        return list(self._uses)
 
     # -- admin ------------------------------------------------------------------
 
@@ -1206,3 +1334,11 @@ if TYPE_CHECKING:
     def _is_a_registry(fake: FakeRegistry) -> RegistryAPI:
         """mypy checks here that the fake has every method of ``RegistryAPI``, typed alike."""
         return fake
+
+
+def _is_name(value: str) -> bool:
+    try:
+        names.check_name(value)
+    except InvalidInput:
+        return False
+    return True

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
@@ -35,6 +37,8 @@ def test_fresh_database_reaches_head_and_is_idempotent(tmp_path: Path) -> None:
     with engine.connect() as conn:
         head = ScriptDirectory.from_config(_config(conn)).get_current_head()
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        # schema.py describes what the migrations make: the queries and the tables agree.
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     # Every table of the schema module is made by the migrations, and one head leads there.
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
 

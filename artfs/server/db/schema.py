@@ -177,3 +177,43 @@ collection_aliases = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_collection_aliases_member_id", "member_id"),
 )
+
+# Runs and lineage (docs/design.md, "Runs and lineage"). A run is whatever read
+# or produced versions: an SDK run, a mount, a command. Each edge table is
+# indexed both ways, so the graph is walked by index lookups in either direction.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", String(100), nullable=False),
+    # The run's own name (``train-42``, ``$ARTFS_RUN``, a mount's generated one).
+    Column("run_id", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("mount", Text, nullable=True),
+    Column("config", JSON, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("project", "run_id", name="uq_runs_project_run_id"),
+)
+
+# A run read a version (first time: ``first_at``); one row per pair, however often.
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Index("ix_run_inputs_version_id", "version_id"),
+)
+
+# A run produced a version; a version has at most one producer.
+run_outputs = Table(
+    "run_outputs",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Index("ix_run_outputs_run_id", "run_id"),
+)
