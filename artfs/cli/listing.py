@@ -7,8 +7,9 @@ registry API's names and raw values (bytes, ISO times, full digests).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import click
 
@@ -19,7 +20,7 @@ from artfs.cli.output import Column, count, echo_json, human_size, local_time, t
 if TYPE_CHECKING:
     from artfs.client.models import ArtifactRecord, FileRecord, VersionRecord
 
-__all__ = ["ArtifactRow", "FileRow", "VersionRow"]
+__all__ = ["ArtifactRow", "FileRow", "Row", "VersionRow", "other_aliases", "show"]
 
 #: Digits of a sha256 shown in a file listing: enough to tell files apart by eye.
 SHORT_DIGEST = 12
@@ -50,15 +51,19 @@ class ArtifactRow:
         )
 
     def row(self) -> list[str]:
-        others = [f"{alias}={version}" for alias, version in self.aliases.items()]
-        others = [text for text in others if not text.startswith("latest=")]
         return [
             self.name,
             self.type,
             count(self.version_count, "version"),
             self.latest or "-",
-            ", ".join(others) or "-",
+            other_aliases(self.aliases),
         ]
+
+
+def other_aliases(aliases: dict[str, str]) -> str:
+    """``production=v1, staging=v2``: the aliases a user set (``latest`` has its column)."""
+    shown = [f"{alias}={target}" for alias, target in aliases.items() if alias != "latest"]
+    return ", ".join(shown) or "-"
 
 
 ARTIFACT_COLUMNS = [
@@ -154,24 +159,34 @@ FILE_COLUMNS = [Column("SIZE", ">"), Column("SHA256"), Column("PATH")]
 
 
 @cli.command(name="ls")
-@click.argument("ref", required=False, metavar="[NAME[:VERSION|:ALIAS]]")
+@click.argument(
+    "ref", required=False, metavar="[NAME[:VERSION|:ALIAS] | REGISTRY/COLLECTION[:MEMBER]]"
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead.")
 @offline_option
 @pass_context
 def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
-    """List artifacts, an artifact's versions, or a version's files."""
+    """List artifacts, an artifact's versions, or a version's files.
+
+    A collection (REGISTRY/COLLECTION) lists its members; REGISTRY/COLLECTION:MEMBER the
+    files of the version it links.
+    """
     with ctx.client() as client:
         registry = client.registry
         if ref is None:
-            _show(
+            show(
                 [ArtifactRow.from_record(item) for item in registry.list_artifacts()],
                 ARTIFACT_COLUMNS,
                 as_json,
                 f"no artifacts in project {registry.project} yet; 'artfs push NAME PATH' adds one",
             )
+        elif ":" not in ref and names.is_collection_path(ref):
+            from artfs.cli.collections import list_members
+
+            list_members(ctx, ref, as_json)
         elif ":" not in ref:
             names.check_name(ref)
-            _show(
+            show(
                 [VersionRow.from_record(item) for item in registry.list_versions(ref)],
                 VERSION_COLUMNS,
                 as_json,
@@ -179,7 +194,7 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
             )
         else:
             logged = client.get_artifact(ref)
-            _show(
+            show(
                 [
                     FileRow.from_record(item)
                     for item in registry.list_files(logged.name, logged.version)
@@ -190,12 +205,14 @@ def ls(ctx: _Context, ref: str | None, as_json: bool) -> None:
             )
 
 
-def _show(
-    entries: list[ArtifactRow] | list[VersionRow] | list[FileRow],
-    columns: list[Column],
-    as_json: bool,
-    when_empty: str,
-) -> None:
+class Row(Protocol):
+    """A listed thing: its table cells (and, as a dataclass, its JSON fields)."""
+
+    def row(self) -> list[str]: ...
+
+
+def show(entries: Sequence[Row], columns: list[Column], as_json: bool, when_empty: str) -> None:
+    """Rows as a table under ``columns``, or as JSON; ``when_empty`` on stderr if none."""
     if as_json:
         echo_json(entries)
         return

@@ -343,10 +343,20 @@ def alias() -> None:
 )
 @pass_context
 def alias_set(ctx: _Context, name: str, alias_name: str, version: str, expect: str | None) -> None:
-    """Point ALIAS of NAME at VERSION (vN, semver label or another alias)."""
+    """Point ALIAS of NAME at VERSION (vN, semver label or another alias).
+
+    NAME may be a collection, REGISTRY/COLLECTION; VERSION is then a member (vN or alias).
+    """
     with ctx.client() as client:
         check = expect is not None
         target = None if expect in (None, "none") else expect
+        if names.is_collection_path(name):
+            member = client.registry.set_collection_alias(
+                str(names.check_collection_path(name)), alias_name, version, target, check
+            )
+            source = f"{member.version.artifact}:{member.version.version}"
+            click.echo(f"{name}:{alias_name} -> {member.member} ({source})")
+            return
         result = client.registry.set_alias(name, alias_name, version, target, check)
     click.echo(f"{name}:{alias_name} -> {result.version}")
 
@@ -356,12 +366,17 @@ def alias_set(ctx: _Context, name: str, alias_name: str, version: str, expect: s
 @click.argument("alias_name", metavar="ALIAS")
 @pass_context
 def alias_rm(ctx: _Context, name: str, alias_name: str) -> None:
-    """Remove ALIAS from NAME."""
+    """Remove ALIAS from NAME (an artifact, or a collection REGISTRY/COLLECTION)."""
     with ctx.client() as client:
         # Read first, only to say what the alias pointed at: the removal itself
         # is what decides whether it existed.
-        was = client.registry.get_artifact(name).aliases.get(alias_name)
-        client.registry.delete_alias(name, alias_name)
+        if names.is_collection_path(name):
+            names.check_collection_path(name)
+            was = client.registry.get_collection(name).aliases.get(alias_name)
+            client.registry.delete_collection_alias(name, alias_name)
+        else:
+            was = client.registry.get_artifact(name).aliases.get(alias_name)
+            client.registry.delete_alias(name, alias_name)
     click.echo(f"removed alias {alias_name} from {name}" + (f" (was {was})" if was else ""))
 
 
@@ -491,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # Register ls, mount, umount, up, mounts, cache and verify on ``cli``; kept apart so that
 # main.py stays about the registry's verbs.
+from artfs.cli import collections as _collections  # noqa: E402, F401
 from artfs.cli import lineage as _lineage  # noqa: E402, F401
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401

@@ -9,6 +9,7 @@ rules of docs/design.md, "Collections".
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 import artfs
 from artfs.errors import Conflict, InvalidInput, NotFound, Offline
+from tests.integration.test_cli import fails, ok
 from tests.support.registry import RegistryProcess
 
 
@@ -195,3 +197,61 @@ def test_offline_reads_collections_as_last_seen_and_refuses_changes(
             offline.get_artifact(f"{name}:v1").link(target)
         with pytest.raises(NotFound, match="never seen"):
             offline.get_artifact("model-registry/never-seen:latest")
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def test_cli_links_lists_promotes_pulls_and_unlinks(
+    shared_registry: RegistryProcess, name: str, target: str, tmp_path: Path
+) -> None:
+    url = shared_registry.url
+    model = tmp_path / "model.pt"
+    for data in (b"epoch 1", b"epoch 2"):
+        model.write_bytes(data)
+        ok(url, "push", name, model, "--type", "model")
+
+    linked = ok(url, "link", f"{name}:v1", target, "--alias", "production")
+    assert linked.stdout.strip() == f"{target}:v1"
+    assert f"linked {name}:v1 as {target}:v1 (latest, production)" in linked.stderr
+    assert ok(url, "link", name, target).stdout.strip() == f"{target}:v2"  # name alone: latest
+
+    members = [line.split() for line in ok(url, "ls", target).stdout.splitlines()]
+    assert members[0] == ["MEMBER", "VERSION", "SIZE", "LINKED", "ALIASES"]
+    assert [(row[0], row[1], row[-1]) for row in members[1:]] == [
+        ("v1", f"{name}:v1", "production"),
+        ("v2", f"{name}:v2", "latest"),
+    ]
+    as_json = json.loads(ok(url, "ls", target, "--json").stdout)
+    assert [(m["member"], m["artifact"], m["version"]) for m in as_json] == [
+        ("v1", name, "v1"),
+        ("v2", name, "v2"),
+    ]
+    files = ok(url, "ls", f"{target}:production").stdout.splitlines()
+    assert files[1].split()[-1] == "model.pt"
+
+    # Promotion: a stage is an alias of the collection, moved by compare-and-swap.
+    assert "points at v1, not v2" in fails(
+        url, "alias", "set", target, "production", "v2", "--expect", "v2"
+    )
+    moved = ok(url, "alias", "set", target, "production", "v2", "--expect", "v1")
+    assert moved.stdout.strip() == f"{target}:production -> v2 ({name}:v2)"
+    ok(url, "pull", f"{target}:production", tmp_path / "out")
+    assert (tmp_path / "out" / "model.pt").read_bytes() == b"epoch 2"
+
+    listed = [line.split() for line in ok(url, "collections", "model-registry").stdout.splitlines()]
+    assert [target, "model", "2", "members", "v2", "production=v2"] in listed
+    ok(url, "alias", "rm", target, "production")
+    assert ok(url, "unlink", f"{target}:v1").stdout.strip() == f"unlinked {target}:v1 ({name}:v1)"
+    collections = json.loads(ok(url, "collections", "--json").stdout)
+    assert {"collection": target, "member_count": 1, "latest": "v2"}.items() <= next(
+        c for c in collections if c["collection"] == target
+    ).items()
+    assert [m["member"] for m in json.loads(ok(url, "ls", target, "--json").stdout)] == ["v2"]
+
+    # Bad input: one line, nothing changed.
+    assert "REGISTRY/COLLECTION" in fails(url, "link", name, "resnet/a/b")
+    assert "REGISTRY/COLLECTION:MEMBER" in fails(url, "unlink", target)
+    assert "does not exist" in fails(url, "unlink", f"{target}:v9")
+    assert "latest" in fails(url, "link", name, target, "--alias", "latest")
+    assert [m["member"] for m in json.loads(ok(url, "ls", target, "--json").stdout)] == ["v2"]
