@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import re
 import signal
 import subprocess
@@ -404,6 +405,14 @@ def _locate(target: Path) -> tuple[Path, str, Path]:
 @new_version_options
 @click.option("--message", default="", help="Version description.")
 @click.option(
+    "--run",
+    "run_id",
+    envvar="ARTFS_RUN",
+    default=None,
+    metavar="RUN_ID",
+    help="The run that produced it, for lineage (default: the mount's own run) [$ARTFS_RUN].",
+)
+@click.option(
     "--expect-alias",
     "expect",
     multiple=True,
@@ -416,6 +425,7 @@ def commit(
     tags: tuple[str, ...],
     meta: tuple[str, ...],
     message: str,
+    run_id: str | None,
     expect: tuple[str, ...],
     force: bool,
 ) -> None:
@@ -428,6 +438,8 @@ def commit(
         names.check_alias(alias)
     for tag_name in tags:
         names.check_tag(tag_name)
+    if run_id:
+        names.check_name(run_id)
     alias_expect: dict[str, str | None] = {}
     for pair in expect:
         alias, sep, version = pair.partition("=")
@@ -447,6 +459,8 @@ def commit(
                 "tags": list(tags),
                 "metadata": _parse_meta(meta),
                 "message": message,
+                "run": run_id,
+                "user": getpass.getuser(),
                 "alias_expect": alias_expect,
                 "force": force,
             },

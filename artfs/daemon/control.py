@@ -86,6 +86,12 @@ async def _dispatch(
                 tags=list(message.get("tags", [])),
                 metadata=dict(message.get("metadata", {})),
                 description=str(message.get("message", "")),
+                source=tree.commit_source(
+                    "cli",
+                    message.get("run") or None,
+                    message.get("user") or None,
+                    str(message.get("message", "")),
+                ),
                 alias_expect=dict(message.get("alias_expect", {})),
                 force=bool(message.get("force", False)),
                 progress=None if meter is None else meter.update,

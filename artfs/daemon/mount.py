@@ -50,6 +50,7 @@ from artfs.fs.kernel import FuseKernelCache
 from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
 from artfs.vfs.tree import Tree, TreeSettings
+from artfs.vfs.uses import MountRun, UseRecorder
 
 __all__ = [
     "MountOptions",
@@ -165,8 +166,10 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     # collection of cycles, so collect far less often.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # Lineage: this mount is a run; what it reads is told to the registry by a thread.
+    uses = UseRecorder(registry, MountRun.of(str(mountpoint)))
     try:
-        trio.run(_serve, options, mountpoint, registry, cache, ready_fd)
+        trio.run(_serve, options, mountpoint, registry, cache, uses, ready_fd)
     except Exception as exc:
         # In the background stderr is /dev/null: the log is the only witness,
         # and a parent still waiting for readiness hears why.
@@ -175,6 +178,7 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         raise
     finally:
         forget_record(mountpoint)
+        uses.close()
         registry.close()
         log.info("unmounted %s", mountpoint)
 
@@ -184,6 +188,7 @@ async def _serve(
     mountpoint: Path,
     registry: RegistryAPI,
     cache: ChunkCache,
+    uses: UseRecorder,
     ready_fd: int | None,
 ) -> None:
     async with trio.open_nursery() as nursery:
@@ -201,7 +206,7 @@ async def _serve(
                 mountpoint, registry.url, registry.project, options.staging_dir
             ),
         )
-        tree = Tree(catalog, fetcher, cache, settings, kernel=FuseKernelCache())
+        tree = Tree(catalog, fetcher, cache, settings, kernel=FuseKernelCache(), uses=uses)
         operations = ArtfsOperations(tree)
         try:
             session.init(operations, mountpoint, session.kernel_options(options.allow_other))

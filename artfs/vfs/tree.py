@@ -44,6 +44,7 @@ import os
 import re
 import stat
 import time
+from typing import Any
 
 import trio
 
@@ -70,6 +71,7 @@ from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
 from artfs.vfs.staging import Owner, StagingBase, Uncommittable
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
+from artfs.vfs.uses import UseRecorder
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
 
@@ -89,8 +91,11 @@ class Tree:
         cache: ChunkCache,
         settings: TreeSettings | None = None,
         kernel: KernelCache | None = None,
+        uses: UseRecorder | None = None,
     ) -> None:
         self.catalog = catalog
+        #: Lineage: the run this mount is, told of each version read (None: nothing recorded).
+        self.uses = uses
         self.fetcher = fetcher
         self.cache = cache
         self.settings = settings or TreeSettings()
@@ -372,6 +377,8 @@ class Tree:
             raise ReadOnly("versions are immutable; write into <artifact>/.staging")
         if node.digest is None or node.uri is not None:
             return await self._open_reference(node, node.uri, node.digest, node.size)
+        if self.uses is not None:
+            self.uses.note(node.artifact, node.number)
         await self.siblings.before_open(node)
         return await self.reads.open(node, node.digest, node.size)
 
@@ -540,9 +547,11 @@ class Tree:
             # Replace what the user saw, or nothing: a concurrent move of the alias
             # makes this commit fail (EBUSY) and leaves .staging as it was.
             request = (
-                VersionRequest()
+                VersionRequest(source=self.commit_source())
                 if alias == "latest"
-                else VersionRequest(aliases=[alias], alias_expect={alias: seen})
+                else VersionRequest(
+                    aliases=[alias], alias_expect={alias: seen}, source=self.commit_source()
+                )
             )
             try:
                 await self.commit(old_parent.artifact, request)
@@ -588,6 +597,18 @@ class Tree:
         self.catalog.invalidate(artifact.artifact)
         number = (await self.catalog.artifact(artifact.artifact)).aliases.get(label)
         return label, None if number is None else f"v{number}"
+
+    def commit_source(
+        self,
+        kind: str = "mount",
+        run_id: str | None = None,
+        user: str | None = None,
+        message: str = "",
+    ) -> dict[str, Any]:
+        """Who produces a commit: this mount's run, or ``run_id``; ``{}`` if untold."""
+        if self.uses is None:
+            return {}
+        return self.uses.run.source(kind, run_id, user, message)
 
     async def commit(self, artifact: str, request: VersionRequest) -> Published:
         """Publish ``artifact/.staging`` as the next version, then empty it."""

@@ -1,0 +1,163 @@
+"""A mount's side of lineage: it is a run, it records what it read, it signs its commits.
+
+Each mount is a run of kind ``mount`` (its id ``$ARTFS_RUN`` when the mount
+was started with one, else ``mount-`` and 12 hex digits), with the mount's
+user, host and mountpoint. ``UseRecorder.note`` is called on the trio thread
+at the first open of a file of a version and does nothing but a set lookup
+and, once per version, a queue put: a thread of its own tells the registry,
+so a read never waits on it. While the registry cannot be reached the uses
+wait and are sent again every ``retry_after`` seconds (at most ``MAX_PENDING``
+of them; past that the oldest are dropped, with a log line); at unmount what
+is still unsent gets one last try, and is otherwise dropped with a log line.
+An offline mount records nothing. A commit's ``source`` names the run that
+produced the version (docs/design.md, "Runs and lineage").
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from artfs import __version__, names
+from artfs.client.models import RunStart
+from artfs.client.protocol import RegistryAPI
+from artfs.errors import ArtfsError, Offline, Transient
+
+__all__ = ["MAX_PENDING", "MountRun", "UseRecorder"]
+
+log = logging.getLogger("artfs.uses")
+
+#: Uses waiting for the registry at most; past this the oldest are dropped.
+MAX_PENDING = 10_000
+#: How long ``close`` waits for the last try to send what is pending.
+CLOSE_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class MountRun:
+    """The run a mount is: its id, and what the registry is told about it."""
+
+    id: str
+    start: RunStart
+
+    @classmethod
+    def of(cls, mountpoint: str, run_id: str | None = None) -> MountRun:
+        chosen = run_id or os.environ.get("ARTFS_RUN") or f"mount-{uuid.uuid4().hex[:12]}"
+        return cls(
+            names.check_name(chosen),
+            RunStart(
+                kind="mount", user=getpass.getuser(), host=socket.gethostname(), mount=mountpoint
+            ),
+        )
+
+    def source(
+        self,
+        kind: str = "mount",
+        run_id: str | None = None,
+        user: str | None = None,
+        message: str = "",
+    ) -> dict[str, Any]:
+        """A commit's ``source``: by ``run_id`` (``artfs commit --run``, a run of ``kind``),
+        else by this mount's own run."""
+        source: dict[str, Any] = {
+            "run": names.check_name(run_id) if run_id else self.id,
+            "kind": kind if run_id else "mount",
+            "user": user or self.start.user,
+            "host": self.start.host,
+            "mount": self.start.mount,
+            "client": f"artfs-mount/{__version__}",
+        }
+        if message:
+            source["message"] = message
+        return source
+
+
+class UseRecorder:
+    """Tells the registry, once per version, that this mount read it (module doc)."""
+
+    def __init__(self, registry: RegistryAPI, run: MountRun, retry_after: float = 5.0) -> None:
+        self._registry = registry
+        self.run = run
+        self._retry_after = retry_after
+        self._seen: set[tuple[str, int]] = set()
+        self._queue: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
+        self._pending: deque[tuple[str, int]] = deque()
+        self._down = False
+        self._thread = threading.Thread(target=self._serve, name="artfs-uses", daemon=True)
+        self._thread.start()
+
+    def note(self, artifact: str, number: int) -> None:
+        """A file of ``artifact:v<number>`` is being opened; cheap, never blocks."""
+        key = (artifact, number)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._queue.put(key)
+
+    def close(self) -> None:
+        """Send what is pending (one last try, ``CLOSE_WAIT`` at most), then stop."""
+        self._queue.put(None)
+        self._thread.join(CLOSE_WAIT)
+
+    def _serve(self) -> None:
+        closing = False
+        while not closing:
+            try:
+                item = self._queue.get(timeout=self._retry_after if self._pending else None)
+                while True:  # everything queued now, in one go
+                    if item is None:
+                        closing = True
+                    else:
+                        self._pending.append(item)
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._bound()
+            self._send()
+        if self._pending:
+            log.warning(
+                "%d read(s) of this mount not recorded for lineage (the registry was not "
+                "reached): %s",
+                len(self._pending),
+                ", ".join(f"{a}:v{n}" for a, n in list(self._pending)[:5]),
+            )
+
+    def _bound(self) -> None:
+        dropped = 0
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            dropped += 1
+        if dropped:
+            log.warning(
+                "%d read(s) dropped from lineage: too many waiting for the registry", dropped
+            )
+
+    def _send(self) -> None:
+        while self._pending:
+            artifact, number = self._pending[0]
+            try:
+                self._registry.record_use(self.run.id, self.run.start, artifact, f"v{number}")
+            except Offline:
+                log.info("offline: reads are not recorded for lineage")
+                self._pending.clear()
+                return
+            except Transient as exc:
+                if not self._down:
+                    log.info("reads not recorded yet, will retry: %s", exc.message)
+                self._down = True
+                return
+            except ArtfsError as exc:  # deleted since, say: nothing to retry
+                log.warning("read of %s:v%d not recorded: %s", artifact, number, exc.message)
+            else:
+                if self._down:
+                    log.info("the registry answers again: recording reads")
+                self._down = False
+            self._pending.popleft()

@@ -1,0 +1,97 @@
+"""A real mount's lineage: one use per version read, a producer for each commit, and
+reads that never wait on (or fail with) the registry's side of it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from pathlib import Path
+
+import artfs
+from artfs.client.models import RunInfo
+from tests.support.artifacts import push_files
+from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.mount import artfs as run_artfs
+from tests.support.mount import mounted
+from tests.support.polling import wait_until
+from tests.support.registry import RegistryProcess
+
+USES = r"/runs/[^/]+/uses$"
+
+
+def used_by(client: artfs.Client, ref: str) -> list[RunInfo]:
+    return client.get_artifact(ref).used_by()
+
+
+def use_posts(registry: RegistryProcess) -> int:
+    return sum(
+        1 for line in registry.requests_seen() if line.startswith("POST") and "/uses" in line
+    )
+
+
+def test_a_mount_records_each_version_read_once_and_signs_its_commits(
+    registry: RegistryProcess, tmp_path: Path
+) -> None:
+    push_files(registry.url, "data", {"a.txt": b"alpha", "b.txt": b"beta"}, tmp_path)
+    client = artfs.Client(url=registry.url)
+    with (
+        FaultProxy(registry.url) as proxy,
+        mounted(tmp_path / "mnt", proxy.url, tmp_path / "cache") as mount,
+    ):
+        data = mount.path / "data"
+        # Two files of v1, each read twice, and v1 again through an alias: one use.
+        for _ in range(2):
+            assert (data / "v1" / "a.txt").read_bytes() == b"alpha"
+            assert (data / "v1" / "b.txt").read_bytes() == b"beta"
+        assert (data / "latest" / "a.txt").read_bytes() == b"alpha"
+        [reader] = wait_until(lambda: used_by(client, "data:v1"), "the mount's use of data:v1")
+        assert (reader.kind, reader.user, reader.host) == (
+            "mount",
+            getpass.getuser(),
+            socket.gethostname(),
+        )
+        assert reader.mount == str(mount.path.resolve())
+        assert reader.id.startswith("mount-")
+        assert use_posts(registry) == 1
+
+        # artfs commit --run --message: that run produced the version.
+        (data / ".staging").mkdir(exist_ok=True)
+        (data / ".staging" / "c.txt").write_bytes(b"gamma")
+        done = run_artfs("commit", str(data), "--run", "train-9", "--message", "retrained on v1")
+        assert done.returncode == 0, done.stderr
+        v2 = client.get_artifact("data:v2")
+        producer = v2.logged_by()
+        assert producer is not None
+        assert (producer.id, producer.kind, producer.message) == (
+            "train-9",
+            "cli",
+            "retrained on v1",
+        )
+        assert producer.mount == str(mount.path.resolve())
+        assert v2.description == "retrained on v1"
+        assert v2.source["run"] == "train-9"
+
+        # mv .staging ALIAS: the mount's own run produced it, the run that read data:v1.
+        (data / ".staging" / "d.txt").write_bytes(b"delta")
+        os.rename(data / ".staging", data / "candidate")
+        v3 = client.get_artifact("data:candidate")
+        mover = v3.logged_by()
+        assert mover is not None
+        assert mover.id == reader.id
+        up = client.registry.lineage("data", v3.version, "up", 2)
+        assert (reader.id, "used", "data:v1") in {(e.run, e.relation, e.version) for e in up.edges}
+
+        # The registry refuses uses for a while: the read is not held up, and the use
+        # is sent again once it answers.
+        proxy.add(Fault.status(503, path=USES))
+        started = time.monotonic()
+        assert (data / "v2" / "c.txt").read_bytes() == b"gamma"
+        assert time.monotonic() - started < 2
+        wait_until(lambda: "will retry" in mount.log_text(), "the mount says it will retry", 20)
+        assert used_by(client, "data:v2") == []
+        proxy.clear()
+        [late] = wait_until(lambda: used_by(client, "data:v2"), "the use sent again", 30)
+        assert late.id == reader.id
+    client.close()
