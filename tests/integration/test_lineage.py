@@ -96,6 +96,12 @@ def test_a_run_logs_another_uses_it_and_lineage_reads_both_ways(chain: Chain) ->
     # One level of runs: the producer and what it read, not what made that.
     shallow = client.registry.lineage(chain.model, "v1", "up", 1)
     assert chain.prep not in {e.run for e in shallow.edges}
+    # Through a collection, a run uses the version the member links.
+    client.get_artifact(chain.model, "v1").link(f"model-registry/{chain.model}", ["production"])
+    with artfs.init(serving := unique("serve"), url=chain.url) as run:
+        linked = run.use_artifact(f"model-registry/{chain.model}:production")
+        assert (linked.name, linked.version) == (chain.model, "v1")
+    assert [run.id for run in model.used_by()] == [chain.evaluate, serving]
     client.close()
 
 
