@@ -14,6 +14,8 @@ is the one given, else ``$ARTFS_RUN``, else a generated one; a run named again
 
 Offline (``ARTFS_OFFLINE=1``) a run still reads what the machine holds; what it
 would record is dropped with a warning, since the registry cannot be told.
+With a ``read`` token a run cannot be started or finished (``write``), but its
+uses are recorded all the same (a use needs ``read``, and makes the run).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from artfs import names
 from artfs.client.models import RunInfo, RunStart
-from artfs.errors import InvalidInput, Offline
+from artfs.errors import Forbidden, InvalidInput, Offline
 
 if TYPE_CHECKING:
     from artfs.sdk.artifact import Artifact
@@ -73,19 +75,24 @@ class Run:
         self.finished = False
         #: The run as the registry recorded it (None offline).
         self.info: RunInfo | None = self._recorded(
-            lambda: client.registry.start_run(self.id, self._start), "start"
+            lambda: client.registry.start_run(self.id, self._start), "start", read_only_ok=True
         )
 
     def __repr__(self) -> str:
         return f"<Run {self.id}>"
 
-    def _recorded(self, call: Callable[[], T], what: str) -> T | None:
-        """``call()``, or None with a warning if the client is offline (nothing recorded)."""
+    def _recorded(self, call: Callable[[], T], what: str, read_only_ok: bool = False) -> T | None:
+        """``call()``, or None with a warning if the client is offline (nothing recorded)
+        or, where ``read_only_ok``, if the token may only read."""
         try:
             return call()
         except Offline as exc:
             log.warning("run %s: %s not recorded: %s", self.id, what, exc.message)
-            return None
+        except Forbidden as exc:
+            if not read_only_ok:
+                raise
+            log.info("run %s: %s not recorded (a read token): %s", self.id, what, exc.message)
+        return None
 
     def log_artifact(
         self, artifact: Artifact, aliases: list[str] | None = None, force: bool = False
@@ -127,7 +134,9 @@ class Run:
         self.finished = True
         try:
             if self.info is not None:
-                self.info = self._recorded(lambda: self.client.registry.finish_run(self.id), "end")
+                self.info = self._recorded(
+                    lambda: self.client.registry.finish_run(self.id), "end", read_only_ok=True
+                )
         finally:
             if self._owns_client:
                 self.client.close()

@@ -179,9 +179,13 @@ def test_new_routes_check_scopes_and_projects(registry: RegistryProcess) -> None
         assert ask(*route, f"Bearer {stranger}").status_code == 404, kind
     for kind, route in routes.items():
         assert ask(*route, None).status_code == 401, kind
-    # The read token's use was recorded, as a mount's would be.
+    # An SDK run with a read token: not started or finished, but its uses recorded.
+    with artfs.init("read-only", url=registry.url, token=reader) as run:
+        assert run.info is None
+        run.use_artifact("a:v1")
+    # The read token's uses were recorded, as a mount's would be.
     runs = requests.get(f"{base}/artifacts/a/versions/v1/runs", headers=auth_headers()).json()
-    assert [r["id"] for r in runs["used_by"]] == ["reader"]
+    assert [r["id"] for r in runs["used_by"]] == ["reader", "read-only"]
     assert runs["logged_by"]["id"] == "maker"
 
 
