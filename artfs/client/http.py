@@ -197,6 +197,12 @@ class RegistryClient:
         )
         return VersionRecord.from_json(answer)
 
+    def set_ttl(self, name: str, ref: str, ttl_seconds: int | None) -> VersionRecord:
+        answer = self._json(
+            "PATCH", self.routes.version(name, ref), json={"ttl_seconds": ttl_seconds}
+        )
+        return VersionRecord.from_json(answer)
+
     def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
         answer = self._json(
             "DELETE",

@@ -173,6 +173,9 @@ class OfflineRegistry:
     ) -> VersionRecord:
         _refuse(f"changing {name}:{ref}")
 
+    def set_ttl(self, name: str, ref: str, ttl_seconds: int | None) -> VersionRecord:
+        _refuse(f"changing the ttl of {name}:{ref}")
+
     def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
         _refuse(f"deleting {name}:{ref}")
 

@@ -97,6 +97,10 @@ class RegistryAPI(Protocol):
         metadata: dict[str, Any] | None = None,
     ) -> VersionRecord: ...
 
+    def set_ttl(self, name: str, ref: str, ttl_seconds: int | None) -> VersionRecord:
+        """Expire a version ``ttl_seconds`` after its commit (None: keep it for good)."""
+        ...
+
     def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
         """Tombstone a version; refused while it has aliases, unless ``delete_aliases``."""
         ...

@@ -25,6 +25,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,7 +34,7 @@ from artfs.digests import hash_file
 from artfs.errors import Finalized, InvalidInput
 from artfs.transfer.parallel import parallel
 
-__all__ = ["POLICIES", "Artifact", "PendingAsset"]
+__all__ = ["POLICIES", "Artifact", "PendingAsset", "ttl_seconds"]
 
 COPY_BLOCK = 4 << 20
 
@@ -103,9 +104,18 @@ class Artifact:
         self.version_tags = sorted({names.check_tag(tag) for tag in self.version_tags})
         self.artifact_tags = sorted({names.check_tag(tag) for tag in self.artifact_tags})
         self.metadata = names.check_metadata(self.metadata if self.metadata is not None else {})
-        if self.ttl_seconds is not None and self.ttl_seconds <= 0:
-            raise InvalidInput("ttl_seconds must be positive")
+        if self.ttl_seconds is not None:
+            self.ttl_seconds = ttl_seconds(self.ttl_seconds)
         weakref.finalize(self, _unlink_all, self._temporaries)
+
+    @property
+    def ttl(self) -> timedelta | None:
+        """W&B's ``ttl``: how long after its commit the version expires (None: never)."""
+        return None if self.ttl_seconds is None else timedelta(seconds=self.ttl_seconds)
+
+    @ttl.setter
+    def ttl(self, value: timedelta | int | None) -> None:
+        self.ttl_seconds = ttl_seconds(value)
 
     # -- state ---------------------------------------------------------------
 
@@ -390,6 +400,20 @@ class Artifact:
             Path(replaced.local_path).unlink(missing_ok=True)
         self._assets[asset.logical_path] = asset
         self._removed.discard(asset.logical_path)
+
+
+def ttl_seconds(value: timedelta | int | None) -> int | None:
+    """A ttl given as seconds or a ``timedelta`` (None: keep for good), as whole seconds."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds != int(seconds):
+            raise InvalidInput(f"ttl must be whole seconds, not {value}")
+        value = int(seconds)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"ttl must be seconds or a timedelta, not {type(value).__name__}")
+    return names.check_ttl_seconds(value)
 
 
 def _item_path(item: object) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +180,22 @@ class LoggedArtifact:
     @property
     def ttl_seconds(self) -> int | None:
         return self._record.ttl_seconds
+
+    @property
+    def ttl(self) -> timedelta | None:
+        """How long after its commit this version expires; None: kept for good.
+
+        Settable (seconds, a ``timedelta`` or None), as W&B's ``ttl``; a version
+        past its ttl is invisible at once, and ``gc`` reclaims it later.
+        """
+        seconds = self._record.ttl_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @ttl.setter
+    def ttl(self, value: timedelta | int | None) -> None:
+        from artfs.sdk.artifact import ttl_seconds
+
+        self._refresh(self.client.registry.set_ttl(self.name, self.version, ttl_seconds(value)))
 
     # -- files ----------------------------------------------------------------
 

@@ -101,6 +101,10 @@ class CommitUpload(_Body):
 class UpdateVersion(_Body):
     description: str | None = None
     metadata: MetadataField | None = None
+    ttl_seconds: TtlField | None = Field(
+        default=None,
+        description="seconds from the commit until it expires; null: keep it; absent: unchanged",
+    )
 
 
 class SetAlias(_Body):

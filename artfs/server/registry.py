@@ -54,6 +54,7 @@ from artfs.server.db.schema import (
 )
 from artfs.server.lineage import record_producer
 from artfs.server.manifests import ManifestCache, encode_manifest
+from artfs.server.semvers import highest, next_label, precedence
 from artfs.server.visibility import VisibleBlobs
 from artfs.store.base import BlobInfo, BlobStore
 
@@ -76,12 +77,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; we only store UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
+    return None if value is None else _aware(value).isoformat()
+
+
+def _expiry(committed_at: datetime | None, ttl_seconds: int | None) -> datetime | None:
+    if committed_at is None or ttl_seconds is None:
         return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; we only store UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    return _aware(committed_at) + timedelta(seconds=ttl_seconds)
 
 
 @dataclass(frozen=True)
@@ -189,18 +197,29 @@ class Registry:
             raise NotFound(f"artifact {project}/{name} does not exist")
         return row
 
+    def _live(self) -> ColumnElement[bool]:
+        """A version readers may see: committed, and not past its ttl (expired versions
+        vanish at once; gc marks them DELETED later)."""
+        return and_(
+            versions.c.state == COMMITTED,
+            or_(versions.c.expires_at.is_(None), versions.c.expires_at > self._clock()),
+        )
+
     def _version(self, conn: Connection, artifact: RowMapping, ref: str) -> RowMapping:
         parsed = names.parse_version_ref(ref)
-        query = select(versions).where(versions.c.artifact_id == artifact["id"])
+        query = select(versions).where(versions.c.artifact_id == artifact["id"], self._live())
         if parsed.kind == "number":
             query = query.where(versions.c.number == parsed.number)
         elif parsed.kind == "semver":
             query = query.where(versions.c.semver == parsed.value)
+        elif parsed.value == LATEST:
+            # The newest visible version: the alias row may still name one that expired.
+            query = query.order_by(versions.c.number.desc()).limit(1)
         else:
             query = query.join(aliases, aliases.c.version_id == versions.c.id).where(
                 aliases.c.artifact_id == artifact["id"], aliases.c.name == parsed.value
             )
-        row = conn.execute(query.where(versions.c.state == COMMITTED)).mappings().first()
+        row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"{artifact['name']}:{ref} does not exist")
         return row
@@ -238,15 +257,17 @@ class Registry:
         alias_rows = conn.execute(
             select(aliases.c.name, versions.c.number)
             .join(versions, versions.c.id == aliases.c.version_id)
-            .where(aliases.c.artifact_id == artifact["id"])
+            .where(aliases.c.artifact_id == artifact["id"], aliases.c.name != LATEST, self._live())
             .order_by(aliases.c.name)
         ).all()
-        count = conn.execute(
-            select(func.count()).where(
-                versions.c.artifact_id == artifact["id"], versions.c.state == COMMITTED
+        count, newest = conn.execute(
+            select(func.count(), func.max(versions.c.number)).where(
+                versions.c.artifact_id == artifact["id"], self._live()
             )
-        ).scalar_one()
+        ).one()
         alias_map = {name: f"v{number}" for name, number in alias_rows}
+        if newest is not None:
+            alias_map = dict(sorted({**alias_map, LATEST: f"v{newest}"}.items()))
         return {
             "project": artifact["project"],
             "name": artifact["name"],
@@ -286,7 +307,7 @@ class Registry:
                 "version": f"v{row['number']}" if row["number"] is not None else None,
                 "number": row["number"],
                 "semver": row["semver"],
-                "state": row["state"],
+                "state": DELETED if self._expired(row) else row["state"],
                 "digest": row["digest"],
                 "size": row["size"],
                 "file_count": row["file_count"],
@@ -301,6 +322,10 @@ class Registry:
             }
             for row in rows
         ]
+
+    def _expired(self, row: RowMapping) -> bool:
+        expires_at = row["expires_at"]
+        return expires_at is not None and _aware(expires_at) <= self._clock()
 
     def _version_json(
         self, conn: Connection, artifact: RowMapping, row: RowMapping
@@ -381,10 +406,10 @@ class Registry:
         limit = _page_limit(limit)
         with self._read() as conn:
             artifact = self._artifact(conn, project, name)
-            states = [COMMITTED, DELETED] if include_deleted else [COMMITTED]
-            query = select(versions).where(
-                versions.c.artifact_id == artifact["id"], versions.c.state.in_(states)
+            visible = (
+                versions.c.state.in_([COMMITTED, DELETED]) if include_deleted else self._live()
             )
+            query = select(versions).where(versions.c.artifact_id == artifact["id"], visible)
             if cursor is not None:
                 query = query.where(versions.c.number > cursor)
             rows = conn.execute(query.order_by(versions.c.number).limit(limit + 1)).mappings().all()
@@ -615,15 +640,7 @@ class Registry:
             digest = version_digest(
                 (path, blob_digest or uri or "", size) for path, blob_digest, uri, size in entries
             )
-            latest = (
-                conn.execute(
-                    select(versions)
-                    .join(aliases, aliases.c.version_id == versions.c.id)
-                    .where(aliases.c.artifact_id == artifact["id"], aliases.c.name == LATEST)
-                )
-                .mappings()
-                .first()
-            )
+            latest = self._latest(conn, artifact)
             self._check_alias_expectations(conn, artifact, alias_expect)
             label = pending["requested_semver"]
             noop = (
@@ -634,6 +651,8 @@ class Registry:
             )
             if not noop and label is not None:
                 self._check_label_claimable(conn, artifact["id"], artifact["name"], label, True)
+            elif not noop:
+                label = next_label(self._labels(conn, artifact["id"]))
             if noop:
                 assert latest is not None
                 self._drop_pending(conn, pending["id"])
@@ -657,6 +676,7 @@ class Registry:
                         size=total_size,
                         file_count=len(entries),
                         committed_at=self._clock(),
+                        expires_at=_expiry(self._clock(), pending["ttl_seconds"]),
                     )
                 )
                 target = (
@@ -679,14 +699,37 @@ class Registry:
             self.manifest(project, artifact["name"], result["version"])
         return result
 
+    def _latest(self, conn: Connection, artifact: RowMapping) -> RowMapping | None:
+        try:
+            return self._version(conn, artifact, LATEST)
+        except NotFound:
+            return None
+
+    def _labels(self, conn: Connection, artifact_id: int) -> list[str]:
+        """Every label the artifact's versions ever had, deleted ones included."""
+        return list(
+            conn.execute(
+                select(versions.c.semver).where(
+                    versions.c.artifact_id == artifact_id, versions.c.semver.is_not(None)
+                )
+            ).scalars()
+        )
+
     def _check_label_claimable(
         self, conn: Connection, artifact_id: int, name: str, label: str, committing: bool = False
     ) -> None:
-        """A semver label is unique and never reused, even after its version is deleted.
+        """A semver label is unique and never reused, even after its version is deleted,
+        and above every label before it: versions only increase (``semvers``).
 
         Before upload, the label of ``latest`` is still allowed: the upload may
         turn out identical to it, which is the no-op. At commit it is not.
         """
+        top = highest(self._labels(conn, artifact_id))
+        if top is not None and top != label and precedence(label) <= precedence(top):
+            raise Conflict(
+                f"{name} has version {top} already; versions only increase, "
+                f"so {label} cannot follow it"
+            )
         holder = (
             conn.execute(
                 select(versions.c.id, versions.c.number).where(
@@ -788,15 +831,25 @@ class Registry:
         ref: str,
         description: str | None,
         metadata: dict[str, Any] | None,
+        *,
+        set_ttl: bool = False,
+        ttl_seconds: int | None = None,
     ) -> dict[str, Any]:
+        """Change a version's description, metadata and (``set_ttl``) its ttl: seconds
+        from its commit, or None to keep it for good. A ttl already past hides it now."""
         values: dict[str, Any] = {}
         if description is not None:
             values["description"] = _check_text(description, "description")
         if metadata is not None:
             values["metadata"] = names.check_metadata(metadata)
+        if set_ttl and ttl_seconds is not None:
+            names.check_ttl_seconds(ttl_seconds)
         with self._write() as conn:
             artifact = self._artifact(conn, project, name, lock=True)
             version = self._version(conn, artifact, ref)
+            if set_ttl:
+                values["ttl_seconds"] = ttl_seconds
+                values["expires_at"] = _expiry(version["committed_at"], ttl_seconds)
             if values:
                 conn.execute(update(versions).where(versions.c.id == version["id"]).values(values))
             fresh = (
@@ -1072,30 +1125,26 @@ class Registry:
         report = GcReport(dry_run=dry_run)
         now = self._clock()
         with self._write() as conn:
-            committed = (
+            expired = (
                 conn.execute(
                     select(versions, artifacts.c.name.label("artifact_name"))
                     .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(versions.c.state == COMMITTED, versions.c.ttl_seconds.is_not(None))
+                    .where(versions.c.state == COMMITTED, versions.c.expires_at <= now)
                 )
                 .mappings()
                 .all()
             )
-            for row in committed:
-                committed_at = row["committed_at"]
-                if committed_at.tzinfo is None:
-                    committed_at = committed_at.replace(tzinfo=UTC)
-                if committed_at + timedelta(seconds=row["ttl_seconds"]) < now:
-                    report.versions_expired.append(f"{row['artifact_name']}:v{row['number']}")
-                    if not dry_run:
-                        self.collections.drop_links(conn, [row["id"]])
-                        conn.execute(delete(aliases).where(aliases.c.version_id == row["id"]))
-                        conn.execute(
-                            update(versions)
-                            .where(versions.c.id == row["id"])
-                            .values(state=DELETED, deleted_at=now)
-                        )
-                        self._repoint_latest(conn, row["artifact_id"])
+            for row in expired:
+                report.versions_expired.append(f"{row['artifact_name']}:v{row['number']}")
+                if not dry_run:
+                    self.collections.drop_links(conn, [row["id"]])
+                    conn.execute(delete(aliases).where(aliases.c.version_id == row["id"]))
+                    conn.execute(
+                        update(versions)
+                        .where(versions.c.id == row["id"])
+                        .values(state=DELETED, deleted_at=now)
+                    )
+                    self._repoint_latest(conn, row["artifact_id"])
             abandoned = (
                 conn.execute(
                     select(versions.c.id).where(

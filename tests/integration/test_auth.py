@@ -381,7 +381,7 @@ def test_a_read_only_mount_reads_and_its_commits_fail_with_eacces_keeping_stagin
             if path.is_file()
         }
         assert kept == staged
-        assert sorted(os.listdir(artifact)) == [".staging", "latest", "v1"]
+        assert sorted(os.listdir(artifact)) == [".staging", "1.0.0", "latest", "v1"]
         log = mount.log_text()
     listed = requests.get(
         f"{api(pushed)}/artifacts/a/versions", headers=auth_headers(), timeout=TIMEOUT

@@ -189,7 +189,7 @@ def test_ls_shows_headers_sizes_plurals_aliases_tags_and_metadata(
     assert ok(url, "ls", "mnist").stdout == (
         "VERSION  SEMVER     SIZE    FILES  COMMITTED            ALIASES     TAGS      METADATA\n"
         f"v1       1.0.0   1.2 MiB  2 files  {t1}  production  reviewed  accuracy, lr\n"
-        f"v2       -           5 B   1 file  {t2}  latest      -         -\n"
+        f"v2       2.0.0       5 B   1 file  {t2}  latest      -         -\n"
     )
 
     weights_digest = v1.get_asset("weights.bin").digest

@@ -169,7 +169,7 @@ def test_an_offline_mount_serves_the_machine_and_never_the_network(
         with mounted(tmp_path / "offline", registry.url, cache_dir, "--offline") as mount:
             artifact = mount.path / name
             assert os.listdir(mount.path) == [name]
-            assert sorted(os.listdir(artifact)) == [".staging", "latest", "prod", "v1"]
+            assert sorted(os.listdir(artifact)) == [".staging", "1.0.0", "latest", "prod", "v1"]
             assert os.getxattr(artifact / "prod", "user.artfs.version") == b"v1"
             for path, data in cached.items():
                 assert (artifact / "v1" / path).read_bytes() == data

@@ -694,19 +694,24 @@ def test_semver_label(shared_registry: RegistryProcess, name: str) -> None:
     assert version_ids(url, PROJECT, name) == ["v1"]
     assert_error(get_version(url, PROJECT, name, "1.3.0"), 404)
 
-    # Two pending uploads racing for one label: only the first commit gets it.
+    # Two pending uploads racing: labels only increase, checked again at commit, so the
+    # lower one loses once the higher one is in.
     a = start_upload(url, PROJECT, name, {"f": f"{name} a".encode()}, semver="2.0.0")
     b = start_upload(url, PROJECT, name, {"f": f"{name} b".encode()}, semver="2.0.0-rc.1")
     upload_missing(url, PROJECT, a["missing"], {"f": f"{name} a".encode()})
     upload_missing(url, PROJECT, b["missing"], {"f": f"{name} b".encode()})
     assert ok(commit(url, PROJECT, a["upload_id"]))["semver"] == "2.0.0"
-    assert ok(commit(url, PROJECT, b["upload_id"]))["semver"] == "2.0.0-rc.1"
+    assert_error(commit(url, PROJECT, b["upload_id"]), 409, "conflict")
     assert ok(get_version(url, PROJECT, name, "2.0.0"))["version"] == "v2"
-    assert ok(get_version(url, PROJECT, name, "2.0.0-rc.1"))["version"] == "v3"
+    assert_error(get_version(url, PROJECT, name, "2.0.0-rc.1"), 404)
 
     # A label held by a version that is not latest can never be a no-op: refused at once.
     body = {"files": entries(other), "semver": "1.2.0"}
     assert_error(call("POST", f"{art_url(url, PROJECT, name)}/uploads", json=body), 409, "conflict")
+    # None asked for: the next major above the highest (Comet's numbering).
+    auto = start_upload(url, PROJECT, name, other)
+    upload_missing(url, PROJECT, auto["missing"], other)
+    assert ok(commit(url, PROJECT, auto["upload_id"]))["semver"] == "3.0.0"
     assert version_ids(url, PROJECT, name) == ["v1", "v2", "v3"]
 
 

@@ -43,14 +43,15 @@ def test_expired_versions_are_deleted_by_gc_and_latest_moves_back(
         assert dry is not None
         assert dry.returncode == 0
         assert "expired 1 version;" in dry.stdout
-        assert client.get_artifact(name).version == "v2"  # a dry run changes nothing
-        real = run_artfs("gc", env={"ARTFS_URL": registry.url})
-        assert real.returncode == 0, real.stderr
-        assert "expired 1 version;" in real.stdout
-        assert client.get_artifact(name).version == "v1"  # latest moved back
+        # Invisible at once, before gc marks it: latest is back on v1.
+        assert client.get_artifact(name).version == "v1"
         with pytest.raises(artfs.NotFound):
             client.get_artifact(name, "v2")
         assert [v.version for v in client.list_versions(name)] == ["v1"]
+        real = run_artfs("gc", env={"ARTFS_URL": registry.url})
+        assert real.returncode == 0, real.stderr
+        assert "expired 1 version;" in real.stdout
+        assert client.get_artifact(name).version == "v1"
     # The same gc run reclaimed the expired version's blob; the kept one stays.
     stored = {p.name for p in (registry.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
     assert hashlib.sha256(b"keep me").hexdigest() in stored

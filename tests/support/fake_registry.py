@@ -470,7 +470,7 @@ class FakeRegistry:
             records = [
                 self._version_record(artifact, version)
                 for _, version in sorted(artifact.versions.items())
-                if version.state in states
+                if version.state in states and (include_deleted or not self._expired(version))
             ]
         return iter(records)
 
@@ -495,6 +495,16 @@ class FakeRegistry:
                 version.asked = replace(version.asked, description=description)
             if metadata is not None:
                 version.asked = replace(version.asked, metadata=names.check_metadata(metadata))
+            return self._version_record(artifact, version)
+
+    def set_ttl(self, name: str, ref: str, ttl_seconds: int | None) -> VersionRecord:
+        self._call("update_version")
+        if ttl_seconds is not None:
+            names.check_ttl_seconds(ttl_seconds)
+        with self._lock:
+            artifact = self._artifact(name)
+            version = self._version(artifact, ref)
+            version.asked = replace(version.asked, ttl_seconds=ttl_seconds)
             return self._version_record(artifact, version)
 
     def delete_version(self, name: str, ref: str, delete_aliases: bool = False) -> VersionRecord:
@@ -917,10 +927,7 @@ class FakeRegistry:
                 (artifact, version)
                 for artifact in self._artifacts.values()
                 for version in artifact.versions.values()
-                if version.state == COMMITTED
-                and version.asked.ttl_seconds is not None
-                and version.committed_at is not None
-                and version.committed_at + timedelta(seconds=version.asked.ttl_seconds) < now
+                if version.state == COMMITTED and self._expired(version)
             ]
             abandoned = [
                 upload_id
@@ -1172,9 +1179,18 @@ class FakeRegistry:
         else:
             number = artifact.aliases.get(parsed.value)
         version = artifact.versions.get(number) if number is not None else None
-        if version is None or version.state != COMMITTED:
+        if version is None or version.state != COMMITTED or self._expired(version):
             raise NotFound(f"{artifact.name}:{ref} does not exist")
         return version
+
+    def _expired(self, version: _Version) -> bool:
+        """Past its ttl: invisible at once, as in the registry (gc tombstones it later)."""
+        ttl = version.asked.ttl_seconds
+        return (
+            ttl is not None
+            and version.committed_at is not None
+            and version.committed_at + timedelta(seconds=ttl) <= self.clock()
+        )
 
     def _upload(self, upload_id: str) -> tuple[str, _Version]:
         found = self._uploads.get(upload_id)

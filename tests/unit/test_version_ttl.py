@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from artfs.errors import NotFound
+from artfs.errors import Conflict, NotFound
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.db.schema import blobs, held_blobs
 from artfs.server.registry import Registry
@@ -69,12 +69,67 @@ def test_a_version_expires_once_the_clock_passes_its_ttl(registry: Registry, clo
     assert registry.gc(dry_run=True).versions_expired == []
 
     clock.now += timedelta(seconds=2)
-    assert registry.gc(dry_run=True).versions_expired == ["data:v2"]
-    assert (
-        registry.get_version("p", "data", "latest")["version"] == "v2"
-    )  # a dry run changes nothing
-
-    assert registry.gc(dry_run=False).versions_expired == ["data:v2"]
+    # Invisible at once, before any gc: every read, latest included.
     assert registry.get_version("p", "data", "latest")["version"] == "v1"
     with pytest.raises(NotFound):
         registry.get_version("p", "data", "v2")
+    with pytest.raises(NotFound):
+        registry.get_version("p", "data", "2.0.0")
+    listed = registry.list_versions("p", "data", None, 10)["versions"]
+    assert [v["version"] for v in listed] == ["v1"]
+    assert registry.get_artifact("p", "data")["aliases"] == {"latest": "v1"}
+    assert registry.get_artifact("p", "data")["version_count"] == 1
+    with pytest.raises(NotFound):
+        registry.list_files("p", "data", "v2", None, 10, None)
+    every = registry.list_versions("p", "data", None, 10, include_deleted=True)["versions"]
+    assert [(v["version"], v["state"]) for v in every] == [("v1", "COMMITTED"), ("v2", "DELETED")]
+
+    assert registry.gc(dry_run=True).versions_expired == ["data:v2"]
+    assert registry.gc(dry_run=False).versions_expired == ["data:v2"]
+    assert registry.get_version("p", "data", "latest")["version"] == "v1"
+    assert registry.gc(dry_run=False).versions_expired == []
+
+
+def test_a_ttl_set_after_the_commit(registry: Registry, clock: Clock) -> None:
+    commit(registry, 0, None)
+    commit(registry, 1, None)
+    changed = registry.update_version("p", "data", "v2", None, None, set_ttl=True, ttl_seconds=30)
+    assert changed["ttl_seconds"] == 30
+    # None keeps it for good again; leaving it out changes nothing.
+    registry.update_version("p", "data", "v2", None, None, set_ttl=True, ttl_seconds=None)
+    registry.update_version("p", "data", "v2", "described", None)
+    clock.now += timedelta(days=1)
+    assert registry.get_version("p", "data", "v2")["ttl_seconds"] is None
+    # A ttl already past hides the version now.
+    registry.update_version("p", "data", "v2", None, None, set_ttl=True, ttl_seconds=60)
+    assert registry.get_version("p", "data", "latest")["version"] == "v1"
+
+
+def test_labels_are_given_and_only_increase(registry: Registry, clock: Clock) -> None:
+    commit(registry, 0, None)
+    commit(registry, 1, None)
+    labels = [v["semver"] for v in registry.list_versions("p", "data", None, 10)["versions"]]
+    assert labels == ["1.0.0", "2.0.0"]
+    files = [entries("f", 4)[2]]
+    for lower in ("1.5.0", "2.0.0-rc.1", "2.0.0+build.7"):
+        with pytest.raises(Conflict, match="versions only increase"):
+            registry.start_upload("p", "data", entries=files, **{**UPLOAD, "semver": lower})
+    started = registry.start_upload(
+        "p", "data", entries=files, **{**UPLOAD, "semver": "2.1.0-rc.1"}
+    )
+    # Checked again at commit, in its transaction: a higher label committed meanwhile wins.
+    late = registry.start_upload(
+        "p", "data", entries=[entries("f", 4)[3]], **{**UPLOAD, "semver": "3.0.0"}
+    )
+    registry.commit_upload(
+        "p", late["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
+    )
+    with pytest.raises(Conflict, match="versions only increase"):
+        registry.commit_upload(
+            "p", started["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
+        )
+    # An expired version's label still counts: never reused, never undercut.
+    registry.update_version("p", "data", "3.0.0", None, None, set_ttl=True, ttl_seconds=1)
+    clock.now += timedelta(seconds=2)
+    commit(registry, 0, None)
+    assert registry.get_version("p", "data", "latest")["semver"] == "4.0.0"

@@ -65,6 +65,8 @@ versions = Table(
     Column("committed_at", DateTime(timezone=True), nullable=True),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("ttl_seconds", Integer, nullable=True),
+    # committed_at + ttl_seconds, kept so every read can hide an expired version in SQL.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("artifact_id", "number", name="uq_versions_artifact_number"),
     UniqueConstraint("artifact_id", "semver", name="uq_versions_artifact_semver"),
 )

@@ -70,7 +70,15 @@ def get_version(registry: RegistryDep, project: Project, name: NamePath, ref: Re
 def update_version(
     registry: RegistryDep, project: Project, name: NamePath, ref: RefPath, body: UpdateVersion
 ) -> JSON:
-    return registry.update_version(project, name, ref, body.description, body.metadata)
+    return registry.update_version(
+        project,
+        name,
+        ref,
+        body.description,
+        body.metadata,
+        set_ttl="ttl_seconds" in body.model_fields_set,
+        ttl_seconds=body.ttl_seconds,
+    )
 
 
 @router.delete("/artifacts/{name}/versions/{ref}", responses=answers(404, 409))
