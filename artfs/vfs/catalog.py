@@ -30,13 +30,24 @@ from typing import Any, Generic, TypeVar, cast
 import trio
 from cachetools import LRUCache
 
-from artfs.client.models import ArtifactRecord, VersionRecord
+from artfs.client.models import ArtifactRecord, CollectionRecord, MemberRecord, VersionRecord
 from artfs.client.protocol import RegistryAPI
 from artfs.errors import NotFound, Transient
 from artfs.fetch.singleflight import Flight, SingleFlight
 from artfs.vfs.manifest import ManifestIndex
 
-__all__ = ["ARTIFACTS", "REFRESH_WAIT", "ArtifactInfo", "Catalog", "VersionInfo", "versions_key"]
+__all__ = [
+    "ARTIFACTS",
+    "COLLECTIONS",
+    "REFRESH_WAIT",
+    "ArtifactInfo",
+    "Catalog",
+    "CollectionInfo",
+    "MemberInfo",
+    "VersionInfo",
+    "members_key",
+    "versions_key",
+]
 
 log = logging.getLogger("artfs.vfs")
 
@@ -71,6 +82,53 @@ class VersionInfo:
     @property
     def label(self) -> str:
         return f"v{self.number}"
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    #: ``REGISTRY/COLLECTION``.
+    path: str
+    registry: str
+    name: str
+    type: str
+    created_at: datetime
+    aliases: dict[str, int]  # alias -> member number
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A member of a collection and the version it links (docs/design.md, "Collections")."""
+
+    collection: str
+    number: int
+    linked_at: datetime
+    version: VersionInfo
+    record: MemberRecord
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+
+def _collection_info(record: CollectionRecord) -> CollectionInfo:
+    return CollectionInfo(
+        path=record.path,
+        registry=record.registry,
+        name=record.name,
+        type=record.type,
+        created_at=record.created_at,
+        aliases={alias: int(member[1:]) for alias, member in record.aliases.items()},
+    )
+
+
+def _member_info(record: MemberRecord) -> MemberInfo:
+    return MemberInfo(
+        collection=record.collection,
+        number=record.number,
+        linked_at=record.linked_at,
+        version=_version_info(record.version),
+        record=record,
+    )
 
 
 def _artifact_info(record: ArtifactRecord) -> ArtifactInfo:
@@ -257,6 +315,32 @@ class Catalog:
             raise NotFound(f"no version v{number} of {name}")
         return found
 
+    async def collections(self) -> dict[str, CollectionInfo]:
+        """The project's collections by ``REGISTRY/COLLECTION``, refreshed like artifacts."""
+
+        def load() -> dict[str, CollectionInfo]:
+            return {
+                record.path: _collection_info(record) for record in self.registry.list_collections()
+            }
+
+        return await self._listing(COLLECTIONS, load)
+
+    async def collection(self, path: str) -> CollectionInfo:
+        found = (await self.collections()).get(path)
+        if found is None:
+            raise NotFound(f"no collection {path}")
+        return found
+
+    async def members(self, path: str) -> dict[int, MemberInfo]:
+        """A collection's members by number, each with the version it links."""
+
+        def load() -> dict[int, MemberInfo]:
+            return {
+                record.number: _member_info(record) for record in self.registry.list_members(path)
+            }
+
+        return await self._listing(members_key(path), load)
+
     async def manifest(self, name: str, number: int) -> ManifestIndex:
         key = (name, number)
         cached = self._manifests.get(key)
@@ -273,6 +357,13 @@ class Catalog:
         result: ManifestIndex = await self._flights.do(("manifest", name, str(number)), load)
         return result
 
+    def invalidate_members(self, path: str) -> None:
+        """Ask for a collection's members again before the next answer (an alias of it
+        names a member newer than the list)."""
+        known = self._known.get(members_key(path))
+        if known is not None:
+            known.at = known.asked = -math.inf
+
     def invalidate(self, name: str | None = None) -> None:
         """Ask again before the next answer, e.g. after this mount committed a version.
 
@@ -286,6 +377,13 @@ class Catalog:
 
 #: The key of the artifact list in ``Catalog``'s listings.
 ARTIFACTS: tuple[str, ...] = ("artifacts",)
+#: The key of the collection list.
+COLLECTIONS: tuple[str, ...] = ("collections",)
+
+
+def members_key(path: str) -> tuple[str, ...]:
+    """The key of a collection's member list in ``Catalog``'s listings."""
+    return ("members", path)
 
 
 def versions_key(name: str) -> tuple[str, ...]:

@@ -24,6 +24,9 @@ class Kind(enum.Enum):
     FILE = "file"
     STAGING = "staging"  # an artifact's .staging directory
     STAGED = "staged"  # anything below it: a file, directory or symlink on local disk
+    COLLECTIONS = "collections"  # /.collections: the registries of the project's collections
+    REGISTRY = "registry"  # /.collections/<registry>
+    COLLECTION = "collection"  # /.collections/<registry>/<collection>: members and aliases
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Node:
     root: int = 0
     #: A .staging directory replaced by a fresh one after a commit: empty, unusable.
     retired: bool = False
+    #: Below /.collections: the registry (REGISTRY) or ``REGISTRY/COLLECTION`` (a
+    #: COLLECTION, a member's VERSION directory and everything in it).
+    collection: str = ""
 
     @property
     def is_dir(self) -> bool:

@@ -10,6 +10,9 @@ Node kinds, one per level::
     DIR         …/<dir>                        a directory inside a version
     FILE        …/<file>                       a file inside a version
 
+and, read-only, ``/.collections/<registry>/<collection>/<member|alias>`` for
+collections (``CollectionsTree``), whose member directories are VERSION nodes.
+
 Inode numbers are a hash of what a node *is*, so they are stable for as long
 as it exists and across remounts:
 
@@ -64,6 +67,7 @@ from artfs.fetch.fetcher import ChunkFetcher
 from artfs.names import is_semver
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import ARTIFACTS, Catalog, VersionInfo, versions_key
+from artfs.vfs.collections_tree import COLLECTIONS_DIR, CollectionsTree
 from artfs.vfs.kernel import KernelCache
 from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
@@ -76,6 +80,7 @@ from artfs.vfs.uses import UseRecorder
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
 
 _STAGED = (Kind.STAGING, Kind.STAGED)
+_COLLECTIONS = (Kind.COLLECTIONS, Kind.REGISTRY, Kind.COLLECTION)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
 log = logging.getLogger("artfs.vfs")
@@ -113,6 +118,7 @@ class Tree:
             self._idle_file,
             None if kernel is None else kernel.prefetched,
         )
+        self.collections = CollectionsTree(catalog, self._intern, self.settings)
         self.staging = (
             StagingTree(
                 self.settings.staging_root,
@@ -256,8 +262,12 @@ class Tree:
         if not name or "/" in name or "\x00" in name or name in (".", ".."):
             raise NotFound(f"{name!r} is not a single path component")
         if parent.kind is Kind.ROOT:
+            if name == COLLECTIONS_DIR:
+                return self.collections.top_node(parent.mtime_ns)
             info = await self.catalog.artifact(name)
             return self._artifact_node(info.name, ns(info.created_at.timestamp()))
+        if parent.kind in _COLLECTIONS:
+            return await self.collections.lookup(parent, name)
         if parent.kind is Kind.ARTIFACT:
             if name == STAGING and self.staging is not None:
                 return self.staging.root_node(parent.artifact, parent.mtime_ns)
@@ -287,10 +297,15 @@ class Tree:
     async def _children(self, parent: Node) -> list[Node]:
         if parent.kind is Kind.ROOT:
             artifacts = await self.catalog.artifacts()
-            return [
+            nodes = [
                 self._artifact_node(info.name, ns(info.created_at.timestamp()))
                 for info in sorted(artifacts.values(), key=lambda info: info.name)
             ]
+            if await self._has_collections():
+                nodes.insert(0, self.collections.top_node(parent.mtime_ns))
+            return nodes
+        if parent.kind in _COLLECTIONS:
+            return await self.collections.children(parent)
         if parent.kind is Kind.ARTIFACT:
             versions = await self.catalog.versions(parent.artifact)
             info = await self.catalog.artifact(parent.artifact)
@@ -318,6 +333,15 @@ class Tree:
             return nodes
         raise NotFound(f"{parent.name} is not a directory")
 
+    async def _has_collections(self) -> bool:
+        """Whether the root lists ``.collections``. Never a reason for the listing of
+        artifacts to fail: an answer the registry cannot give counts as none."""
+        try:
+            return await self.collections.present()
+        except (NotFound, Transient) as exc:
+            log.debug("collections not listed at the root: %s", exc)
+            return False
+
     # -- extended attributes ----------------------------------------------------
 
     async def xattrs(self, inode: int) -> dict[str, bytes]:
@@ -329,6 +353,8 @@ class Tree:
             if node.uri is not None:
                 found["user.artfs.uri"] = node.uri.encode()
             return found
+        if node.collection and node.kind in (Kind.VERSION, Kind.COLLECTION):
+            return await self.collections.xattrs(node)
         if node.kind is Kind.VERSION:
             # Aliases, tags and metadata can change: read them from the short-lived listing.
             version = await self.catalog.version(node.artifact, node.number)
@@ -582,6 +608,7 @@ class Tree:
             label = new
         elif (
             new_parent.kind is Kind.VERSION
+            and not new_parent.collection  # a collection's member is no alias of the artifact
             and new_parent.artifact == artifact.artifact
             and new == STAGING
         ):

@@ -8,8 +8,10 @@ rules of docs/design.md, "Collections".
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ import pytest
 import artfs
 from artfs.errors import Conflict, InvalidInput, NotFound, Offline
 from tests.integration.test_cli import fails, ok
+from tests.support.mount import mounted
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 
@@ -255,3 +259,72 @@ def test_cli_links_lists_promotes_pulls_and_unlinks(
     assert "does not exist" in fails(url, "unlink", f"{target}:v9")
     assert "latest" in fails(url, "link", name, target, "--alias", "latest")
     assert [m["member"] for m in json.loads(ok(url, "ls", target, "--json").stdout)] == ["v2"]
+
+
+# -- the mount ------------------------------------------------------------------------------
+
+
+def test_a_mount_shows_collections_with_member_and_alias_directories(
+    client: artfs.Client, shared_registry: RegistryProcess, name: str, tmp_path: Path
+) -> None:
+    # Its own registry name: the root lists every collection of the shared registry.
+    registry_name = f"reg-{uuid.uuid4().hex[:8]}"
+    target = f"{registry_name}/resnet"
+    log(client, name, b"weights one").link(target, aliases=["production"])
+    log(client, name, b"weights two").link(target, aliases=["staging"])
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with mounted(mountpoint, shared_registry.url, tmp_path / "cache", "--listing-timeout", "0.5"):
+        top = mountpoint / ".collections"
+        assert ".collections" in os.listdir(mountpoint)
+        assert registry_name in os.listdir(top)
+        collection = top / registry_name / "resnet"
+        assert sorted(os.listdir(collection)) == ["latest", "production", "staging", "v1", "v2"]
+        assert (collection / "production" / "weights.bin").read_bytes() == b"weights one"
+        assert (collection / "v2" / "weights.bin").read_bytes() == b"weights two"
+        # The member's files are the version's own: one inode, one page cache.
+        same = mountpoint / name / "v1" / "weights.bin"
+        assert (collection / "v1" / "weights.bin").stat().st_ino == same.stat().st_ino
+        attributes = {
+            key: os.getxattr(collection / "production", f"user.artfs.{key}").decode()
+            for key in ("collection", "member", "artifact", "version", "aliases", "type")
+        }
+        assert attributes == {
+            "collection": target,
+            "member": "v1",
+            "artifact": name,
+            "version": "v1",
+            "aliases": "production",
+            "type": "model",
+        }
+
+        # Promotion elsewhere shows within the listing ttl; an open file keeps its version.
+        with (collection / "production" / "weights.bin").open("rb") as held:
+            client.registry.set_collection_alias(target, "production", "v2")
+            wait_until(
+                lambda: (collection / "production" / "weights.bin").read_bytes() == b"weights two",
+                "production shows the promoted member",
+            )
+            assert held.read() == b"weights one"
+        client.get_artifact(f"{target}:v1").unlink()
+        wait_until(lambda: "v1" not in os.listdir(collection), "the unlinked member goes")
+        wait_until(lambda: not (collection / "v1").exists(), "and its directory with it")
+
+        # Read-only, like a version: nothing changes on the registry.
+        for attempt in (
+            lambda: (collection / "v2" / "new").write_bytes(b"x"),
+            lambda: (collection / "v9").mkdir(),
+            lambda: (top / registry_name / "other").mkdir(),
+            lambda: os.rename(collection / "v2", collection / "v3"),
+        ):
+            with pytest.raises(OSError, match="Read-only") as failed:
+                attempt()
+            assert failed.value.errno == errno.EROFS
+        # `mv .staging` into a member commits nothing: its aliases are the collection's.
+        (mountpoint / name / ".staging" / "w").write_bytes(b"staged")
+        with pytest.raises(OSError) as failed:
+            os.rename(mountpoint / name / ".staging", collection / "production" / ".staging")
+        assert failed.value.errno == errno.EXDEV
+        assert (mountpoint / name / ".staging" / "w").read_bytes() == b"staged"
+        assert [member_id(m) for m in client.list_members(target)] == ["v2"]
+        assert [v.version for v in client.list_versions(name)] == ["v1", "v2"]
