@@ -504,11 +504,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-# Register ls, mount, umount, up, mounts, cache and verify on ``cli``; kept apart so that
+# Register ls, log, mount, umount, up, mounts, cache and verify on ``cli``; kept apart so that
 # main.py stays about the registry's verbs.
 from artfs.cli import collections as _collections  # noqa: E402, F401
 from artfs.cli import lineage as _lineage  # noqa: E402, F401
 from artfs.cli import listing as _listing  # noqa: E402, F401
+from artfs.cli import log_path as _log_path  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
 from artfs.cli import tokens as _tokens  # noqa: E402, F401
 from artfs.cli import verifying as _verifying  # noqa: E402, F401

@@ -29,6 +29,7 @@ CLIENT_SIDE = {
     "fs",
     "daemon",
     "upload",
+    "compat",
 }
 
 

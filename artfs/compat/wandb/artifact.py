@@ -1,0 +1,582 @@
+"""W&B's ``Artifact``: one object that is a draft until it is logged, then the version.
+
+A draft wraps ``artfs.Artifact``; once logged (``save()``, or a run's
+``log_artifact``) or fetched (``Api().artifact``, a run's ``use_artifact``) it
+wraps ``artfs.LoggedArtifact``. Members keep W&B's names, defaults and return
+types (``name`` is ``mnist:v3`` once logged, ``download`` returns a ``str``,
+``add_file`` the added ``ArtifactManifestEntry``); changes to a logged one's
+description, metadata, aliases and tags are sent by ``save()``, as in W&B.
+Where artfs differs on purpose, docs/compat.md says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from artfs import names
+from artfs.compat.wandb._translate import translated
+from artfs.compat.wandb.errors import ArtifactNotLoggedError, InvalidValue
+from artfs.digests import hash_file, version_digest
+from artfs.sdk import artifact as core
+from artfs.sdk.download import OverwriteStrategy
+
+if TYPE_CHECKING:
+    from artfs.sdk.client import Client
+    from artfs.sdk.logged import LoggedArtifact
+
+__all__ = ["Artifact", "ArtifactCollection", "ArtifactManifest", "ArtifactManifestEntry", "File"]
+
+#: ``latest`` is the registry's to move; W&B code often names it among the aliases it logs.
+LATEST = "latest"
+
+
+@dataclass
+class ArtifactManifestEntry:
+    """One file of an artifact: ``path``, ``digest`` (sha256), ``size``, ``ref`` (a
+    reference's URI) and ``extra`` (the file's metadata)."""
+
+    path: str
+    digest: str | None
+    size: int | None
+    ref: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    local_path: str | None = None
+    _artifact: Artifact | None = field(default=None, repr=False, compare=False)
+
+    def download(self, root: str | None = None) -> str:
+        """Fetch this file to ``root/path`` (default root: the artifact's), verified."""
+        artifact = self._artifact
+        if artifact is None or artifact._logged is None:
+            raise ArtifactNotLoggedError(f"{self.path}: the artifact is not logged yet")
+        target = Path(root if root is not None else artifact._default_root()) / self.path
+        with translated():
+            artifact._logged.get_asset(self.path).download(target)
+        return str(target)
+
+
+@dataclass
+class ArtifactManifest:
+    entries: dict[str, ArtifactManifestEntry]
+
+    def get_entry_by_path(self, path: str) -> ArtifactManifestEntry | None:
+        return self.entries.get(path)
+
+
+@dataclass
+class File:
+    """A file of a logged artifact, as ``Artifact.files()`` lists them (W&B's public ``File``)."""
+
+    name: str
+    size: int
+    digest: str | None
+    url: str | None
+    _entry: ArtifactManifestEntry = field(repr=False, compare=False)
+
+    def download(self, root: str = ".", replace: bool = False, exist_ok: bool = False) -> IO[str]:
+        """Fetch the file to ``root/name`` and return it opened for reading, as W&B does;
+        an existing file is ``ValueError`` unless ``replace`` (or ``exist_ok``: kept)."""
+        target = Path(root) / self.name
+        if target.exists() and not replace:
+            if not exist_ok:
+                raise InvalidValue(f"{target} already exists; pass replace=True to overwrite it")
+        else:
+            self._entry.download(root)
+        return open(target)
+
+
+@dataclass(frozen=True)
+class ArtifactCollection:
+    """The series of versions an artifact belongs to (W&B's sequence collection)."""
+
+    name: str
+    type: str
+    project: str
+
+    @property
+    def entity(self) -> str:
+        return self.project
+
+
+class Artifact:
+    """``Artifact(name, type, description=None, metadata=None, incremental=False)``."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        incremental: bool = False,
+        use_as: str | None = None,  # deprecated by W&B; it names nothing artfs keeps
+    ) -> None:
+        with translated():
+            draft = core.Artifact(
+                name,
+                type=type,
+                description=description or "",
+                metadata=metadata,
+                incremental=incremental,
+            )
+        self._draft: core.Artifact | None = draft
+        self._logged: LoggedArtifact | None = None
+        self._aliases: list[str] = []
+        self._tags: list[str] = []
+        self._description = draft.description
+        self._metadata: dict[str, Any] = {}
+
+    @classmethod
+    def _from_logged(cls, logged: LoggedArtifact) -> Artifact:
+        artifact = cls.__new__(cls)
+        artifact._draft = None
+        artifact._adopt(logged)
+        return artifact
+
+    def _adopt(self, logged: LoggedArtifact) -> None:
+        """Become the logged version ``logged``: its aliases, tags and metadata from now on."""
+        self._logged = logged
+        self._aliases = list(logged.aliases)
+        self._tags = list(logged.version_tags)
+        self._description = logged.description
+        self._metadata = logged.metadata
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.name}{' (draft)' if self.is_draft() else ''}>"
+
+    # -- state -----------------------------------------------------------------
+
+    def is_draft(self) -> bool:
+        return self._logged is None
+
+    def _require_logged(self) -> LoggedArtifact:
+        if self._logged is None:
+            raise ArtifactNotLoggedError(
+                f"artifact {self._name} is not logged yet; log it first (save() or "
+                "run.log_artifact())"
+            )
+        return self._logged
+
+    def _require_draft(self) -> core.Artifact:
+        from artfs.compat.wandb.errors import ArtifactFinalizedError
+
+        if self._draft is None or self._logged is not None:
+            raise ArtifactFinalizedError(
+                f"artifact {self.name} is logged and cannot change; start a new draft "
+                "(new_draft()) instead"
+            )
+        return self._draft
+
+    def finalize(self) -> None:
+        """Refuse further changes (logging finalizes too)."""
+        if self._draft is not None:
+            self._draft.finalize()
+
+    @property
+    def _name(self) -> str:
+        if self._logged is not None:
+            return self._logged.name
+        assert self._draft is not None
+        return self._draft.name
+
+    # -- attributes ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``name:vN`` once logged; only the name before (W&B)."""
+        if self._logged is not None:
+            return f"{self._logged.name}:{self._logged.version}"
+        return self._name
+
+    source_name = name
+
+    @property
+    def type(self) -> str:
+        if self._logged is not None:
+            return self._logged.type
+        assert self._draft is not None
+        return self._draft.type or ""
+
+    @property
+    def version(self) -> str:
+        return self._require_logged().version
+
+    source_version = version
+
+    @property
+    def project(self) -> str:
+        return self._require_logged().project
+
+    # artfs has one namespace, the project, where W&B has entity/project.
+    entity = source_entity = source_project = project
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.project}/{self.name}"
+
+    source_qualified_name = qualified_name
+
+    @property
+    def id(self) -> str | None:
+        return None if self._logged is None else self.qualified_name
+
+    @property
+    def source_collection(self) -> ArtifactCollection:
+        logged = self._require_logged()
+        return ArtifactCollection(logged.name, logged.type, logged.project)
+
+    collection = source_collection
+
+    @property
+    def commit_hash(self) -> str:
+        return self._require_logged().digest
+
+    @property
+    def created_at(self) -> str:
+        return self._require_logged().created_at.isoformat()
+
+    @property
+    def updated_at(self) -> str:
+        """When the version was committed: its content never changes after that."""
+        logged = self._require_logged()
+        return (logged.committed_at or logged.created_at).isoformat()
+
+    @property
+    def state(self) -> str:
+        return "PENDING" if self._logged is None else self._logged.state
+
+    @property
+    def description(self) -> str | None:
+        if self._logged is None:
+            assert self._draft is not None
+            return self._draft.description or None
+        return self._description or None
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        if self._logged is None:
+            with translated():
+                self._require_draft().description = value or ""
+        self._description = value or ""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A dict to change in place; a logged artifact sends changes with ``save()``."""
+        if self._logged is None:
+            assert self._draft is not None
+            assert self._draft.metadata is not None
+            return self._draft.metadata
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        with translated():
+            checked = names.check_metadata(dict(value))
+            if self._logged is None:
+                self._require_draft().metadata = checked
+        self._metadata = checked
+
+    @property
+    def aliases(self) -> list[str]:
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, value: list[str]) -> None:
+        with translated():
+            self._aliases = [names.check_alias(alias) for alias in value if alias != LATEST]
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: list[str]) -> None:
+        with translated():
+            self._tags = [names.check_tag(tag) for tag in value]
+
+    @property
+    def ttl(self) -> timedelta | None:
+        if self._logged is not None:
+            seconds = self._logged.ttl_seconds
+        else:
+            assert self._draft is not None
+            seconds = self._draft.ttl_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @ttl.setter
+    def ttl(self, value: timedelta | None) -> None:
+        seconds = None if value is None else int(value.total_seconds())
+        with translated():
+            self._require_draft().ttl_seconds = seconds
+
+    @property
+    def digest(self) -> str:
+        if self._logged is not None:
+            return self._logged.digest
+        return version_digest(
+            (entry.path, entry.digest or entry.ref or "", entry.size or 0)
+            for entry in self._draft_entries(hashed=True)
+        )
+
+    @property
+    def size(self) -> int:
+        if self._logged is not None:
+            return self._logged.size
+        return sum(entry.size or 0 for entry in self._draft_entries(hashed=True))
+
+    @property
+    def file_count(self) -> int:
+        if self._logged is not None:
+            return self._logged.file_count
+        assert self._draft is not None
+        return len(self._draft.assets)
+
+    @property
+    def manifest(self) -> ArtifactManifest:
+        return ArtifactManifest({entry.path: entry for entry in self._entries()})
+
+    # -- entries ---------------------------------------------------------------
+
+    def _entries(self) -> list[ArtifactManifestEntry]:
+        if self._logged is None:
+            return self._draft_entries(hashed=False)
+        return [
+            ArtifactManifestEntry(
+                asset.logical_path,
+                asset.digest,
+                asset.size,
+                asset.uri,
+                dict(asset.metadata),
+                None,
+                self,
+            )
+            for asset in self._logged.assets
+        ]
+
+    def _draft_entries(self, hashed: bool) -> list[ArtifactManifestEntry]:
+        assert self._draft is not None
+        return [_draft_entry(asset, hashed, self) for asset in self._draft.assets]
+
+    def get_entry(self, name: str) -> ArtifactManifestEntry:
+        """The entry at path ``name``; ``KeyError`` if there is none (W&B)."""
+        entry = self.manifest.entries.get(name)
+        if entry is None:
+            raise KeyError(f"{self.name} has no entry {name!r}")
+        return entry
+
+    get_path = get_entry
+
+    # -- building ------------------------------------------------------------
+
+    def add_file(
+        self,
+        local_path: str,
+        name: str | None = None,
+        is_tmp: bool | None = False,
+        skip_cache: bool | None = False,
+        policy: str = "mutable",
+        overwrite: bool = False,
+    ) -> ArtifactManifestEntry:
+        """Add one file at ``name`` (default: its file name); returns its entry.
+
+        ``skip_cache`` asks what artfs does anyway: an upload never copies into
+        the local cache. ``is_tmp`` names the file after its digest, as W&B does.
+        """
+        draft = self._require_draft()
+        local = Path(local_path)
+        if not local.is_file():
+            raise InvalidValue(f"{local} is not a file")
+        logical = name if name is not None else local.name
+        if is_tmp:
+            with open(local, "rb") as stream:
+                digest, _ = hash_file(stream)
+            folder, _, file_name = logical.rpartition("/")
+            _stem, dot, suffix = file_name.partition(".")
+            logical = (folder + "/" if folder else "") + digest[:20] + dot + suffix
+        existing = {asset.logical_path: asset for asset in draft.assets}.get(logical)
+        if existing is not None and not overwrite and _same_file(existing, local):
+            return self.get_entry(logical)  # W&B: the same file twice is no change
+        with translated():
+            draft.add_file(local, name=logical, overwrite=overwrite, policy=policy)
+        return self.get_entry(logical)
+
+    def add_dir(
+        self,
+        local_path: str,
+        name: str | None = None,
+        skip_cache: bool | None = False,
+        policy: str = "mutable",
+    ) -> None:
+        """Add a directory's files, recursively, under ``name/`` (default: the root)."""
+        draft = self._require_draft()
+        with translated():
+            draft.add_dir(local_path, name=name, policy=policy)
+
+    @contextmanager
+    def new_file(
+        self, name: str, mode: str = "x", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Open a new file to write; it is added at ``name`` when the block ends."""
+        draft = self._require_draft()
+        if "x" in mode and name in {asset.logical_path for asset in draft.assets}:
+            raise InvalidValue(f"{name!r} is already in artifact {draft.name}")
+        folder = Path(tempfile.mkdtemp(prefix="artfs-new-file-"))
+        try:
+            path = folder / Path(name).name
+            with open(path, mode, encoding=encoding) as stream:
+                yield stream
+            with translated():
+                draft.add_file(path, name=name, overwrite="x" not in mode)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def add_reference(self, uri: str, name: str | None = None) -> list[ArtifactManifestEntry]:
+        """Track bytes that stay at ``uri``; returns the entries added."""
+        draft = self._require_draft()
+        before = {asset.logical_path for asset in draft.assets}
+        with translated():
+            draft.add_reference(uri, name)
+        return [entry for entry in self._entries() if entry.path not in before]
+
+    def remove(self, item: str | ArtifactManifestEntry) -> None:
+        """Remove a file, a directory (all below it) or an entry."""
+        draft = self._require_draft()
+        with translated():
+            draft.remove(item)
+
+    # -- logged --------------------------------------------------------------
+
+    def _default_root(self) -> str:
+        return os.path.join("artifacts", self.name)
+
+    def download(
+        self,
+        root: str | None = None,
+        allow_missing_references: bool = False,
+        path_prefix: str | None = None,
+    ) -> str:
+        """Download the files into ``root`` (default ``./artifacts/NAME:vN``); returns it.
+
+        Files of ``root`` that are not the artifact's are left alone; a file of
+        the artifact that differs is replaced, as W&B does.
+        """
+        logged = self._require_logged()
+        target = root if root is not None else self._default_root()
+        with translated():
+            logged.download(
+                target,
+                overwrite_strategy=OverwriteStrategy.OVERWRITE,
+                path_prefix=path_prefix,
+                allow_missing_references=allow_missing_references,
+            )
+        return str(target)
+
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[File]:
+        """The files (all, or those at the paths ``names``)."""
+        self._require_logged()
+        return [
+            File(entry.path, entry.size or 0, entry.digest, entry.ref, entry)
+            for entry in self._entries()
+            if names is None or entry.path in names
+        ]
+
+    def verify(self, root: str | None = None) -> None:
+        """Check that ``root`` holds exactly the artifact's files (references aside),
+        each with its recorded sha256; ``ValueError`` names the first that does not."""
+        self._require_logged()
+        entries = {entry.path: entry for entry in self._entries() if entry.ref is None}
+        base = Path(root if root is not None else self._default_root())
+        seen = set()
+        for folder, _, files in os.walk(base):
+            for file_name in files:
+                path = Path(folder) / file_name
+                logical = path.relative_to(base).as_posix()
+                entry = entries.get(logical)
+                if entry is None:
+                    raise InvalidValue(f"{path} is not a file of {self.name}")
+                with open(path, "rb") as stream:
+                    digest, _ = hash_file(stream)
+                if digest != entry.digest:
+                    raise InvalidValue(f"{path} differs from {logical} of {self.name}")
+                seen.add(logical)
+        missing = sorted(set(entries) - seen)
+        if missing:
+            raise InvalidValue(f"{base} lacks {', '.join(missing)} of {self.name}")
+
+    def wait(self, timeout: int | None = None) -> Artifact:
+        """The artifact, once logged: logging returns only after the commit, so at once."""
+        self._require_logged()
+        return self
+
+    def save(self, project: str | None = None, settings: object = None) -> None:
+        """Log a draft; send a logged artifact's changed description, metadata,
+        aliases and tags."""
+        from artfs.compat.wandb.session import client_for
+
+        if self._logged is None:
+            self._log(client_for(project))
+            return
+        logged = self._logged
+        with translated():
+            if self._description != logged.description or self._metadata != logged.metadata:
+                logged.update(metadata=dict(self._metadata), description=self._description)
+            for alias in sorted(set(logged.aliases) - set(self._aliases) - {LATEST}):
+                logged.remove_alias(alias)
+            for alias in sorted(set(self._aliases) - set(logged.aliases)):
+                logged.set_alias(alias)
+            for tag in sorted(set(logged.version_tags) - set(self._tags)):
+                logged.remove_tag(tag)
+            for tag in sorted(set(self._tags) - set(logged.version_tags)):
+                logged.add_tag(tag)
+        self._adopt(logged)
+
+    def _log(self, client: Client, aliases: list[str] | None = None) -> None:
+        """Log the draft with ``client``: its aliases and tags go with it."""
+        draft = self._require_draft()
+        with translated():
+            draft.aliases = sorted({*self._aliases, *(aliases or [])} - {LATEST})
+            draft.version_tags = sorted(set(self._tags))
+            logged = client.log_artifact(draft)
+        self._adopt(logged)
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version; refused while it has aliases unless ``delete_aliases``."""
+        logged = self._require_logged()
+        with translated():
+            logged.delete(delete_aliases)
+
+    def new_draft(self) -> Artifact:
+        """A draft of the next version, holding all this one holds."""
+        logged = self._require_logged()
+        artifact = Artifact.__new__(Artifact)
+        draft = logged.new_draft()
+        artifact._draft, artifact._logged = draft, None
+        artifact._aliases, artifact._tags = [], []
+        artifact._description, artifact._metadata = draft.description, {}
+        return artifact
+
+
+def _draft_entry(
+    asset: core.PendingAsset, hashed: bool, artifact: Artifact
+) -> ArtifactManifestEntry:
+    digest, size = asset.digest, asset.size
+    if hashed and digest is None and asset.uri is None and asset.local_path is not None:
+        with open(asset.local_path, "rb") as stream:  # policy="immutable": hashed at log time
+            digest, size = hash_file(stream)
+    local = None if asset.local_path is None else str(asset.local_path)
+    return ArtifactManifestEntry(
+        asset.logical_path, digest, size, asset.uri, dict(asset.metadata or {}), local, artifact
+    )
+
+
+def _same_file(asset: core.PendingAsset, local: Path) -> bool:
+    if asset.digest is None:
+        return False
+    with open(local, "rb") as stream:
+        return hash_file(stream)[0] == asset.digest

@@ -1,0 +1,221 @@
+"""``artfs.compat.wandb`` against a real registry: W&B's ``Artifact`` member by member
+(docs/compat.md lists which test runs which member)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import artfs
+from artfs.compat import wandb
+from artfs.errors import Conflict, Finalized, NotFound
+from tests.support.registry import RegistryProcess
+
+
+@pytest.fixture(autouse=True)
+def _registry_in_environment(
+    shared_registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W&B code names no registry: the compat module finds it as the SDK does."""
+    monkeypatch.setenv("ARTFS_URL", shared_registry.url)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    source = tmp_path / "source"
+    (source / "images").mkdir(parents=True)
+    (source / "images" / "a.png").write_bytes(b"png-a")
+    (source / "images" / "b.png").write_bytes(b"png-b")
+    (source / "labels.csv").write_text("id,label\n1,cat\n")
+    return source
+
+
+def test_a_draft_becomes_the_logged_version(files: Path, name: str) -> None:
+    artifact = wandb.Artifact(name, type="dataset", description="card", metadata={"rows": 2})
+    entry = artifact.add_file(str(files / "labels.csv"))
+    assert (entry.path, entry.size) == ("labels.csv", 15)
+    artifact.add_dir(str(files / "images"), name="images")
+    with artifact.new_file("notes/readme.txt") as stream:
+        stream.write("hello")
+    [reference] = artifact.add_reference((files / "labels.csv").as_uri(), "remote/labels.csv")
+    assert reference.ref == (files / "labels.csv").as_uri()
+    artifact.aliases.append("best")
+    artifact.tags = ["reviewed"]
+    artifact.ttl = timedelta(days=30)
+
+    # A draft: its name alone, PENDING, and no version yet (W&B raises an AttributeError).
+    assert (artifact.name, artifact.state, artifact.is_draft()) == (name, "PENDING", True)
+    assert artifact.file_count == 5
+    assert artifact.size == 15 + 5 + 5 + 5 + 15
+    assert artifact.id is None
+    with pytest.raises(wandb.ArtifactNotLoggedError):
+        _ = artifact.version
+    with pytest.raises(AttributeError):
+        _ = artifact.created_at
+    with pytest.raises(wandb.ArtifactNotLoggedError):
+        artifact.download()
+    draft_digest = artifact.digest
+
+    artifact.save()
+    assert artifact.wait() is artifact
+    assert not artifact.is_draft()
+    assert artifact.version == "v1"
+    assert artifact.name == artifact.source_name == f"{name}:v1"
+    assert artifact.state == "COMMITTED"
+    assert artifact.digest == draft_digest == artifact.commit_hash
+    assert set(artifact.aliases) == {"best", "latest"}
+    assert artifact.tags == ["reviewed"]
+    assert artifact.ttl == timedelta(days=30)
+    assert (artifact.description, artifact.metadata) == ("card", {"rows": 2})
+    assert artifact.qualified_name == f"default/{name}:v1"
+    assert (artifact.entity, artifact.project) == ("default", "default")
+    assert artifact.source_collection.name == name
+    assert artifact.created_at.startswith(str(artifact._require_logged().created_at.year))
+    assert sorted(artifact.manifest.entries) == [
+        "images/a.png",
+        "images/b.png",
+        "labels.csv",
+        "notes/readme.txt",
+        "remote/labels.csv",
+    ]
+    # Logged is final: every change is ArtifactFinalizedError, also artfs's Finalized.
+    with pytest.raises(wandb.ArtifactFinalizedError):
+        artifact.add_file(str(files / "labels.csv"), name="again.csv")
+    with pytest.raises(Finalized):
+        artifact.remove("labels.csv")
+    with pytest.raises(wandb.ArtifactFinalizedError):
+        artifact.ttl = None
+
+
+def test_download_verify_files_and_entries(tmp_path: Path, files: Path, name: str) -> None:
+    draft = wandb.Artifact(name, type="dataset")
+    draft.add_dir(str(files))
+    draft.save()
+
+    artifact = wandb.Api().artifact(f"{name}:latest", type="dataset")
+    root = artifact.download(str(tmp_path / "out"))
+    assert isinstance(root, str)
+    assert (Path(root) / "images" / "a.png").read_bytes() == b"png-a"
+    artifact.verify(root)
+
+    # W&B's download replaces a file that differs and leaves files it does not know.
+    (Path(root) / "labels.csv").write_text("edited")
+    with pytest.raises(ValueError, match=r"labels\.csv"):
+        artifact.verify(root)
+    (Path(root) / "mine.txt").write_text("kept")
+    artifact.download(root)
+    assert (Path(root) / "labels.csv").read_text() == "id,label\n1,cat\n"
+    assert (Path(root) / "mine.txt").read_text() == "kept"
+    with pytest.raises(ValueError, match=r"mine\.txt"):
+        artifact.verify(root)
+
+    assert [f.name for f in artifact.files()] == ["images/a.png", "images/b.png", "labels.csv"]
+    [labels] = artifact.files(names=["labels.csv"])
+    with labels.download(str(tmp_path / "one")) as stream:
+        assert stream.read() == "id,label\n1,cat\n"
+    with pytest.raises(ValueError, match="exists"):
+        labels.download(str(tmp_path / "one"))
+
+    entry = artifact.get_path("images/b.png")
+    assert entry.digest == artifact.get_entry("images/b.png").digest
+    assert Path(entry.download(str(tmp_path / "entry"))).read_bytes() == b"png-b"
+    with pytest.raises(KeyError):
+        artifact.get_entry("nope")
+    with pytest.raises(wandb.CommError):
+        wandb.Api().artifact(f"{name}:v9")
+    assert not wandb.Api().artifact_exists(f"{name}:v9")
+    with pytest.raises(ValueError, match="type"):
+        wandb.Api().artifact(f"{name}:latest", type="model")
+
+
+def test_save_sends_changes_of_a_logged_artifact(name: str) -> None:
+    draft = wandb.Artifact(name, type="model")
+    with draft.new_file("w.bin", mode="wb") as stream:
+        stream.write(b"weights")
+    draft.save()
+
+    artifact = wandb.Api().artifact(f"{name}:v1")
+    artifact.description = "better"
+    artifact.metadata["acc"] = 0.9
+    artifact.aliases.append("production")
+    artifact.tags.append("candidate")
+    artifact.save()
+
+    again = wandb.Api().artifact(f"{name}:production")
+    assert again.version == "v1"
+    assert (again.description, again.metadata) == ("better", {"acc": 0.9})
+    assert again.tags == ["candidate"]
+    again.aliases.remove("production")
+    again.save()
+    assert wandb.Api().artifact(f"{name}:v1").aliases == ["latest"]
+
+
+def test_building_a_draft(tmp_path: Path, files: Path, name: str) -> None:
+    artifact = wandb.Artifact(name, type="dataset")
+    first = artifact.add_file(str(files / "labels.csv"))
+    # The same file twice is no change; other bytes at that path need overwrite=True.
+    assert artifact.add_file(str(files / "labels.csv")) == first
+    (tmp_path / "labels.csv").write_text("other")
+    with pytest.raises(ValueError, match="overwrite"):
+        artifact.add_file(str(tmp_path / "labels.csv"))
+    assert artifact.add_file(str(tmp_path / "labels.csv"), overwrite=True).size == 5
+
+    # is_tmp: named after its digest, so temporary names never collide.
+    tmp_entry = artifact.add_file(str(files / "images" / "a.png"), name="t/x.png", is_tmp=True)
+    assert tmp_entry.path == f"t/{tmp_entry.digest[:20]}.png"  # type: ignore[index]
+
+    # The default policy snapshots at add: an edit afterwards does not reach the version.
+    (files / "images" / "b.png").write_bytes(b"edited")
+    artifact.add_dir(str(files / "images"), name="img")
+    (files / "images" / "a.png").write_bytes(b"edited-a")
+    artifact.remove("t")
+    with pytest.raises(ValueError, match="already"), artifact.new_file("labels.csv"):
+        pass
+    artifact.remove(artifact.get_entry("labels.csv"))
+    artifact.save()
+    got = wandb.Api().artifact(f"{name}:latest")
+    assert sorted(got.manifest.entries) == ["img/a.png", "img/b.png"]
+    root = Path(got.download(str(tmp_path / "out")))
+    assert (root / "img" / "a.png").read_bytes() == b"png-a"
+    assert (root / "img" / "b.png").read_bytes() == b"edited"
+
+
+def test_new_draft_delete_and_the_core_sees_the_same(tmp_path: Path, name: str) -> None:
+    artifact = wandb.Artifact(name, type="dataset")
+    with artifact.new_file("a.txt") as stream:
+        stream.write("a")
+    artifact.aliases = ["latest", "keep"]
+    artifact.save()
+
+    draft = wandb.Api().artifact(f"{name}:v1").new_draft()
+    with draft.new_file("b.txt") as stream:
+        stream.write("b")
+    draft.save()
+    assert sorted(draft.manifest.entries) == ["a.txt", "b.txt"]
+    assert draft.version == "v2"
+    # The same registry through the core SDK: one store, two APIs.
+    assert artfs.get_artifact(f"{name}:keep").version == "v1"
+
+    old = wandb.Api().artifact(f"{name}:v1")
+    with pytest.raises(Conflict):
+        old.delete()
+    old.delete(delete_aliases=True)
+    with pytest.raises(NotFound):
+        wandb.Api().artifact(f"{name}:keep")
+    assert wandb.Api().artifact(f"{name}:latest").version == "v2"
+
+
+def test_bad_input_is_a_value_error(name: str) -> None:
+    with pytest.raises(ValueError, match="name"):
+        wandb.Artifact("bad name", type="dataset")
+    artifact = wandb.Artifact(name, type="dataset")
+    with pytest.raises(ValueError, match="not a file"):
+        artifact.add_file("/nonexistent/file")
+    with pytest.raises(ValueError, match="metadata"):
+        artifact.metadata = {"k": float("nan")}
+    artifact.finalize()
+    with pytest.raises(wandb.ArtifactFinalizedError):
+        artifact.add_reference("http://example.invalid/x")
+    assert isinstance(wandb.ArtifactFinalizedError("x"), Finalized)
