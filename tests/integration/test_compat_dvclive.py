@@ -51,13 +51,18 @@ def test_the_documented_usage(
     assert logged.get_asset("model.pt").uri is None  # cache=True: the bytes are stored
     logged.download(tmp_path / "out")
     assert (tmp_path / "out" / "model.pt").read_text() == "weights"
+    # The run Live is, recorded as the producer; type="model": in the model registry.
+    producer = logged.logged_by()
+    assert producer is not None
+    assert producer.kind == "run"
+    assert artfs.get_artifact("model-registry/mymodel:v1").digest == logged.digest
 
 
 def test_name_from_the_stem_meta_copy_and_no_cache(url: str, tmp_path: Path, name: str) -> None:
     Path(f"{name}.pt").write_text("v1")
     Path("data").mkdir()
     Path("data/a.csv").write_text("a")
-    with Live(dir="out") as live:
+    with Live(dir="out", exp_name=f"{name}-exp") as live:
         live.log_artifact(f"{name}.pt", meta={"epochs": 3})
         # copy=True: logged from a copy in <dir>/artifacts, as DVCLive keeps one.
         live.log_artifact("data", name=f"{name}-data", copy=True)
@@ -66,6 +71,9 @@ def test_name_from_the_stem_meta_copy_and_no_cache(url: str, tmp_path: Path, nam
 
     logged = artfs.get_artifact(f"{name}:latest")
     assert (logged.metadata, logged.type) == ({"epochs": 3}, "dataset")
+    producer = logged.logged_by()
+    assert producer is not None
+    assert producer.id == f"{name}-exp"
     assert Path("out/artifacts/data/a.csv").read_text() == "a"
     assert [a.logical_path for a in artfs.get_artifact(f"{name}-data").assets] == ["a.csv"]
     [ref] = artfs.get_artifact(f"{name}-ref").assets

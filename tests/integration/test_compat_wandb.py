@@ -69,7 +69,7 @@ def test_a_draft_becomes_the_logged_version(files: Path, name: str) -> None:
     assert artifact.tags == ["reviewed"]
     assert artifact.ttl == timedelta(days=30)
     assert (artifact.description, artifact.metadata) == ("card", {"rows": 2})
-    assert artifact.qualified_name == f"default/{name}:v1"
+    assert artifact.qualified_name == f"default/default/{name}:v1"
     assert (artifact.entity, artifact.project) == ("default", "default")
     assert artifact.source_collection.name == name
     assert artifact.created_at.startswith(str(artifact._require_logged().created_at.year))
@@ -219,3 +219,81 @@ def test_bad_input_is_a_value_error(name: str) -> None:
     with pytest.raises(wandb.ArtifactFinalizedError):
         artifact.add_reference("http://example.invalid/x")
     assert isinstance(wandb.ArtifactFinalizedError("x"), Finalized)
+
+
+def test_runs_log_and_use_with_lineage(tmp_path: Path, files: Path, name: str) -> None:
+    """W&B's flow: populate an Artifact with add methods, ``wandb.log_artifact`` it in a
+    run; another run uses it. Both ends are recorded."""
+    with pytest.raises(wandb.UsageError):
+        wandb.log_artifact(wandb.Artifact(name, type="dataset"))
+    run = wandb.init(id=f"{name}-train", config={"lr": 0.1}, job_type="train")
+    assert wandb.run is run
+    assert (run.id, run.config) == (f"{name}-train", {"lr": 0.1, "job_type": "train"})
+    artifact = wandb.Artifact(name, type="dataset")
+    artifact.add_dir(str(files))
+    logged = wandb.log_artifact(artifact, aliases=["latest", "best"], tags=["raw"])
+    assert logged is artifact
+    assert (artifact.version, set(artifact.aliases)) == ("v1", {"latest", "best"})
+    # A path: named after the run and the path, of type "unspecified".
+    by_path = run.log_artifact(str(files / "labels.csv"))
+    assert (by_path.name, by_path.type) == (f"run-{name}-train-labels.csv:v1", "unspecified")
+    staged = run.link_artifact(by_path, f"model-registry/{name}", aliases=["staging"])
+    assert "staging" in staged.aliases
+    # save() of a draft inside a run logs through the run.
+    draft = wandb.Artifact(f"{name}-saved", type="model")
+    with draft.new_file("m.txt") as stream:
+        stream.write("m")
+    draft.save()
+    wandb.finish()
+    after: object = wandb.run  # (not narrowed by the assertion above)
+    assert after is None
+
+    with wandb.init(id=f"{name}-eval") as consumer:
+        used = consumer.use_artifact(f"{name}:best", type="dataset")
+        root = used.download(str(tmp_path / "in"))
+        used.verify(root)
+        consumer.use_artifact(wandb.Api().artifact(f"{name}-saved:latest"))
+    producer = used.logged_by()
+    assert producer is not None
+    assert producer.id == f"{name}-train"
+    assert [r.id for r in used.used_by()] == [f"{name}-eval"]
+    saved = wandb.Api().artifact(f"{name}-saved:v1").logged_by()
+    assert saved is not None
+    assert saved.id == f"{name}-train"
+
+
+def test_link_into_a_registry_collection(name: str) -> None:
+    artifact = wandb.Artifact(name, type="model")
+    with artifact.new_file("w.bin", mode="wb") as stream:
+        stream.write(b"w")
+    artifact.save()
+    linked = artifact.link(f"model-registry/{name}", aliases=["production"])
+    assert linked.name == f"{name}:v1"
+    assert (linked.project, linked.entity) == ("model-registry", "default")
+    assert linked.source_name == f"{name}:v1"
+    assert (linked.source_project, linked.source_version) == ("default", "v1")
+    assert (linked.source_entity, linked.source_qualified_name) == (
+        "default",
+        f"default/default/{name}:v1",
+    )
+    assert linked.updated_at >= linked.created_at
+    assert linked.collection.name == name
+    assert linked.collection.project == "model-registry"
+    assert linked.source_collection.project == "default"
+    assert "production" in linked.aliases
+
+    again = wandb.Api().artifact(f"model-registry/{name}:production")
+    assert (again.source_name, again.digest) == (f"{name}:v1", artifact.digest)
+    assert wandb.Api().artifact(again.qualified_name).source_name == f"{name}:v1"
+    assert wandb.Api().artifact(artifact.qualified_name).name == f"{name}:v1"
+
+    # W&B's bare portfolio: a collection in the registry named after the project.
+    portfolio = artifact.link(f"{name}-best")
+    assert portfolio.project == "default"
+    assert portfolio.collection.name == f"{name}-best"
+
+    # Deleting through the collection only unlinks; the version stays.
+    again.delete()
+    with pytest.raises(wandb.CommError):
+        wandb.Api().artifact(f"model-registry/{name}:production")
+    assert wandb.Api().artifact(f"{name}:v1").state == "COMMITTED"

@@ -7,6 +7,8 @@ labels, meta, copy, cache)`` logs ``path`` as the next version of the artifact
 ``path`` into ``<dir>/artifacts/`` first and logs the copy, as DVCLive does;
 ``cache=False`` uploads nothing and records the files as ``file://`` references
 (with size and sha256): the annotation without the stored copy.
+``type="model"`` also links the version into ``model-registry/<name>``, where
+DVC's model registry would show it.
 """
 
 from __future__ import annotations
@@ -19,16 +21,26 @@ from typing import Any
 
 from artfs.compat.dvclive.error import DvcLiveError, InvalidDataTypeError
 from artfs.errors import InvalidInput
-from artfs.sdk.client import Client
 from artfs.sdk.paths import path_artifact
+from artfs.sdk.run import init
 
 __all__ = ["DvcLiveError", "InvalidDataTypeError", "Live"]
 
+#: ``type="model"`` puts a model in DVC's model registry; artfs links it into
+#: ``model-registry/<name>``, a collection the registry's model stages live in.
+MODEL = "model"
+MODEL_REGISTRY = "model-registry"
+
 
 class Live:
-    def __init__(self, dir: str = "dvclive", **client_options: Any) -> None:
+    """``Live(dir="dvclive", exp_name=None)``: a run named ``exp_name`` (default
+    ``$ARTFS_RUN``, else a new id) that records what it logs as its output."""
+
+    def __init__(
+        self, dir: str = "dvclive", exp_name: str | None = None, **client_options: Any
+    ) -> None:
         self.dir = dir
-        self._client = Client(**client_options)
+        self._run = init(exp_name, **client_options)
 
     @property
     def artifacts_path(self) -> str:
@@ -54,7 +66,9 @@ class Live:
         artifact = path_artifact(
             source, name, type, desc or "", labels or (), meta, cache=cache is not False
         )
-        self._client.log_artifact(artifact)
+        logged = self._run.log_artifact(artifact)
+        if type == MODEL:  # DVC's model registry: here, the model-registry collections
+            logged.link(f"{MODEL_REGISTRY}/{logged.name}")
 
     def _copy(self, source: Path) -> Path:
         if not (source.is_file() or source.is_dir()):
@@ -68,7 +82,7 @@ class Live:
         return target
 
     def end(self) -> None:
-        self._client.close()
+        self._run.finish()
 
     def __enter__(self) -> Live:
         return self

@@ -16,11 +16,14 @@ class Api:
         self.project = (overrides or {}).get("project")
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
-        """``name:alias`` or ``name:vN`` (``entity/project/name:…`` reads ``project``)."""
+        """``name:alias``, ``registry/collection:alias``, or W&B's ``entity/project/name:…``
+        (``Artifact.qualified_name``), whose entity is the artfs project and whose
+        project is that same project or a collection's registry."""
         project, ref = self.project, name
         parts = name.split("/")
-        if len(parts) == 3:  # entity/project/name: artfs has one namespace, the project
-            project, ref = parts[1], parts[2]
+        if len(parts) == 3:
+            project = parts[0]
+            ref = parts[2] if parts[1] == parts[0] else f"{parts[1]}/{parts[2]}"
         with translated():
             logged = client_for(project).get_artifact(ref)
         if type is not None and logged.type != type:

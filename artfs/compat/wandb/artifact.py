@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,7 +29,7 @@ from artfs.sdk import artifact as core
 from artfs.sdk.download import OverwriteStrategy
 
 if TYPE_CHECKING:
-    from artfs.sdk.client import Client
+    from artfs.client.models import RunInfo
     from artfs.sdk.logged import LoggedArtifact
 
 __all__ = ["Artifact", "ArtifactCollection", "ArtifactManifest", "ArtifactManifestEntry", "File"]
@@ -94,15 +94,13 @@ class File:
 
 @dataclass(frozen=True)
 class ArtifactCollection:
-    """The series of versions an artifact belongs to (W&B's sequence collection)."""
+    """A series of versions: an artifact's own (W&B's sequence) or a collection it is
+    linked into (W&B's portfolio)."""
 
     name: str
     type: str
     project: str
-
-    @property
-    def entity(self) -> str:
-        return self.project
+    entity: str
 
 
 class Artifact:
@@ -187,14 +185,32 @@ class Artifact:
 
     # -- attributes ------------------------------------------------------------
 
+    # W&B's names of a version are two: the "secondary" ones (name, version, project,
+    # collection) say where it was reached, a collection it is linked into or its own
+    # series; the "source" ones always say its own series. artfs has one namespace per
+    # registry, its project, which stands for W&B's entity; a collection's REGISTRY part
+    # stands for W&B's project (model-registry), its own series for the project itself.
+
+    def _secondary(self) -> tuple[str, str, str]:
+        """(project, collection, version) of where this version was reached."""
+        logged = self._require_logged()
+        if logged.member is None or logged.collection is None:
+            return logged.project, logged.name, logged.version
+        registry, _, collection = logged.collection.partition("/")
+        return registry, collection, logged.member.member
+
     @property
     def name(self) -> str:
-        """``name:vN`` once logged; only the name before (W&B)."""
-        if self._logged is not None:
-            return f"{self._logged.name}:{self._logged.version}"
-        return self._name
+        """``name:vN`` once logged (``collection:vN`` if reached through one); the name before."""
+        if self._logged is None:
+            return self._name
+        _, collection, version = self._secondary()
+        return f"{collection}:{version}"
 
-    source_name = name
+    @property
+    def source_name(self) -> str:
+        logged = self._require_logged()
+        return f"{logged.name}:{logged.version}"
 
     @property
     def type(self) -> str:
@@ -205,22 +221,30 @@ class Artifact:
 
     @property
     def version(self) -> str:
-        return self._require_logged().version
+        return self._secondary()[2]
 
-    source_version = version
+    @property
+    def source_version(self) -> str:
+        return self._require_logged().version
 
     @property
     def project(self) -> str:
+        return self._secondary()[0]
+
+    @property
+    def entity(self) -> str:
         return self._require_logged().project
 
-    # artfs has one namespace, the project, where W&B has entity/project.
-    entity = source_entity = source_project = project
+    source_entity = source_project = entity
 
     @property
     def qualified_name(self) -> str:
-        return f"{self.project}/{self.name}"
+        """``entity/project/name``: what ``Api().artifact`` takes back."""
+        return f"{self.entity}/{self.project}/{self.name}"
 
-    source_qualified_name = qualified_name
+    @property
+    def source_qualified_name(self) -> str:
+        return f"{self.entity}/{self.source_project}/{self.source_name}"
 
     @property
     def id(self) -> str | None:
@@ -229,9 +253,12 @@ class Artifact:
     @property
     def source_collection(self) -> ArtifactCollection:
         logged = self._require_logged()
-        return ArtifactCollection(logged.name, logged.type, logged.project)
+        return ArtifactCollection(logged.name, logged.type, logged.project, logged.project)
 
-    collection = source_collection
+    @property
+    def collection(self) -> ArtifactCollection:
+        project, collection, _ = self._secondary()
+        return ArtifactCollection(collection, self.type, project, self.entity)
 
     @property
     def commit_hash(self) -> str:
@@ -517,10 +544,11 @@ class Artifact:
     def save(self, project: str | None = None, settings: object = None) -> None:
         """Log a draft; send a logged artifact's changed description, metadata,
         aliases and tags."""
-        from artfs.compat.wandb.session import client_for
+        from artfs.compat.wandb.session import active_run, client_for
 
         if self._logged is None:
-            self._log(client_for(project))
+            run = active_run()
+            self._log(run.log_artifact if run is not None else client_for(project).log_artifact)
             return
         logged = self._logged
         with translated():
@@ -536,14 +564,46 @@ class Artifact:
                 logged.add_tag(tag)
         self._adopt(logged)
 
-    def _log(self, client: Client, aliases: list[str] | None = None) -> None:
-        """Log the draft with ``client``: its aliases and tags go with it."""
+    def _log(
+        self,
+        log: Callable[[core.Artifact], LoggedArtifact],
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Log the draft with ``log`` (a client's or a run's): its aliases and tags go too."""
         draft = self._require_draft()
         with translated():
-            draft.aliases = sorted({*self._aliases, *(aliases or [])} - {LATEST})
-            draft.version_tags = sorted(set(self._tags))
-            logged = client.log_artifact(draft)
+            draft.aliases = sorted(
+                {names.check_alias(a) for a in [*self._aliases, *(aliases or [])] if a != LATEST}
+            )
+            draft.version_tags = sorted({names.check_tag(t) for t in [*self._tags, *(tags or [])]})
+            logged = log(draft)
         self._adopt(logged)
+
+    def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
+        """Link this version into the collection ``target_path``, with ``aliases`` there.
+
+        ``registry/collection`` (W&B's ``project/portfolio``, e.g.
+        ``model-registry/resnet``), ``entity/registry/collection``, or a bare
+        ``portfolio``, which goes into the registry named after the project.
+        Returns the version as reached through the collection.
+        """
+        logged = self._require_logged()
+        parts = target_path.split("/")
+        target = f"{logged.project}/{target_path}" if len(parts) == 1 else "/".join(parts[-2:])
+        with translated():
+            member = logged.link(target, [a for a in aliases or [] if a != LATEST])
+        return Artifact._from_logged(member)
+
+    def logged_by(self) -> RunInfo | None:
+        """The run that logged this version (None if none was recorded)."""
+        with translated():
+            return self._require_logged().logged_by()
+
+    def used_by(self) -> list[RunInfo]:
+        """The runs (and mounts) that read this version, earliest first."""
+        with translated():
+            return self._require_logged().used_by()
 
     def delete(self, delete_aliases: bool = False) -> None:
         """Delete this version; refused while it has aliases unless ``delete_aliases``."""

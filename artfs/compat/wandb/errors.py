@@ -15,6 +15,7 @@ __all__ = [
     "CommError",
     "Error",
     "InvalidValue",
+    "UsageError",
 ]
 
 
@@ -24,6 +25,10 @@ class Error(Exception):
 
 class CommError(Error, ArtfsError):
     """The registry refused or failed a request (W&B: the server did)."""
+
+
+class UsageError(Error, ArtfsError):
+    """A call out of order, e.g. ``wandb.log_artifact`` before ``wandb.init``."""
 
 
 class ArtifactStatusError(ArtfsError, AttributeError):
