@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from semantic_version import Version
 
 import artfs
 from artfs.compat.comet import (
@@ -109,6 +110,7 @@ def test_artifact_members(url: str, tmp_path: Path, name: str) -> None:
     assert logged.version_tags == {"raw"}
     assert logged.metadata == {"rows": 2}
     assert logged.size == 1 + 2 + 10 + 5
+    assert logged.version == Version("1.0.0")  # numbered automatically
     assert [a.logical_path for a in logged.remote_assets] == ["r.bin"]
     assert logged.get_asset("s.bin").size == 5
     assert logged.get_asset("r.bin").link == (tmp_path / "remote.bin").as_uri()
@@ -152,6 +154,16 @@ def test_download_strategies(
         local.add(io.BytesIO(b"more"), "more.bin")
         second = experiment.log_artifact(local)
     assert sorted(a.logical_path for a in second.assets) == ["more.bin", "r.bin", "w.bin"]
+    assert (logged.version, second.version) == (Version("1.0.0"), Version("2.0.0"))
+    # A version given must be above every one the artifact has.
+    with Experiment() as experiment:
+        third = Artifact(name, "model", version="2.1.0")
+        third.add(io.BytesIO(b"third"), "w.bin")
+        assert experiment.log_artifact(third).version == Version("2.1.0")
+        lower = Artifact(name, "model", version="1.5.0")
+        lower.add(io.BytesIO(b"lower"), "w.bin")
+        with pytest.raises(Conflict):
+            experiment.log_artifact(lower)
 
 
 def _remote(tmp_path: Path) -> str:

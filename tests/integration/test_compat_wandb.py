@@ -85,8 +85,14 @@ def test_a_draft_becomes_the_logged_version(files: Path, name: str) -> None:
         artifact.add_file(str(files / "labels.csv"), name="again.csv")
     with pytest.raises(Finalized):
         artifact.remove("labels.csv")
-    with pytest.raises(wandb.ArtifactFinalizedError):
-        artifact.ttl = None
+    # A logged version's ttl, as its other changes, is sent by save().
+    artifact.ttl = None
+    assert artifact.ttl is None
+    assert wandb.Api().artifact(artifact.qualified_name).ttl == timedelta(days=30)
+    artifact.save()
+    assert wandb.Api().artifact(artifact.qualified_name).ttl is None
+    with pytest.raises(ValueError, match="ttl"):
+        artifact.ttl = timedelta(seconds=-1)
 
 
 def test_download_verify_files_and_entries(tmp_path: Path, files: Path, name: str) -> None:

@@ -26,6 +26,7 @@ from artfs.compat.wandb._translate import translated
 from artfs.compat.wandb.errors import ArtifactNotLoggedError, InvalidValue
 from artfs.digests import hash_file, version_digest
 from artfs.sdk import artifact as core
+from artfs.sdk.artifact import ttl_seconds
 from artfs.sdk.download import OverwriteStrategy
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ class Artifact:
         self._tags: list[str] = []
         self._description = draft.description
         self._metadata: dict[str, Any] = {}
+        #: A logged artifact's new ttl, held until ``save()`` (W&B's way).
+        self._ttl: timedelta | None = None
+        self._ttl_changed = False
 
     @classmethod
     def _from_logged(cls, logged: LoggedArtifact) -> Artifact:
@@ -140,6 +144,7 @@ class Artifact:
     def _adopt(self, logged: LoggedArtifact) -> None:
         """Become the logged version ``logged``: its aliases, tags and metadata from now on."""
         self._logged = logged
+        self._ttl, self._ttl_changed = None, False
         self._aliases = list(logged.aliases)
         self._tags = list(logged.version_tags)
         self._description = logged.description
@@ -329,18 +334,21 @@ class Artifact:
 
     @property
     def ttl(self) -> timedelta | None:
-        if self._logged is not None:
-            seconds = self._logged.ttl_seconds
-        else:
+        """How long after its commit the version expires (None: never); on a logged
+        artifact, a new value is sent by ``save()``."""
+        if self._logged is None:
             assert self._draft is not None
-            seconds = self._draft.ttl_seconds
-        return None if seconds is None else timedelta(seconds=seconds)
+            return self._draft.ttl
+        return self._ttl if self._ttl_changed else self._logged.ttl
 
     @ttl.setter
     def ttl(self, value: timedelta | None) -> None:
-        seconds = None if value is None else int(value.total_seconds())
         with translated():
-            self._require_draft().ttl_seconds = seconds
+            if self._logged is None:
+                self._require_draft().ttl = value
+                return
+            ttl_seconds(value)  # refused now, not at save()
+        self._ttl, self._ttl_changed = value, True
 
     @property
     def digest(self) -> str:
@@ -562,6 +570,8 @@ class Artifact:
                 logged.remove_tag(tag)
             for tag in sorted(set(self._tags) - set(logged.version_tags)):
                 logged.add_tag(tag)
+            if self._ttl_changed:
+                logged.ttl = self._ttl
         self._adopt(logged)
 
     def _log(
@@ -619,6 +629,7 @@ class Artifact:
         artifact._draft, artifact._logged = draft, None
         artifact._aliases, artifact._tags = [], []
         artifact._description, artifact._metadata = draft.description, {}
+        artifact._ttl, artifact._ttl_changed = None, False
         return artifact
 
 
