@@ -20,6 +20,7 @@ from pyfuse3 import FileHandleT, FileNameT, FlagT, InodeT, ModeT, XAttrNameT
 from artfs.errors import LocalError, NotFound, ReadOnly
 from artfs.fs.errors import translated
 from artfs.vfs.tree import Node, OpenFile, Tree
+from artfs.vfs.uses import Caller
 
 __all__ = ["ArtfsOperations"]
 
@@ -196,7 +197,12 @@ class ArtfsOperations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> None:
         await self.tree.rename(
-            parent_inode_old, _name(name_old), parent_inode_new, _new_name(name_new), flags
+            parent_inode_old,
+            _name(name_old),
+            parent_inode_new,
+            _new_name(name_new),
+            flags,
+            Caller(ctx.pid, ctx.uid),
         )
 
     @translated

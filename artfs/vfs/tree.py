@@ -75,7 +75,7 @@ from artfs.vfs.reads import BlobReads
 from artfs.vfs.siblings import SiblingPrefetch
 from artfs.vfs.staging import Owner, StagingBase, Uncommittable
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
-from artfs.vfs.uses import UseRecorder
+from artfs.vfs.uses import Caller, UseRecorder
 
 __all__ = ["ROOT_INODE", "Kind", "Node", "OpenFile", "Tree", "TreeSettings"]
 
@@ -565,19 +565,29 @@ class Tree:
         return node
 
     async def rename(
-        self, old_parent_inode: int, old: str, new_parent_inode: int, new: str, flags: int
+        self,
+        old_parent_inode: int,
+        old: str,
+        new_parent_inode: int,
+        new: str,
+        flags: int,
+        caller: Caller | None = None,
     ) -> None:
+        """``caller``: the process asking, whose ``$ARTFS_RUN`` names a commit's producer."""
         old_parent, new_parent = self.get(old_parent_inode), self.get(new_parent_inode)
         if old_parent.kind is Kind.ARTIFACT and old == STAGING:
             alias, seen = await self._commit_target(old_parent, new_parent, new)
+            source = (
+                self.commit_source("run", caller.run_id(), caller.user())
+                if caller is not None
+                else self.commit_source()
+            )
             # Replace what the user saw, or nothing: a concurrent move of the alias
             # makes this commit fail (EBUSY) and leaves .staging as it was.
             request = (
-                VersionRequest(source=self.commit_source())
+                VersionRequest(source=source)
                 if alias == "latest"
-                else VersionRequest(
-                    aliases=[alias], alias_expect={alias: seen}, source=self.commit_source()
-                )
+                else VersionRequest(aliases=[alias], alias_expect={alias: seen}, source=source)
             )
             try:
                 await self.commit(old_parent.artifact, request)

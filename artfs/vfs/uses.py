@@ -10,7 +10,9 @@ wait and are sent again every ``retry_after`` seconds (at most ``MAX_PENDING``
 of them; past that the oldest are dropped, with a log line); at unmount what
 is still unsent gets one last try, and is otherwise dropped with a log line.
 An offline mount records nothing. A commit's ``source`` names the run that
-produced the version (docs/design.md, "Runs and lineage").
+produced the version: ``artfs commit --run``, the ``$ARTFS_RUN`` of the
+process that renamed ``.staging`` (``Caller``), or the mount's own run
+(docs/design.md, "Runs and lineage").
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import pwd
 import queue
 import socket
 import threading
@@ -29,9 +32,9 @@ from typing import Any
 from artfs import __version__, names
 from artfs.client.models import RunStart
 from artfs.client.protocol import RegistryAPI
-from artfs.errors import ArtfsError, Offline, Transient
+from artfs.errors import ArtfsError, InvalidInput, Offline, Transient
 
-__all__ = ["MAX_PENDING", "MountRun", "UseRecorder"]
+__all__ = ["MAX_PENDING", "Caller", "MountRun", "UseRecorder"]
 
 log = logging.getLogger("artfs.uses")
 
@@ -78,6 +81,41 @@ class MountRun:
         if message:
             source["message"] = message
         return source
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The process behind a kernel request (FUSE tells its pid and uid).
+
+    ``mv .staging production`` runs in the user's shell, not in the daemon: its
+    ``$ARTFS_RUN`` is read from ``/proc/<pid>/environ``, which the kernel lets
+    the daemon read for processes of its own user (all of them, as root).
+    """
+
+    pid: int
+    uid: int
+
+    def run_id(self) -> str | None:
+        """The caller's ``$ARTFS_RUN``, if it has a usable one."""
+        try:
+            with open(f"/proc/{self.pid}/environ", "rb") as environ:
+                variables = environ.read(1 << 20).split(b"\0")
+        except OSError:
+            return None  # gone already, or not ours to read
+        for variable in variables:
+            if variable.startswith(b"ARTFS_RUN="):
+                value = variable.removeprefix(b"ARTFS_RUN=").decode(errors="replace")
+                try:
+                    return names.check_name(value)
+                except InvalidInput:
+                    log.warning("ARTFS_RUN=%r of process %d is no run id; ignored", value, self.pid)
+        return None
+
+    def user(self) -> str | None:
+        try:
+            return pwd.getpwuid(self.uid).pw_name
+        except KeyError:
+            return None
 
 
 class UseRecorder:

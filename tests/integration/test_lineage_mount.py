@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -82,6 +83,19 @@ def test_a_mount_records_each_version_read_once_and_signs_its_commits(
         assert mover.id == reader.id
         up = client.registry.lineage("data", v3.version, "up", 2)
         assert (reader.id, "used", "data:v1") in {(e.run, e.relation, e.version) for e in up.edges}
+        # mv from a process with $ARTFS_RUN: that run produced it.
+        (data / ".staging" / "e.txt").write_bytes(b"epsilon")
+        moved = subprocess.run(
+            ["mv", str(data / ".staging"), str(data / "candidate")],
+            env={**os.environ, "ARTFS_RUN": "job-7"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert moved.returncode == 0, moved.stderr
+        job = client.get_artifact("data:candidate").logged_by()
+        assert job is not None
+        assert (job.id, job.kind, job.user) == ("job-7", "run", getpass.getuser())
 
         # The registry refuses uses for a while: the read is not held up, and the use
         # is sent again once it answers.
