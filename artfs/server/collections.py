@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -70,11 +70,12 @@ class Collections:
             raise InvalidInput(
                 f"{path}:{ref}: members of a collection are named by number (v1) or alias"
             )
-        query = select(collection_members).where(
-            collection_members.c.collection_id == collection["id"]
-        )
+        query = self._live_members(collection)
         if parsed.kind == "number":
             query = query.where(collection_members.c.number == parsed.number)
+        elif parsed.value == LATEST:
+            # The newest visible member: the alias row may name one whose version expired.
+            query = query.order_by(collection_members.c.number.desc()).limit(1)
         else:
             query = query.join(
                 collection_aliases, collection_aliases.c.member_id == collection_members.c.id
@@ -87,19 +88,37 @@ class Collections:
             raise NotFound(f"{path}:{ref} does not exist")
         return row
 
+    def _live_members(self, collection: RowMapping) -> Select[Any]:
+        """The members of ``collection`` whose version is visible (not expired)."""
+        return (
+            select(collection_members)
+            .join(versions, versions.c.id == collection_members.c.version_id)
+            .where(collection_members.c.collection_id == collection["id"], self._registry._live())
+        )
+
     # -- JSON views ---------------------------------------------------------------
 
     def _collection_json(self, conn: Connection, row: RowMapping) -> dict[str, Any]:
+        live = self._registry._live()
         alias_rows = conn.execute(
             select(collection_aliases.c.name, collection_members.c.number)
             .join(collection_members, collection_members.c.id == collection_aliases.c.member_id)
-            .where(collection_aliases.c.collection_id == row["id"])
+            .join(versions, versions.c.id == collection_members.c.version_id)
+            .where(
+                collection_aliases.c.collection_id == row["id"],
+                collection_aliases.c.name != LATEST,
+                live,
+            )
             .order_by(collection_aliases.c.name)
         ).all()
-        count = conn.execute(
-            select(func.count()).where(collection_members.c.collection_id == row["id"])
-        ).scalar_one()
+        numbers = self._live_members(row).with_only_columns(collection_members.c.number)
+        count = conn.execute(select(func.count()).select_from(numbers.subquery())).scalar_one()
+        newest = conn.execute(
+            numbers.order_by(collection_members.c.number.desc()).limit(1)
+        ).scalar()
         alias_map = {name: f"v{number}" for name, number in alias_rows}
+        if newest is not None:
+            alias_map = dict(sorted({**alias_map, LATEST: f"v{newest}"}.items()))
         return {
             "project": row["project"],
             "registry": row["registry"],
@@ -120,12 +139,21 @@ class Collections:
         ids = [member["id"] for member in members]
         aliases_of: dict[int, list[str]] = {}
         if ids:
+            # ``latest`` is the newest visible member, whatever its alias row says.
+            newest = conn.execute(
+                self._live_members(collection)
+                .with_only_columns(collection_members.c.id)
+                .order_by(collection_members.c.number.desc())
+                .limit(1)
+            ).scalar()
             for name, member_id in conn.execute(
                 select(collection_aliases.c.name, collection_aliases.c.member_id)
-                .where(collection_aliases.c.member_id.in_(ids))
+                .where(collection_aliases.c.member_id.in_(ids), collection_aliases.c.name != LATEST)
                 .order_by(collection_aliases.c.name)
             ):
                 aliases_of.setdefault(member_id, []).append(name)
+            if newest is not None and newest in ids:
+                aliases_of[newest] = sorted([*aliases_of.get(newest, []), LATEST])
         version_ids = [member["version_id"] for member in members]
         version_rows = (
             conn.execute(select(versions).where(versions.c.id.in_(version_ids))).mappings().all()
@@ -210,9 +238,7 @@ class Collections:
         limit = _page_limit(limit)
         with self._registry._read() as conn:
             collection = self._collection(conn, project, where)
-            query = select(collection_members).where(
-                collection_members.c.collection_id == collection["id"]
-            )
+            query = self._live_members(collection)
             if cursor is not None:
                 query = query.where(collection_members.c.number > cursor)
             rows = (

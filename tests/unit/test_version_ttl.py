@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from artfs.errors import Conflict, NotFound
 from artfs.server.db.engine import create_registry_engine, migrate
-from artfs.server.db.schema import blobs, held_blobs
+from artfs.server.db.schema import blobs, collection_aliases, collection_members, held_blobs
 from artfs.server.registry import Registry
 from artfs.store.local import LocalBlobStore
 from tests.unit.test_query_plans import UPLOAD, digest, entries
@@ -133,3 +133,36 @@ def test_labels_are_given_and_only_increase(registry: Registry, clock: Clock) ->
     clock.now += timedelta(seconds=2)
     commit(registry, 0, None)
     assert registry.get_version("p", "data", "latest")["semver"] == "4.0.0"
+
+
+def test_a_collection_hides_a_member_whose_version_expired_and_gc_unlinks_it(
+    registry: Registry, clock: Clock
+) -> None:
+    commit(registry, 0, ttl_seconds=None)
+    commit(registry, 1, ttl_seconds=60)
+    collections = registry.collections
+    collections.link("p", "reg/data", "data", "v1", ["production"])
+    collections.link("p", "reg/data", "data", "v2", ["staging"])
+    assert collections.get_member("p", "reg/data", "latest")["member"] == "v2"
+
+    clock.now += timedelta(seconds=61)  # v2 expired: invisible at once, before any gc
+    listed = collections.list_members("p", "reg/data", None, 10)["members"]
+    assert [(m["member"], m["aliases"]) for m in listed] == [("v1", ["latest", "production"])]
+    assert collections.get_member("p", "reg/data", "latest")["member"] == "v1"
+    for ref in ("v2", "staging"):
+        with pytest.raises(NotFound):
+            collections.get_member("p", "reg/data", ref)
+    record = collections.get_collection("p", "reg/data")
+    assert (record["aliases"], record["member_count"]) == ({"latest": "v1", "production": "v1"}, 1)
+
+    registry.gc(dry_run=False)  # and gc drops the link for good, with its alias
+    with registry.engine.connect() as conn:
+        assert conn.execute(select(collection_members.c.number)).scalars().all() == [1]
+        assert sorted(conn.execute(select(collection_aliases.c.name)).scalars()) == [
+            "latest",
+            "production",
+        ]
+    collections.link("p", "reg/data", "data", "v1", [])
+    with pytest.raises(Conflict, match="is linked as reg/data:v1"):
+        registry.delete_version("p", "data", "v1", delete_aliases=False)
+    assert collections.get_collection("p", "reg/data")["member_count"] == 1
