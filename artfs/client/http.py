@@ -173,6 +173,16 @@ class RegistryClient:
         )
         return ArtifactRecord.from_json(answer)
 
+    def delete_artifact(self, name: str, force: bool = False) -> None:
+        self._json("DELETE", self.routes.artifact(name), params={"force": str(force).lower()})
+
+    def artifact_tags(self, name: str) -> list[str]:
+        return list(self._json("GET", self.routes.artifact_tags(name))["tags"])
+
+    def set_artifact_tags(self, name: str, tags: Sequence[str]) -> list[str]:
+        answer = self._json("PUT", self.routes.artifact_tags(name), json={"tags": list(tags)})
+        return list(answer["tags"])
+
     # -- versions -----------------------------------------------------------
 
     def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[VersionRecord]:

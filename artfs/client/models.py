@@ -63,6 +63,8 @@ class ArtifactRecord:
     aliases: dict[str, str]
     latest: str | None
     version_count: int
+    #: The artifact's own tags (Comet's ``artifact_tags``), not its versions'.
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: JSON) -> ArtifactRecord:
@@ -76,6 +78,7 @@ class ArtifactRecord:
             aliases=data["aliases"],
             latest=data.get("latest"),
             version_count=int(data["version_count"]),
+            tags=tuple(data.get("tags", ())),
         )
 
     def to_json(self) -> JSON:
@@ -90,6 +93,7 @@ class ArtifactRecord:
             "aliases": self.aliases,
             "latest": self.latest,
             "version_count": self.version_count,
+            "tags": list(self.tags),
         }
 
 

@@ -164,6 +164,15 @@ class OfflineRegistry:
     ) -> ArtifactRecord:
         _refuse(f"changing artifact {name!r}")
 
+    def delete_artifact(self, name: str, force: bool = False) -> None:
+        _refuse(f"deleting artifact {name!r}")
+
+    def artifact_tags(self, name: str) -> list[str]:
+        return list(self.get_artifact(name).tags)
+
+    def set_artifact_tags(self, name: str, tags: Sequence[str]) -> list[str]:
+        _refuse(f"tagging artifact {name!r}")
+
     def update_version(
         self,
         name: str,

@@ -81,6 +81,18 @@ class RegistryAPI(Protocol):
 
     # -- versions -------------------------------------------------------------
 
+    def delete_artifact(self, name: str, force: bool = False) -> None:
+        """Delete an artifact with all its versions (refused while linked, unless ``force``)."""
+        ...
+
+    def artifact_tags(self, name: str) -> list[str]:
+        """The artifact's own tags, sorted."""
+        ...
+
+    def set_artifact_tags(self, name: str, tags: Sequence[str]) -> list[str]:
+        """Replace the artifact's tags; returns them as stored (sorted, each once)."""
+        ...
+
     def list_versions(self, name: str, include_deleted: bool = False) -> Iterator[VersionRecord]:
         """Committed versions (and deleted ones, if asked), oldest first."""
         ...

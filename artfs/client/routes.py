@@ -52,6 +52,9 @@ class Routes:
     def artifact(self, name: str) -> str:
         return f"{self.project}/artifacts/{_q(name)}"
 
+    def artifact_tags(self, name: str) -> str:
+        return f"{self.artifact(name)}/tags"
+
     def versions(self, name: str) -> str:
         return f"{self.artifact(name)}/versions"
 

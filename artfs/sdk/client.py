@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,28 @@ class Client:
         names.check_name(name)
         return [LoggedArtifact(self, data) for data in self.registry.list_versions(name)]
 
+    def artifact_tags(self, name: str) -> list[str]:
+        """The tags of artifact ``name`` as a whole (Comet's ``artifact_tags``)."""
+        names.check_name(name)
+        return self.registry.artifact_tags(name)
+
+    # -- changing artifacts -------------------------------------------------
+
+    def set_artifact_tags(self, name: str, tags: Iterable[str]) -> list[str]:
+        """Replace the artifact's tags; returns them sorted."""
+        names.check_name(name)
+        wanted = sorted({names.check_tag(tag) for tag in tags})
+        return self.registry.set_artifact_tags(name, wanted)
+
+    def delete_artifact(self, name: str, force: bool = False) -> None:
+        """Delete artifact ``name`` with all its versions (gc reclaims their bytes).
+
+        Refused (``Conflict``) while one of its versions is linked into a
+        collection, unless ``force``, which unlinks them.
+        """
+        names.check_name(name)
+        self.registry.delete_artifact(name, force)
+
     # -- writing ------------------------------------------------------------
 
     def log_artifact(
@@ -223,4 +246,7 @@ class Client:
         # Local copies are kept until the artifact is logged, so that logging it
         # again after a failure still has its bytes.
         artifact._logged()
+        if artifact.artifact_tags:  # added to the artifact's own, as Comet's artifact_tags
+            given = list(artifact.artifact_tags)
+            self.set_artifact_tags(artifact.name, [*self.artifact_tags(artifact.name), *given])
         return LoggedArtifact(self, published.record, noop=published.noop)

@@ -141,6 +141,11 @@ class LoggedArtifact:
     tags = version_tags
 
     @property
+    def artifact_tags(self) -> list[str]:
+        """The artifact's own tags (Comet's ``artifact_tags``), asked of the registry."""
+        return self.client.artifact_tags(self.name)
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return dict(self._record.metadata)
 

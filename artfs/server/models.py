@@ -65,6 +65,10 @@ class CreateArtifact(_Body):
     metadata: MetadataField = Field(default_factory=dict)
 
 
+class ArtifactTags(_Body):
+    tags: list[NameField] = Field(description="the artifact's tags, all of them (replaced)")
+
+
 class UpdateArtifact(_Body):
     description: str | None = None
     metadata: MetadataField | None = None

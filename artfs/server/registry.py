@@ -45,6 +45,7 @@ from artfs.server.batching import GroupCommit
 from artfs.server.db.engine import WRITE
 from artfs.server.db.schema import (
     aliases,
+    artifact_tags,
     artifacts,
     blobs,
     files,
@@ -161,10 +162,18 @@ class Registry:
 
         #: ``REGISTRY/COLLECTION`` links to versions (docs/design.md, "Collections").
         self.collections = Collections(self)
+        from artfs.server.artifact_level import ArtifactLevel
+
+        #: Tags of whole artifacts, and their deletion (docs/design.md, "Artifact tags").
+        self.artifact_level = ArtifactLevel(self)
 
     def clock(self) -> datetime:
         """Now, as this registry tells time (tests may set it)."""
         return self._clock()
+
+    def forget_uploadable(self) -> None:
+        """Versions were deleted: which blobs uploads may name is asked afresh."""
+        self._uploadable.forget_all()
 
     # -- transactions -------------------------------------------------------
 
@@ -278,7 +287,17 @@ class Registry:
             "aliases": alias_map,
             "latest": alias_map.get(LATEST),
             "version_count": count,
+            "tags": self._artifact_tags(conn, artifact["id"]),
         }
+
+    def _artifact_tags(self, conn: Connection, artifact_id: int) -> list[str]:
+        return list(
+            conn.execute(
+                select(artifact_tags.c.tag)
+                .where(artifact_tags.c.artifact_id == artifact_id)
+                .order_by(artifact_tags.c.tag)
+            ).scalars()
+        )
 
     def _versions_json(
         self, conn: Connection, artifact: RowMapping, rows: Sequence[RowMapping]
@@ -338,7 +357,9 @@ class Registry:
         names.check_name(project)
         limit = _page_limit(limit)
         with self._read() as conn:
-            query = select(artifacts).where(artifacts.c.project == project)
+            query = select(artifacts).where(
+                artifacts.c.project == project, artifacts.c.deleted_at.is_(None)
+            )
             if cursor:
                 query = query.where(artifacts.c.name > cursor)
             rows = conn.execute(query.order_by(artifacts.c.name).limit(limit + 1)).mappings().all()

@@ -88,6 +88,8 @@ CallKind = Literal[
     "get_artifact",
     "create_artifact",
     "update_artifact",
+    "delete_artifact",
+    "artifact_tags",
     "list_versions",
     "get_version",
     "update_version",
@@ -205,6 +207,7 @@ class _Artifact:
     versions: dict[int, _Version] = field(default_factory=dict)
     #: Alias -> version number.
     aliases: dict[str, int] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -459,6 +462,38 @@ class FakeRegistry:
             if metadata is not None:
                 artifact.metadata = names.check_metadata(metadata)
             return self._artifact_record(artifact)
+
+    def delete_artifact(self, name: str, force: bool = False) -> None:
+        self._call("delete_artifact")
+        with self._lock:
+            artifact = self._artifact(name)
+            linked = [
+                (c, n)
+                for c in self._collections.values()
+                for n, (a, _, _) in c.members.items()
+                if a == name
+            ]
+            if linked and not force:
+                raise Conflict(f"{name} has linked versions; unlink them first")
+            for collection, number in linked:
+                del collection.members[number]
+                collection.aliases = {a: n for a, n in collection.aliases.items() if n != number}
+            for version in artifact.versions.values():
+                if version.state == COMMITTED:
+                    self._tombstone(artifact, version)
+            del self._artifacts[name]
+
+    def artifact_tags(self, name: str) -> list[str]:
+        self._call("artifact_tags")
+        with self._lock:
+            return list(self._artifact(name).tags)
+
+    def set_artifact_tags(self, name: str, tags: Sequence[str]) -> list[str]:
+        self._call("artifact_tags")
+        wanted = sorted({names.check_tag(tag) for tag in tags})
+        with self._lock:
+            self._artifact(name).tags = wanted
+        return list(wanted)
 
     # -- versions -----------------------------------------------------------------
 
@@ -1271,6 +1306,7 @@ class FakeRegistry:
             aliases=aliases,
             latest=aliases.get(LATEST),
             version_count=sum(v.state == COMMITTED for v in artifact.versions.values()),
+            tags=tuple(artifact.tags),
         )
 
     def _version_record(self, artifact: _Artifact, version: _Version) -> VersionRecord:

@@ -40,6 +40,9 @@ artifacts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Version numbers are never reused, even after deletion: this is the next one.
     Column("next_number", Integer, nullable=False, default=1),
+    # A deleted artifact keeps its row, renamed ``#ID``; its name was this.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_name", String(100), nullable=True),
     UniqueConstraint("project", "name", name="uq_artifacts_project_name"),
 )
 
@@ -92,6 +95,14 @@ aliases = Table(
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_aliases_version_id", "version_id"),
+)
+
+# Comet's artifact_tags: tags of an artifact as a whole, not of one version.
+artifact_tags = Table(
+    "artifact_tags",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
 )
 
 version_tags = Table(

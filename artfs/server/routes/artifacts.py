@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from artfs import names
-from artfs.server.models import CreateArtifact, SetAlias, UpdateArtifact, UpdateVersion
+from artfs.server.models import (
+    ArtifactTags,
+    CreateArtifact,
+    SetAlias,
+    UpdateArtifact,
+    UpdateVersion,
+)
 from artfs.server.openapi import (
     AliasPath,
     NamePath,
@@ -46,6 +52,26 @@ def update_artifact(
     registry: RegistryDep, project: Project, name: NamePath, body: UpdateArtifact
 ) -> JSON:
     return registry.update_artifact(project, name, body.description, body.metadata)
+
+
+@router.delete("/artifacts/{name}", responses=answers(404, 409))
+def delete_artifact(
+    registry: RegistryDep, project: Project, name: NamePath, force: bool = False
+) -> JSON:
+    """Delete the artifact with all its versions; refused while one is linked, unless forced."""
+    return registry.artifact_level.delete(project, name, force)
+
+
+@router.get("/artifacts/{name}/tags", responses=answers(404))
+def get_artifact_tags(registry: RegistryDep, project: Project, name: NamePath) -> JSON:
+    return registry.artifact_level.tags(project, name)
+
+
+@router.put("/artifacts/{name}/tags", responses=answers(404))
+def set_artifact_tags(
+    registry: RegistryDep, project: Project, name: NamePath, body: ArtifactTags
+) -> JSON:
+    return registry.artifact_level.set_tags(project, name, body.tags)
 
 
 @router.get("/artifacts/{name}/versions", responses=answers(404))
