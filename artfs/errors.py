@@ -13,6 +13,7 @@
      │    └── Finalized        a change to an artifact already logged or finalized
      ├── TooLarge              metadata or a request body over its limit    (413)
      ├── Corrupt               bytes received or cached fail verification
+     │    └── SourceChanged    a reference's bytes differ from what was logged
      ├── ReadOnly              a write where only reading is allowed
      ├── NoSpace               local disk full
      ├── Offline               the network is off limits (ARTFS_OFFLINE) and the
@@ -47,6 +48,7 @@ __all__ = [
     "NotFound",
     "Offline",
     "ReadOnly",
+    "SourceChanged",
     "TooLarge",
     "Transient",
     "Unauthorized",
@@ -123,6 +125,13 @@ class TooLarge(ArtfsError):
 
 class Corrupt(ArtfsError):
     code = "corrupt"
+
+
+class SourceChanged(Corrupt):
+    """A reference whose source no longer holds what was logged (another digest, size,
+    ETag, version or mtime): its bytes are refused, never handed out."""
+
+    code = "source_changed"
 
 
 class ReadOnly(ArtfsError):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.http_source import HttpSource, serving
 from tests.support.registry import TEST_TOKEN, RegistryProcess
+from tests.support.s3_source import S3Source, seaweedfs
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +47,29 @@ def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpSource]:
+    """A real HTTP server (Range, ETag) over a directory that tests write files into."""
+    with serving(tmp_path_factory.mktemp("http-source")) as source:
+        yield source
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Source]:
+    """A real S3-compatible server (SeaweedFS) with one bucket, for ``s3://`` references."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as source:
+        yield source
+
+
+@pytest.fixture
+def s3_source(s3_server: S3Source, monkeypatch: pytest.MonkeyPatch) -> S3Source:
+    """``s3_server``, with the AWS settings in the environment as a user would set them."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server
 
 
 @pytest.fixture

@@ -289,7 +289,7 @@ def push(
 @click.option(
     "--skip-references",
     is_flag=True,
-    help="Succeed even if some remote assets (references) cannot be fetched; they are left out.",
+    help="Succeed even if some references cannot be fetched from their URIs; they are left out.",
 )
 @offline_option
 @pass_context
@@ -319,8 +319,8 @@ def pull(
                 f" and {len(refs) - SHOWN_REFERENCES} more" if len(refs) > SHOWN_REFERENCES else ""
             )
             raise MissingReferences(
-                f"{count(len(refs), 'reference')} of {logged.name}:{logged.version} not written "
-                f"(references are not fetched yet): {shown}{more}; the rest is in {dest}; "
+                f"{count(len(refs), 'reference')} of {logged.name}:{logged.version} could not "
+                f"be fetched: {shown}{more}; the rest is in {dest}; "
                 "'artfs pull --skip-references' does without them",
                 refs,
             ) from exc

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from artfs.client.failures import error_from_answer, tls_failure, unreachable
 from artfs.client.routes import Routes
+from artfs.client.streams import fill
 from artfs.config import ClientConfig
 from artfs.errors import Transient
 
@@ -39,13 +40,7 @@ class RangeBody:
 
     def read_into(self, view: memoryview) -> bool:
         """Fill ``view`` completely; ``False`` if the body ended first."""
-        got = 0
-        while got < len(view):
-            n = self._response.readinto(view[got:])
-            if not n:
-                return False
-            got += n
-        return True
+        return fill(self._response, view)
 
 
 class RangeReader:

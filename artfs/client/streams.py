@@ -5,23 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["read_exactly", "split_into"]
+__all__ = ["fill", "read_exactly", "split_into"]
 
 #: Blobs that fit together in this many bytes are read from the stream in one call.
 GROUP_BYTES = 128 << 10
 
 
+def fill(raw: Any, view: memoryview) -> bool:
+    """Fill ``view`` from ``raw`` (a file-like with ``readinto``); ``False`` if it ends first."""
+    got = 0
+    while got < len(view):
+        n = raw.readinto(view[got:])
+        if not n:
+            return False
+        got += n
+    return True
+
+
 def read_exactly(raw: Any, length: int) -> bytearray | None:
     """The next ``length`` bytes of ``raw`` (a file-like with ``readinto``); ``None`` if it ends."""
     buffer = bytearray(length)
-    view = memoryview(buffer)
-    got = 0
-    while got < length:
-        n = raw.readinto(view[got:])
-        if not n:
-            return None
-        got += n
-    return buffer
+    return buffer if fill(raw, memoryview(buffer)) else None
 
 
 def split_into(

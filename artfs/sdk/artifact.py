@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.parse
 import weakref
 from collections import Counter
 from collections.abc import Iterable
@@ -30,8 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from artfs import names
-from artfs.digests import hash_file
-from artfs.errors import Finalized, InvalidInput
+from artfs.errors import Finalized, InvalidInput, NotFound
 from artfs.transfer.parallel import parallel
 
 __all__ = ["POLICIES", "Artifact", "PendingAsset", "ttl_seconds"]
@@ -186,12 +184,7 @@ class Artifact:
         self._check_open()
         if policy not in POLICIES:
             raise InvalidInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-        if name is not None and logical_path is not None and name != logical_path:
-            raise InvalidInput(
-                f"give the path in the artifact once: logical_path={logical_path!r} "
-                f"or name={name!r}, not both"
-            )
-        where = logical_path if logical_path is not None else name
+        where = _where(logical_path, name)
         if metadata is not None:
             names.check_metadata(metadata, "file metadata")
         if hasattr(local_path_or_data, "read"):
@@ -261,14 +254,7 @@ class Artifact:
             PendingAsset(names.check_logical_path(logical), local, metadata=metadata)
             for local, logical in added
         ]
-        # All of the directory or none of it: a clash halfway must not leave half added.
-        kept_assets, kept_dirs = dict(self._assets), Counter(self._dirs)
-        try:
-            for asset in pending:
-                self._put(asset, overwrite)
-        except InvalidInput:
-            self._assets, self._dirs = kept_assets, kept_dirs
-            raise
+        self._put_all(pending, overwrite)
         if copy:  # after the checks: a refused directory copies nothing
             self._copy(pending)
 
@@ -315,37 +301,54 @@ class Artifact:
     def add_reference(
         self,
         uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+        *,
         logical_path: str | None = None,
-        size: int | None = None,
-        digest: str | None = None,
         overwrite: bool = False,
         metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Track bytes that stay at ``uri`` (``http(s)://``, ``s3://``, ``file://``).
+    ) -> list[PendingAsset]:
+        """Track bytes that stay at ``uri`` (``file://``, ``http(s)://``, ``s3://``).
 
-        For ``file://`` the size and sha256 are taken from the file now.
+        One object is one entry, at ``name`` (or Comet's ``logical_path``; default:
+        its file name). A directory or an S3 prefix is one entry per object below
+        it, under the folder ``name`` (default: the root), at most ``max_objects``
+        of them (default ``DEFAULT_MAX_OBJECTS``; more is ``InvalidInput``).
+        ``checksum=True`` streams each object once now and records its sha256;
+        ``checksum=False`` records only what the source offers (size, ETag, S3
+        version id, mtime). Either way a reader refuses bytes that no longer
+        match (``SourceChanged``). Returns the entries added.
         """
+        from artfs.references import describe
+
         self._check_open()
-        parsed = urllib.parse.urlparse(uri)
-        if parsed.scheme not in ("http", "https", "s3", "file"):
-            raise InvalidInput(f"reference {uri!r}: scheme must be http, https, s3 or file")
+        where = _where(logical_path, name)
+        if where is not None:
+            where = names.check_logical_path(where.rstrip("/"))
         if metadata is not None:
             names.check_metadata(metadata, "file metadata")
-        if logical_path is None:
-            logical_path = Path(parsed.path).name or parsed.netloc
-        names.check_logical_path(logical_path)
-        if parsed.scheme == "file":
-            local = Path(urllib.parse.unquote(parsed.path))
-            if not local.is_file():
-                raise InvalidInput(f"reference {uri!r}: no such file")
-            with open(local, "rb") as stream:
-                digest, size = hash_file(stream)
-        self._put(
+        try:
+            described = describe(uri, checksum=checksum, max_objects=max_objects)
+        except NotFound as exc:
+            raise InvalidInput(exc.message) from exc
+        pending = [
             PendingAsset(
-                logical_path, None, size=size or 0, digest=digest, uri=uri, metadata=metadata
-            ),
-            overwrite,
-        )
+                names.check_logical_path(
+                    "/".join(part for part in (where, found.relative) if part)
+                    if found.expanded or where is None
+                    else where
+                ),
+                None,
+                size=found.size,
+                digest=found.digest,
+                uri=found.uri,
+                metadata=metadata,
+            )
+            for found in described
+        ]
+        self._put_all(pending, overwrite)
+        return pending
 
     def remove(self, item: str | Any) -> None:
         """Remove a file, a directory (everything below it) or an entry (an asset object).
@@ -390,6 +393,16 @@ class Artifact:
                 f"{asset.logical_path!r} is already a directory in artifact {self.name}"
             )
 
+    def _put_all(self, pending: list[PendingAsset], overwrite: bool) -> None:
+        """All of them or none: a clash halfway must not leave half added."""
+        kept_assets, kept_dirs = dict(self._assets), Counter(self._dirs)
+        try:
+            for asset in pending:
+                self._put(asset, overwrite)
+        except InvalidInput:
+            self._assets, self._dirs = kept_assets, kept_dirs
+            raise
+
     def _put(self, asset: PendingAsset, overwrite: bool) -> None:
         self._check_open()
         self._check_placeable(asset, overwrite)
@@ -414,6 +427,16 @@ def ttl_seconds(value: timedelta | int | None) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInput(f"ttl must be seconds or a timedelta, not {type(value).__name__}")
     return names.check_ttl_seconds(value)
+
+
+def _where(logical_path: str | None, name: str | None) -> str | None:
+    """Where an addition goes: Comet's ``logical_path`` or W&B's ``name``, one of the two."""
+    if name is not None and logical_path is not None and name != logical_path:
+        raise InvalidInput(
+            f"give the path in the artifact once: logical_path={logical_path!r} "
+            f"or name={name!r}, not both"
+        )
+    return logical_path if logical_path is not None else name
 
 
 def _item_path(item: object) -> str:

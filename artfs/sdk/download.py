@@ -19,14 +19,16 @@ from pathlib import Path
 from artfs import names
 from artfs.cache.chunks import ChunkCache
 from artfs.client.protocol import RegistryAPI
-from artfs.errors import Conflict, InvalidInput, Offline
+from artfs.errors import ArtfsError, Conflict, InvalidInput, Offline, SourceChanged
+from artfs.references import ReferenceRead
 from artfs.transfer.batches import small_batches
 from artfs.transfer.cached import copy_from_cache, is_cached
 from artfs.transfer.downloads import fetch_blob, fetch_small_blobs
 from artfs.transfer.parallel import hash_paths
 from artfs.transfer.progress import Progress
+from artfs.transfer.references import fetch_reference
 
-__all__ = ["DownloadEntry", "OverwriteStrategy", "download_entries", "safe_target"]
+__all__ = ["DownloadEntry", "OverwriteStrategy", "Unfetched", "download_entries", "safe_target"]
 
 log = logging.getLogger("artfs.download")
 
@@ -55,7 +57,20 @@ class OverwriteStrategy(StrEnum):
 class DownloadEntry:
     path: str
     size: int
-    digest: str
+    #: None only for a reference logged without a checksum.
+    digest: str | None
+    #: Where a reference's bytes live (pinned); None for the registry's blobs.
+    uri: str | None = None
+    #: What messages call it, where that is not ``path`` (the artifact's logical path).
+    shown: str | None = None
+
+
+@dataclass(frozen=True)
+class Unfetched:
+    """A reference a download could not fetch, and why."""
+
+    entry: DownloadEntry
+    error: ArtfsError
 
 
 def safe_target(root: Path, logical_path: str) -> Path:
@@ -145,7 +160,9 @@ def _refuse_uncached(
     missing = [
         entries[i].path
         for i in todo
-        if cache is None or not is_cached(cache, entries[i].digest, entries[i].size)
+        if cache is None
+        or entries[i].digest is None
+        or not is_cached(cache, entries[i].digest, entries[i].size)  # type: ignore[arg-type]
     ]
     if missing:
         more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
@@ -165,7 +182,15 @@ def download_entries(
     workers: int = 8,
     cache: ChunkCache | None = None,
     offline: bool = False,
+    unfetched: list[Unfetched] | None = None,
 ) -> list[Path]:
+    """Write ``entries`` under ``root``; returns their targets.
+
+    References are fetched from their URIs; one that cannot be (gone,
+    unreachable) is added to ``unfetched`` if the caller passed a list, else
+    its error is raised; one whose source changed is always an error
+    (``SourceChanged``), raised once every other file is written.
+    """
     _make_root(root)
     checker = _Targets(root)
     planned = [checker.target(entry.path) for entry in entries]
@@ -175,7 +200,8 @@ def download_entries(
     differing = {
         i
         for i, (digest, _size) in zip(existing, existing_digests, strict=True)
-        if digest != entries[i].digest
+        # A reference without a checksum cannot be compared: it differs.
+        if entries[i].digest is None or digest != entries[i].digest
     }
     if differing and strategy is OverwriteStrategy.FAIL:
         first = min(differing)
@@ -196,10 +222,18 @@ def download_entries(
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
         fetches = []
+        references = []
         wanted: list[tuple[str, int, Path]] = []
         for i in todo:
             entry, target = entries[i], targets[i]
             checker.make_parent(target, entry.path)
+            if entry.uri is not None:
+                ref = ReferenceRead(entry.shown or entry.path, entry.uri, entry.size, entry.digest)
+                references.append(
+                    (entry, pool.submit(fetch_reference, ref, target, progress, cache))
+                )
+                continue
+            assert entry.digest is not None
             # A copy from the machine cache is local work of a few system calls:
             # done here, one after the other, while the pool fetches the rest.
             # (Threads would only pass the GIL around for it.)
@@ -219,4 +253,17 @@ def download_entries(
             )
         for fetch in fetches:
             fetch.result()
+        changed: list[SourceChanged] = []
+        for entry, future in sorted(references, key=lambda item: item[0].path):
+            try:
+                future.result()
+            except SourceChanged as exc:
+                changed.append(exc)
+            except ArtfsError as exc:
+                if unfetched is None:
+                    raise
+                unfetched.append(Unfetched(entry, exc))
+    if changed:
+        more = f" (and {len(changed) - 1} more changed)" if len(changed) > 1 else ""
+        raise SourceChanged(changed[0].message + more)
     return targets

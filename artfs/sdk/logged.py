@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from artfs import names
 from artfs.client.models import MemberRecord, RunInfo, VersionRecord
 from artfs.errors import InvalidInput, MissingReferences, NotFound, UnfetchedReference
-from artfs.sdk.download import DownloadEntry, OverwriteStrategy, download_entries
+from artfs.sdk.download import DownloadEntry, OverwriteStrategy, Unfetched, download_entries
 
 if TYPE_CHECKING:
     from artfs.sdk.artifact import Artifact
@@ -47,28 +47,27 @@ class LoggedAsset:
         return self.uri is not None
 
     def download(self, local_path: str | Path) -> Path:
-        """Fetch this one file to ``local_path`` (a file path), verified.
-
-        A reference (remote asset) raises ``MissingReferences``: its bytes are
-        not fetched yet. (Not ``NotFound``, which says the asset does not exist.)
-        """
-        if self.digest is None or self.uri is not None:
-            raise MissingReferences(
-                f"{self.logical_path} of {self.artifact.name}:{self.artifact.version} is a "
-                f"reference to {self.uri}; references are not fetched yet, so nothing was "
-                "written: read it from there",
-                [UnfetchedReference(self.logical_path, str(self.uri))],
-            )
+        """Fetch this one file to ``local_path`` (a file path), verified: a reference
+        from its own URI (``SourceChanged`` if it no longer holds what was logged,
+        ``MissingReferences`` if it cannot be fetched)."""
         target = Path(local_path)
+        unfetched: list[Unfetched] = []
         download_entries(
             self.artifact.client.registry,
-            [DownloadEntry(target.name, self.size, self.digest)],
+            [DownloadEntry(target.name, self.size, self.digest, self.uri, self.logical_path)],
             target.parent,
             OverwriteStrategy.OVERWRITE,
             self.logical_path,
             cache=self.artifact.client.cache,
             offline=self.artifact.client.offline,
+            unfetched=unfetched,
         )
+        if unfetched:
+            raise MissingReferences(
+                f"{self.logical_path} of {self.artifact.name}:{self.artifact.version} could "
+                f"not be fetched, so nothing was written: {unfetched[0].error.message}",
+                [UnfetchedReference(self.logical_path, str(self.uri))],
+            )
         return target
 
 
@@ -248,10 +247,12 @@ class LoggedArtifact:
         ``path_prefix`` keeps only files whose logical path starts with it; a
         prefix no file starts with is ``InvalidInput``, and nothing is written.
 
-        References (remote assets) are not fetched yet: the other files are
-        written, then ``MissingReferences`` names the ones left out, unless
-        ``allow_missing_references=True`` (W&B's name), which logs a warning
-        per reference instead.
+        References are fetched from their URIs and verified against what was
+        logged; a source that changed raises ``SourceChanged`` naming the file
+        (after the other files are written). One that cannot be fetched (gone,
+        unreachable) raises ``MissingReferences`` once the rest is written,
+        unless ``allow_missing_references=True`` (W&B's name), which logs a
+        warning per reference instead.
         """
         strategy = OverwriteStrategy.parse(overwrite_strategy)
         root = Path(path) if path is not None else Path("artifacts") / self.name / self.version
@@ -262,37 +263,36 @@ class LoggedArtifact:
         ]
         if path_prefix is not None and not chosen:
             raise InvalidInput(self._no_match(path_prefix))
-        references = [
-            UnfetchedReference(asset.logical_path, str(asset.uri))
-            for asset in chosen
-            if asset.digest is None or asset.uri is not None
-        ]
-        entries = [
-            DownloadEntry(asset.logical_path, asset.size, asset.digest)
-            for asset in chosen
-            if asset.digest is not None and asset.uri is None
-        ]
+        unfetched: list[Unfetched] = []
         download_entries(
             self.client.registry,
-            entries,
+            [
+                DownloadEntry(asset.logical_path, asset.size, asset.digest, asset.uri)
+                for asset in chosen
+            ],
             root,
             strategy,
             f"{self.name}:{self.version}",
             workers=self.client.workers,
             cache=self.client.cache,
             offline=self.client.offline,
+            unfetched=unfetched,
         )
+        references = [
+            UnfetchedReference(missed.entry.path, str(missed.entry.uri)) for missed in unfetched
+        ]
         if references:
             if not allow_missing_references:
-                raise MissingReferences(self._missing(references, len(entries), root), references)
-            for reference in references:
+                raise MissingReferences(
+                    self._missing(unfetched, len(chosen) - len(unfetched), root), references
+                )
+            for missed in unfetched:
                 log.warning(
-                    "%s of %s:%s not written: it is a reference to %s, and references are "
-                    "not fetched yet",
-                    reference.path,
+                    "%s of %s:%s not written: %s",
+                    missed.entry.path,
                     self.name,
                     self.version,
-                    reference.uri,
+                    missed.error.message,
                 )
         return root
 
@@ -311,13 +311,12 @@ class LoggedArtifact:
             f"its top level: {_first_few(top)}"
         )
 
-    def _missing(self, references: list[UnfetchedReference], written: int, root: Path) -> str:
-        listed = _first_few([f"{ref.path} ({ref.uri})" for ref in references])
+    def _missing(self, unfetched: list[Unfetched], written: int, root: Path) -> str:
+        listed = _first_few([f"{m.entry.path} ({m.error.message})" for m in unfetched])
         return (
-            f"{len(references)} file(s) of {self.name}:{self.version} not written, as they "
-            f"are references and references are not fetched yet: {listed}; the other "
-            f"{written} file(s) are in {root}. Pass allow_missing_references=True to "
-            "download without them"
+            f"{len(unfetched)} reference(s) of {self.name}:{self.version} could not be "
+            f"fetched: {listed}; the other {written} file(s) are in {root}. Pass "
+            "allow_missing_references=True to download without them"
         )
 
     # -- changes ----------------------------------------------------------------

@@ -603,10 +603,11 @@ def test_pull_skip_references_writes_the_rest_and_says_what_it_left_out(
     artifact.add_reference(remote.as_uri(), logical_path="data.csv")
     with artfs.Client(url=url) as client:
         client.log_artifact(artifact)
+    remote.unlink()  # gone from its source since it was logged
 
     assert fails(url, "pull", name, tmp_path / "strict") == (
-        f"artfs: error: 1 reference of {name}:v1 not written (references are not fetched "
-        f"yet): data.csv ({remote.as_uri()}); the rest is in {tmp_path / 'strict'}; "
+        f"artfs: error: 1 reference of {name}:v1 could not be fetched: "
+        f"data.csv ({remote.as_uri()}); the rest is in {tmp_path / 'strict'}; "
         "'artfs pull --skip-references' does without them"
     )
     assert (tmp_path / "strict" / "local.txt").read_bytes() == b"local bytes"

@@ -249,12 +249,12 @@ def test_push_of_a_directory_still_puts_its_files_at_the_root(
     assert sorted(client.get_artifact(name).manifest) == ["sub/y.npy", "x.npy"]
 
 
-# -- 4. references are named, not skipped silently -------------------------------------------
+# -- 4. references that cannot be fetched are named, not skipped silently ----------------------
 
 
 @pytest.fixture
 def with_reference(tmp_path: Path, client: artfs.Client, name: str) -> artfs.LoggedArtifact:
-    """Four files, one of them a reference to a file outside the registry."""
+    """Four files, one of them a reference to a file outside the registry, gone since."""
     outside = tmp_path / "nfs" / "big.parquet"
     outside.parent.mkdir()
     outside.write_bytes(b"stays on the share")
@@ -262,7 +262,9 @@ def with_reference(tmp_path: Path, client: artfs.Client, name: str) -> artfs.Log
     for path in ("a.txt", "b/c.txt", "d.txt"):
         artifact.add(io.BytesIO(path.encode()), logical_path=path)
     artifact.add_reference(outside.as_uri(), logical_path="data/big.parquet")
-    return client.log_artifact(artifact)
+    logged = client.log_artifact(artifact)
+    outside.unlink()
+    return logged
 
 
 LOCAL_FILES = {"a.txt": b"a.txt", "b/c.txt": b"b/c.txt", "d.txt": b"d.txt"}
@@ -280,9 +282,9 @@ def test_download_writes_the_rest_then_names_the_references(
     assert caught.value.references == [UnfetchedReference("data/big.parquet", uri)]
     assert isinstance(caught.value, artfs.InvalidInput)
     assert caught.value.message == (
-        f"1 file(s) of {with_reference.name}:v1 not written, as they are references and "
-        f"references are not fetched yet: data/big.parquet ({uri}); the other 3 file(s) "
-        f"are in {dest}. Pass allow_missing_references=True to download without them"
+        f"1 reference(s) of {with_reference.name}:v1 could not be fetched: data/big.parquet "
+        f"(reference {uri!r}: no such file); the other 3 file(s) are in {dest}. "
+        "Pass allow_missing_references=True to download without them"
     )
     # Only references under the prefix count.
     with_reference.download(tmp_path / "b-only", path_prefix="b/")
@@ -301,14 +303,14 @@ def test_allow_missing_references_warns_per_file_and_returns(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "data/big.parquet" in warnings[0]
-    assert "references are not fetched yet" in warnings[0]
+    assert "no such file" in warnings[0]
 
 
 def test_downloading_one_reference_is_a_clear_error(
     tmp_path: Path, with_reference: artfs.LoggedArtifact
 ) -> None:
     asset = with_reference.get_asset("data/big.parquet")
-    with pytest.raises(MissingReferences, match=r"is a reference to file://.*not fetched yet"):
+    with pytest.raises(MissingReferences, match=r"could not be fetched.*file://.*no such file"):
         asset.download(tmp_path / "big.parquet")
     assert not (tmp_path / "big.parquet").exists()
 
@@ -319,7 +321,7 @@ def test_pull_of_a_version_with_a_reference_fails_after_writing_the_rest(
     dest = tmp_path / "pulled"
     line = error_line(cli(shared_registry.url, "pull", with_reference.name, dest))
     assert "data/big.parquet (file://" in line
-    assert "references are not fetched yet" in line
+    assert "could not be fetched" in line
     assert read_tree(dest) == LOCAL_FILES
 
 

@@ -319,17 +319,24 @@ def test_add_reference_file_uri(tmp_path: Path, client: artfs.Client, name: str)
         "remote/shard.bin",
         "shard.bin",
     ]
-    # References are not fetched yet: the rest is written, then an error names them.
-    with pytest.raises(MissingReferences, match=r"remote/shard\.bin") as caught:
-        logged.download(tmp_path / "d")
+    # References are fetched from their URIs, verified (tests/integration/test_references.py).
+    assert read_tree(logged.download(tmp_path / "d")) == {
+        "local.txt": b"local",
+        "remote/shard.bin": outside.read_bytes(),
+        "shard.bin": outside.read_bytes(),
+    }
+    assert remote.download(tmp_path / "r.bin").read_bytes() == outside.read_bytes()
+    # Gone from its source: the rest is written, then an error names what is missing.
+    outside.unlink()
+    with artfs.Client(url=client.registry.url, use_cache=False) as fresh:
+        again = fresh.get_artifact(f"{name}:{logged.version}")
+        with pytest.raises(MissingReferences, match=r"remote/shard\.bin") as caught:
+            again.download(tmp_path / "gone")
     assert sorted(caught.value.references) == [
         UnfetchedReference("remote/shard.bin", outside.as_uri()),
         UnfetchedReference("shard.bin", outside.as_uri()),
     ]
-    assert read_tree(tmp_path / "d") == {"local.txt": b"local"}
-    with pytest.raises(MissingReferences, match="reference"):
-        remote.download(tmp_path / "r.bin")
-    assert not (tmp_path / "r.bin").exists()
+    assert read_tree(tmp_path / "gone") == {"local.txt": b"local"}
 
 
 def test_add_reference_validates(tmp_path: Path, name: str) -> None:

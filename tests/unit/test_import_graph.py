@@ -30,6 +30,7 @@ CLIENT_SIDE = {
     "daemon",
     "upload",
     "compat",
+    "references",
 }
 
 
@@ -143,6 +144,7 @@ ABOVE = {
     "fetch": {"vfs", "fs", "daemon", "cli", "sdk", "upload", "transfer", "server"},
     "cache": {"vfs", "fs", "daemon", "cli", "sdk", "upload", "transfer", "server", "fetch"},
     "transfer": {"vfs", "fs", "daemon", "cli", "sdk", "upload", "server", "fetch"},
+    "references": {"vfs", "fs", "daemon", "cli", "sdk", "upload", "transfer", "server", "fetch"},
     "store": CLIENT_SIDE,
 }
 

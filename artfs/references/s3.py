@@ -1,0 +1,165 @@
+"""``s3://bucket/key`` references on boto3, against any S3-compatible endpoint.
+
+The client is configured as the AWS tools are: ``AWS_ENDPOINT_URL`` (or
+``AWS_ENDPOINT_URL_S3``), ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+``AWS_PROFILE`` and the config files. A key that names an object is one object;
+otherwise it is a prefix (``key/``) and lists the objects below it. A pinned
+version id is asked for by name, so an overwritten object in a versioned bucket
+still reads as it was logged.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from artfs.errors import ArtfsError, Forbidden, InvalidInput, NotFound, Transient
+from artfs.references.pins import Pin
+from artfs.references.stores import Body, RemoteObject, StreamBody
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3Store", "split_s3"]
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise InvalidInput(f"reference {uri!r}: an s3:// URI names a bucket")
+    return bucket, key
+
+
+def _error(uri: str, exc: Exception) -> ArtfsError:
+    """boto's exception, as the domain's (``raise … from exc`` at the call)."""
+    import botocore.exceptions as boto
+
+    if isinstance(exc, boto.NoCredentialsError):
+        return InvalidInput(
+            f"reference {uri}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        )
+    if isinstance(exc, boto.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion") or status == 404:
+            return NotFound(f"reference {uri}: no such object ({code})")
+        if code in ("403", "AccessDenied") or status == 403:
+            return Forbidden(f"reference {uri}: access denied")
+        if status >= 500 or code in ("SlowDown", "RequestTimeout"):
+            return Transient(f"reference {uri}: the endpoint answers {code}")
+        return InvalidInput(f"reference {uri}: {code}: {exc}")
+    if isinstance(exc, boto.BotoCoreError):
+        return Transient(f"reference {uri}: {type(exc).__name__}")
+    raise exc
+
+
+#: The settings a client is made from: a change of any makes a new client.
+_SETTINGS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+
+class S3Store:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: S3Client | None = None
+        self._settings: tuple[str | None, ...] = ()
+
+    def client(self) -> S3Client:
+        # One client while the settings stay: boto3 clients are thread-safe, sessions not.
+        settings = tuple(os.environ.get(name) for name in _SETTINGS)
+        with self._lock:
+            if self._client is None or settings != self._settings:
+                try:
+                    import boto3
+                    from botocore.config import Config
+                except ImportError as exc:
+                    raise InvalidInput(
+                        "s3:// references need boto3: pip install 'artfs[s3]'"
+                    ) from exc
+                self._settings = settings
+                self._client = boto3.session.Session().client(
+                    "s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3})
+                )
+            return self._client
+
+    def _object(self, uri: str, answer: Any, size: int) -> RemoteObject:
+        modified = answer.get("LastModified")
+        return RemoteObject(
+            uri,
+            size,
+            etag=answer.get("ETag"),
+            version_id=answer.get("VersionId"),
+            mtime_ns=int(modified.timestamp()) * 10**9 if modified is not None else None,
+        )
+
+    def stat(self, uri: str, pin: Pin) -> RemoteObject:
+        bucket, key = split_s3(uri)
+        try:
+            if pin.version_id:
+                answer = self.client().head_object(Bucket=bucket, Key=key, VersionId=pin.version_id)
+            else:
+                answer = self.client().head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise _error(uri, exc) from exc
+        return self._object(uri, answer, answer["ContentLength"])
+
+    def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
+        bucket, key = split_s3(uri)
+        if key and not key.endswith("/"):
+            try:
+                self.stat(uri, Pin())
+            except NotFound:
+                pass
+            else:
+                return None  # the key is an object
+        prefix = key.rstrip("/") + "/" if key else ""
+        found: list[RemoteObject] = []
+        try:
+            pages = self.client().get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/"):
+                        continue  # a "folder" marker, not a file
+                    found.append(self._object(f"s3://{bucket}/{item['Key']}", item, item["Size"]))
+                    if len(found) > limit:
+                        return found
+        except ArtfsError:
+            raise
+        except Exception as exc:
+            raise _error(uri, exc) from exc
+        return found
+
+    @contextmanager
+    def _open(self, uri: str, pin: Pin, start: int, end: int) -> Iterator[Body]:
+        bucket, key = split_s3(uri)
+        extra: dict[str, str] = {}
+        if pin.version_id:
+            extra["VersionId"] = pin.version_id
+        if end > start:
+            extra["Range"] = f"bytes={start}-{end - 1}"
+        try:
+            answer = self.client().get_object(Bucket=bucket, Key=key, **extra)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise _error(uri, exc) from exc
+        total = answer.get("ContentRange", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else answer["ContentLength"]
+        stream = answer["Body"]
+        try:
+            yield StreamBody(stream, self._object(uri, answer, size))  # type: ignore[arg-type]
+        finally:
+            stream.close()
+
+    def open(self, uri: str, pin: Pin, start: int, end: int) -> AbstractContextManager[Body]:
+        return self._open(uri, pin, start, end)

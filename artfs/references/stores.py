@@ -1,0 +1,162 @@
+"""``ObjectStore``: what a reference needs of the place its bytes live, one per scheme.
+
+A store answers three questions about a URI (without a pin): what the object is
+(``stat``), which objects lie below it when it is a directory or a prefix
+(``list``), and its bytes ``[start, end)`` (``open``), each answer carrying what the
+source says about the object it came from (``RemoteObject``), so a reader can
+check the pin on every read. Errors are the domain's: ``NotFound`` for an object
+that is not there, ``Transient`` for what is worth a retry, ``InvalidInput`` for a
+URI no store can read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from artfs.client.streams import fill
+from artfs.errors import InvalidInput, LocalError, NotFound
+from artfs.references.pins import Pin
+
+__all__ = ["SCHEMES", "Body", "ObjectStore", "RemoteObject", "StreamBody", "store_for"]
+
+#: The schemes a reference may use.
+SCHEMES = ("file", "http", "https", "s3")
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """One object as its source describes it."""
+
+    uri: str
+    size: int
+    etag: str | None = None
+    version_id: str | None = None
+    mtime_ns: int | None = None
+
+    def pin(self, *, checksum: bool) -> Pin:
+        """What to record of it: with a checksum only a version id (which names the
+        bytes), without one everything the source offers."""
+        if checksum:
+            return Pin(version_id=self.version_id)
+        return Pin(self.etag, self.version_id, self.mtime_ns)
+
+
+class Body(Protocol):
+    """Bytes being read from a source, and what the source said about their object."""
+
+    found: RemoteObject
+
+    def read_into(self, view: memoryview) -> bool:
+        """Fill ``view`` completely; ``False`` if the bytes ended first."""
+        ...
+
+
+class ObjectStore(Protocol):
+    def stat(self, uri: str, pin: Pin) -> RemoteObject: ...
+
+    def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
+        """The objects at or below ``uri`` if it is a directory or a prefix (at most
+        ``limit`` + 1, so a caller sees that there are more), else ``None``."""
+        ...
+
+    def open(self, uri: str, pin: Pin, start: int, end: int) -> AbstractContextManager[Body]: ...
+
+
+class Readable(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+class StreamBody:
+    """A ``Body`` over a file-like object (a local file, an HTTP or S3 response)."""
+
+    def __init__(self, stream: Readable, found: RemoteObject) -> None:
+        self._stream = stream
+        self.found = found
+
+    def read_into(self, view: memoryview) -> bool:
+        return fill(self._stream, view)
+
+
+def _local_path(uri: str) -> Path:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise InvalidInput(f"reference {uri!r}: a file:// URI must name a local path")
+    return Path(urllib.parse.unquote(parsed.path))
+
+
+class FileStore:
+    """``file://``: a local (or network-mounted) file, or a directory's files."""
+
+    def _object(self, uri: str, info: os.stat_result) -> RemoteObject:
+        return RemoteObject(uri, info.st_size, mtime_ns=info.st_mtime_ns)
+
+    def stat(self, uri: str, pin: Pin) -> RemoteObject:
+        path = _local_path(uri)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise NotFound(f"reference {uri!r}: no such file") from None
+        except OSError as exc:
+            raise LocalError(exc.errno or 0, f"reference {uri!r}: {exc.strerror}") from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise NotFound(f"reference {uri!r}: not a regular file")
+        return self._object(uri, info)
+
+    def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
+        root = _local_path(uri)
+        if not root.is_dir():
+            return None
+        found: list[RemoteObject] = []
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(folder) / name
+                info = path.stat()
+                if stat.S_ISREG(info.st_mode):
+                    found.append(self._object(path.as_uri(), info))
+                    if len(found) > limit:
+                        return found
+        return found
+
+    @contextmanager
+    def _open(self, uri: str, start: int) -> Iterator[Body]:
+        try:
+            stream = open(_local_path(uri), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise NotFound(f"reference {uri!r}: no such file") from None
+        with stream:
+            # What was opened, not what the path names now: a rename in between is seen.
+            found = self._object(uri, os.fstat(stream.fileno()))
+            stream.seek(start)
+            yield StreamBody(stream, found)
+
+    def open(self, uri: str, pin: Pin, start: int, end: int) -> AbstractContextManager[Body]:
+        return self._open(uri, start)
+
+
+@cache
+def _stores() -> dict[str, ObjectStore]:
+    """One store per scheme and process: the HTTP and S3 ones keep connection pools."""
+    from artfs.references.http import HttpStore
+    from artfs.references.s3 import S3Store
+
+    http = HttpStore()
+    return {"file": FileStore(), "http": http, "https": http, "s3": S3Store()}
+
+
+def store_for(uri: str) -> ObjectStore:
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme not in SCHEMES:
+        raise InvalidInput(
+            f"reference {uri!r}: the scheme must be one of {', '.join(SCHEMES)} "
+            "(gs:// and Azure are not supported)"
+        )
+    return _stores()[scheme]

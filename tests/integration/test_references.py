@@ -1,0 +1,177 @@
+"""References read from their own URIs, against real sources started by the tests: a
+local directory, an HTTP server with ranges (``tests/support/http_source.py``) and an
+S3-compatible server (SeaweedFS, ``tests/support/s3_source.py``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import artfs
+from artfs.errors import MissingReferences, SourceChanged, UnfetchedReference
+from tests.integration.trees import read_tree
+from tests.support.http_source import HttpSource
+from tests.support.registry import RegistryProcess
+from tests.support.s3_source import S3Source
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def client(shared_registry: RegistryProcess) -> Iterator[artfs.Client]:
+    """A client without the machine cache, which would serve logged bytes it holds
+    without asking the source (``test_the_machine_cache_keeps_the_logged_bytes``)."""
+    with artfs.Client(url=shared_registry.url, use_cache=False) as client:
+        yield client
+
+
+def test_a_directory_expands_to_its_files_and_downloads_verified(
+    tmp_path: Path, client: artfs.Client, name: str
+) -> None:
+    share = tmp_path / "share"
+    (share / "sub").mkdir(parents=True)
+    (share / "a.txt").write_bytes(b"alpha")
+    (share / "sub" / "b.bin").write_bytes(b"\x02" * 3000)
+    artifact = artfs.Artifact(name)
+    added = artifact.add_reference(share.as_uri(), name="data")
+    assert [asset.logical_path for asset in added] == ["data/a.txt", "data/sub/b.bin"]
+    logged = client.log_artifact(artifact)
+    asset = logged.get_asset("data/sub/b.bin")
+    assert asset.uri == (share / "sub" / "b.bin").as_uri()
+    assert asset.digest == sha256(b"\x02" * 3000)
+    assert read_tree(logged.download(tmp_path / "d")) == {
+        "data/a.txt": b"alpha",
+        "data/sub/b.bin": b"\x02" * 3000,
+    }
+    assert asset.download(tmp_path / "one.bin").read_bytes() == b"\x02" * 3000
+
+    # Same size, other bytes: the checksum catches it, and nothing is written.
+    (share / "a.txt").write_bytes(b"ALPHA")
+    with pytest.raises(SourceChanged, match=r"data/a\.txt: its source file://"):
+        logged.download(tmp_path / "again")
+    assert not (tmp_path / "again" / "data" / "a.txt").exists()
+    assert read_tree(tmp_path / "again") == {"data/sub/b.bin": b"\x02" * 3000}
+
+    # Gone: MissingReferences names it, unless the caller does without it.
+    (share / "a.txt").unlink()
+    with pytest.raises(MissingReferences, match=r"data/a\.txt") as caught:
+        logged.download(tmp_path / "gone")
+    assert caught.value.references == [UnfetchedReference("data/a.txt", (share / "a.txt").as_uri())]
+    logged.download(tmp_path / "lenient", allow_missing_references=True)
+    assert read_tree(tmp_path / "lenient") == {"data/sub/b.bin": b"\x02" * 3000}
+
+
+def test_the_machine_cache_keeps_the_logged_bytes(
+    tmp_path: Path, shared_registry: RegistryProcess, name: str
+) -> None:
+    """A reference downloaded once is in the cache by its digest: a later download
+    copies the logged bytes from there, even after the source changed."""
+    share = tmp_path / "share.txt"
+    share.write_bytes(b"logged")
+    artifact = artfs.Artifact(name)
+    artifact.add_reference(share.as_uri())
+    with artfs.Client(url=shared_registry.url) as cached:
+        logged = cached.log_artifact(artifact)
+        logged.download(tmp_path / "first")
+        share.write_bytes(b"edited")
+        assert read_tree(logged.download(tmp_path / "second")) == {"share.txt": b"logged"}
+
+
+def test_max_objects_bounds_a_directory(tmp_path: Path, name: str) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    for i in range(3):
+        (share / f"{i}.txt").write_bytes(b"x")
+    artifact = artfs.Artifact(name)
+    with pytest.raises(artfs.InvalidInput, match="more than 2 objects"):
+        artifact.add_reference(share.as_uri(), max_objects=2)
+    assert artifact.assets == []
+    assert len(artifact.add_reference(share.as_uri(), max_objects=3)) == 3
+
+
+def test_http_reference_with_and_without_checksum(
+    tmp_path: Path, client: artfs.Client, http_source: HttpSource, name: str
+) -> None:
+    data = bytes(range(256)) * 20
+    (http_source.root / f"{name}.bin").write_bytes(data)
+    url = http_source.url(f"{name}.bin")
+    artifact = artfs.Artifact(name)
+    artifact.add_reference(url, name="summed.bin")
+    artifact.add_reference(url, name="pinned.bin", checksum=False)
+    logged = client.log_artifact(artifact)
+    summed, pinned = logged.get_asset("summed.bin"), logged.get_asset("pinned.bin")
+    assert (summed.size, summed.digest, summed.uri) == (len(data), sha256(data), url)
+    # Without a checksum: what the server offers, kept as the URI's pin.
+    assert pinned.digest is None
+    assert pinned.uri is not None
+    assert pinned.uri.startswith(url + "#etag=")
+    assert pinned.size == len(data)
+    assert read_tree(logged.download(tmp_path / "d")) == {"summed.bin": data, "pinned.bin": data}
+
+    # Rewritten with the same length: both notice, one by its digest, one by its ETag.
+    (http_source.root / f"{name}.bin").write_bytes(data[::-1])
+    with pytest.raises(SourceChanged, match=r"pinned\.bin: its source http://"):
+        logged.get_asset("pinned.bin").download(tmp_path / "p.bin")
+    with pytest.raises(SourceChanged, match=r"summed\.bin: .*\(sha256 "):
+        logged.get_asset("summed.bin").download(tmp_path / "s.bin")
+    assert not (tmp_path / "p.bin").exists()
+    assert not (tmp_path / "s.bin").exists()
+
+    # Logging the changed source again is a new version, not the no-op.
+    again = artfs.Artifact(name)
+    again.add_reference(url, name="summed.bin")
+    again.add_reference(url, name="pinned.bin", checksum=False)
+    assert not client.log_artifact(again).noop
+
+
+def test_s3_prefix_expands_up_to_max_objects(
+    tmp_path: Path, client: artfs.Client, s3_source: S3Source, name: str
+) -> None:
+    files = {f"{name}/shards/{i}.bin": bytes([i]) * (100 + i) for i in range(3)}
+    for key, data in files.items():
+        s3_source.put(key, data)
+    single = s3_source.put(f"{name}/single.txt", b"one object")
+    prefix = f"s3://{s3_source.bucket}/{name}/shards"
+    artifact = artfs.Artifact(name)
+    with pytest.raises(artfs.InvalidInput, match="more than 2 objects"):
+        artifact.add_reference(prefix, max_objects=2)
+    assert artifact.assets == []
+    added = artifact.add_reference(prefix, name="shards", max_objects=3)
+    assert [asset.logical_path for asset in added] == [f"shards/{i}.bin" for i in range(3)]
+    artifact.add_reference(single, checksum=False)
+    logged = client.log_artifact(artifact)
+    assert logged.get_asset("shards/1.bin").digest == sha256(files[f"{name}/shards/1.bin"])
+    pinned = logged.get_asset("single.txt")
+    assert pinned.digest is None
+    assert pinned.uri is not None
+    assert pinned.uri.startswith(single + "#etag=")
+    assert read_tree(logged.download(tmp_path / "d")) == {
+        **{f"shards/{i}.bin": bytes([i]) * (100 + i) for i in range(3)},
+        "single.txt": b"one object",
+    }
+
+    s3_source.put(f"{name}/single.txt", b"one OBJECT")  # same size, new ETag
+    s3_source.put(f"{name}/shards/2.bin", b"\x09" * 102)
+    with pytest.raises(SourceChanged, match=r"shards/2\.bin: .*\(sha256 ") as caught:
+        logged.download(tmp_path / "later")
+    assert "(and 1 more changed)" in caught.value.message
+    with pytest.raises(SourceChanged, match=r"single\.txt: its source s3://.*\(etag "):
+        pinned.download(tmp_path / "single.txt")
+    assert read_tree(tmp_path / "later") == {
+        f"shards/{i}.bin": bytes([i]) * (100 + i) for i in range(2)
+    }
+
+
+def test_unsupported_schemes_are_named(name: str) -> None:
+    artifact = artfs.Artifact(name)
+    for uri in ("gs://bucket/key", "az://container/blob", "ftp://host/file"):
+        with pytest.raises(artfs.InvalidInput, match="file, http, https, s3"):
+            artifact.add_reference(uri)
+    with pytest.raises(artfs.InvalidInput, match="fragment"):
+        artifact.add_reference("http://example.invalid/a#b")
+    assert artifact.assets == []
