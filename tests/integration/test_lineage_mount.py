@@ -20,6 +20,8 @@ from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 USES = r"/runs/[^/]+/uses$"
+#: How long the registry takes to answer a use, in the part where it is slow (seconds).
+USE_DELAY = 4.0
 
 
 def used_by(client: artfs.Client, ref: str) -> list[RunInfo]:
@@ -97,15 +99,20 @@ def test_a_mount_records_each_version_read_once_and_signs_its_commits(
         assert job is not None
         assert (job.id, job.kind, job.user) == ("job-7", "run", getpass.getuser())
 
-        # The registry refuses uses for a while: the read is not held up, and the use
-        # is sent again once it answers.
-        proxy.add(Fault.status(503, path=USES))
+        # The registry is slow to take a use: the read does not wait for it.
+        proxy.add(Fault.delay(USE_DELAY, path=USES, times=1))
         started = time.monotonic()
         assert (data / "v2" / "c.txt").read_bytes() == b"gamma"
-        assert time.monotonic() - started < 2
-        wait_until(lambda: "will retry" in mount.log_text(), "the mount says it will retry", 20)
-        assert used_by(client, "data:v2") == []
+        assert time.monotonic() - started < USE_DELAY / 2
+        [slow] = wait_until(lambda: used_by(client, "data:v2"), "the slow use", 30)
+        assert slow.id == reader.id
+        # The registry refuses uses for a while: the use is sent again once it answers.
         proxy.clear()
-        [late] = wait_until(lambda: used_by(client, "data:v2"), "the use sent again", 30)
+        proxy.add(Fault.status(503, path=USES))
+        assert (data / "v4" / "e.txt").read_bytes() == b"epsilon"
+        wait_until(lambda: "will retry" in mount.log_text(), "the mount says it will retry", 20)
+        assert used_by(client, "data:v4") == []
+        proxy.clear()
+        [late] = wait_until(lambda: used_by(client, "data:v4"), "the use sent again", 30)
         assert late.id == reader.id
     client.close()
