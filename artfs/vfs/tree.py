@@ -347,12 +347,11 @@ class Tree:
     async def xattrs(self, inode: int) -> dict[str, bytes]:
         node = self.get(inode)
         if node.kind is Kind.FILE:
-            found = {}
-            if node.digest is not None:
-                found["user.artfs.sha256"] = node.digest.encode()
-            if node.uri is not None:
-                found["user.artfs.uri"] = node.uri.encode()
-            return found
+            return _file_xattrs(node.digest, node.uri)
+        if node.kind is Kind.STAGED:
+            # An unchanged copy-on-write file says what it stands for, as the version's does.
+            ref = self._staging().placeholder(node)
+            return {} if ref is None else _file_xattrs(ref.digest, ref.uri)
         if node.collection and node.kind in (Kind.VERSION, Kind.COLLECTION):
             return await self.collections.xattrs(node)
         if node.kind is Kind.VERSION:
@@ -749,3 +748,13 @@ class Tree:
             return len(entries)
 
         return await trio.to_thread.run_sync(fill)
+
+
+def _file_xattrs(digest: str | None, uri: str | None) -> dict[str, bytes]:
+    """``user.artfs.sha256`` and, for a reference, ``user.artfs.uri``: what is known."""
+    found = {}
+    if digest is not None:
+        found["user.artfs.sha256"] = digest.encode()
+    if uri is not None:
+        found["user.artfs.uri"] = uri.encode()
+    return found

@@ -39,6 +39,8 @@ def test_stage_from_keeps_references_and_metadata(
             assert "staged 5 files" in stage(target, "v1")
             assert (staging / "remote" / "extra.bin").stat().st_size == 300
             assert (staging / "data" / "a.txt").read_bytes() == b"alpha"
+            remote = (tmp_path / "remote" / "labels.csv").as_uri().encode()
+            assert os.getxattr(staging / "remote" / "labels.csv", "user.artfs.uri") == remote
 
             # Committed back unchanged: the same content, the no-op.
             assert commit_cli(target) == "v1"
