@@ -9,7 +9,7 @@ read the linked version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import click
 
@@ -21,7 +21,7 @@ from artfs.cli.output import Column, count, human_size, local_time
 if TYPE_CHECKING:
     from artfs.client.models import CollectionRecord, MemberRecord
 
-__all__ = ["CollectionRow", "MemberRow", "list_members"]
+__all__ = ["CollectionRow", "LinkRow", "MemberRow", "list_members"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class MemberRow:
     linked_at: str
 
     @classmethod
-    def from_record(cls, record: MemberRecord) -> MemberRow:
+    def from_record(cls, record: MemberRecord) -> Self:
         return cls(
             collection=record.collection,
             member=record.member,
@@ -96,6 +96,21 @@ class MemberRow:
             ", ".join(self.aliases) or "-",
         ]
 
+
+@dataclass(frozen=True)
+class LinkRow(MemberRow):
+    """A member as ``artfs links`` shows it: the collection it is in, not the version."""
+
+    def row(self) -> list[str]:
+        return [
+            self.collection,
+            self.member,
+            local_time(self.linked_at),
+            ", ".join(self.aliases) or "-",
+        ]
+
+
+LINK_COLUMNS = [Column("COLLECTION"), Column("MEMBER"), Column("LINKED"), Column("ALIASES")]
 
 MEMBER_COLUMNS = [
     Column("MEMBER"),
@@ -154,14 +169,49 @@ def link(ctx: _Context, ref: str, target: str, aliases: tuple[str, ...]) -> None
 
 @cli.command()
 @click.argument("ref", metavar="REGISTRY/COLLECTION:MEMBER")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Given REGISTRY/COLLECTION: delete the collection, every link and alias of it.",
+)
 @pass_context
-def unlink(ctx: _Context, ref: str) -> None:
+def unlink(ctx: _Context, ref: str, everything: bool) -> None:
     """Remove a member (by number or alias) and its aliases; the version itself stays."""
+    if everything:
+        if ":" in ref:
+            raise click.UsageError(
+                f"--all removes a whole collection: give REGISTRY/COLLECTION, not {ref!r}",
+                ctx=click.get_current_context(),
+            )
+        names.check_collection_path(ref)
+        with ctx.client() as client:
+            gone = client.registry.delete_collection(ref)
+        click.echo(f"deleted collection {ref} ({count(gone.member_count, 'link')} removed)")
+        return
     path, member_ref = _member_ref(ref)
     with ctx.client() as client:
         member = client.registry.unlink(path, member_ref)
     source = f"{member.version.artifact}:{member.version.version}"
     click.echo(f"unlinked {path}:{member.member} ({source})")
+
+
+@cli.command()
+@click.argument("ref", metavar="NAME[:VERSION|:ALIAS]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead.")
+@offline_option
+@pass_context
+def links(ctx: _Context, ref: str, as_json: bool) -> None:
+    """Where a version is linked: each collection's member that links it."""
+    with ctx.client() as client:
+        logged = client.get_artifact(ref)
+        found = client.registry.version_links(logged.name, logged.version)
+    show(
+        [LinkRow.from_record(member) for member in found],
+        LINK_COLUMNS,
+        as_json,
+        f"{logged.name}:{logged.version} is linked nowhere",
+    )
 
 
 @cli.command()

@@ -347,6 +347,13 @@ class RegistryClient:
     def delete_collection_alias(self, path: str, alias: str) -> None:
         self._request("DELETE", self._url(self.routes.collection_alias(path, alias)))
 
+    def delete_collection(self, path: str) -> CollectionRecord:
+        return CollectionRecord.from_json(self._json("DELETE", self.routes.collection(path)))
+
+    def version_links(self, name: str, ref: str) -> list[MemberRecord]:
+        answer = self._json("GET", self.routes.version_links(name, ref))
+        return [MemberRecord.from_json(item) for item in answer["members"]]
+
     # -- runs and lineage -----------------------------------------------------
 
     def start_run(self, run_id: str, run: RunStart) -> RunInfo:

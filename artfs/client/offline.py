@@ -148,6 +148,16 @@ class OfflineRegistry:
                 return record
         raise NotFound(f"{path}:{ref} was never seen on this machine, and {OFFLINE_HINT}")
 
+    def version_links(self, name: str, ref: str) -> list[MemberRecord]:
+        """The members seen linking ``name:ref``, in every collection this machine saw."""
+        version = self.get_version(name, ref).version
+        return [
+            member
+            for collection in self.book.collections()
+            for member in self.book.members(collection.path)
+            if (member.version.artifact, member.version.version) == (name, version)
+        ]
+
     # -- what needs the registry ----------------------------------------------
 
     def create_artifact(
@@ -236,6 +246,9 @@ class OfflineRegistry:
 
     def delete_collection_alias(self, path: str, alias: str) -> None:
         _refuse(f"removing alias {alias!r} of {path!r}")
+
+    def delete_collection(self, path: str) -> CollectionRecord:
+        _refuse(f"deleting collection {path!r}")
 
     def start_run(self, run_id: str, run: RunStart) -> RunInfo:
         _refuse(f"starting run {run_id!r}")

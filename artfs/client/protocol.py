@@ -194,6 +194,14 @@ class RegistryAPI(Protocol):
 
     def delete_collection_alias(self, path: str, alias: str) -> None: ...
 
+    def delete_collection(self, path: str) -> CollectionRecord:
+        """Remove a collection with its links and aliases (no version); answers what it was."""
+        ...
+
+    def version_links(self, name: str, ref: str) -> list[MemberRecord]:
+        """Every member of a collection that links version ``name:ref``."""
+        ...
+
     # -- runs and lineage -----------------------------------------------------
 
     def start_run(self, run_id: str, run: RunStart) -> RunInfo:

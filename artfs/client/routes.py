@@ -93,6 +93,9 @@ class Routes:
     def member(self, path: str, ref: str) -> str:
         return f"{self.members(path)}/{_q(ref)}"
 
+    def version_links(self, name: str, ref: str) -> str:
+        return f"{self.version(name, ref)}/links"
+
     def collection_alias(self, path: str, alias: str) -> str:
         return f"{self.collection(path)}/aliases/{_q(alias)}"
 

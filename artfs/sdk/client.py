@@ -149,6 +149,11 @@ class Client:
         names.check_collection_path(path)
         return self.registry.get_collection(path)
 
+    def delete_collection(self, path: str) -> None:
+        """Remove a collection with all its links and aliases; no version is touched."""
+        names.check_collection_path(path)
+        self.registry.delete_collection(path)
+
     def list_members(self, path: str) -> list[LoggedArtifact]:
         """A collection's members in link order, each the version it links."""
         names.check_collection_path(path)

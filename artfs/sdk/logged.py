@@ -361,6 +361,13 @@ class LoggedArtifact:
         member = self.client.registry.link(target, self.name, self.version, aliases or [])
         return LoggedArtifact(self.client, member.version, member=member)
 
+    def links(self) -> list[LoggedArtifact]:
+        """Where this version is linked: each member of a collection that links it."""
+        return [
+            LoggedArtifact(self.client, member.version, member=member)
+            for member in self.client.registry.version_links(self.name, self.version)
+        ]
+
     def unlink(self) -> None:
         """Remove this member from the collection it was reached through (and its aliases
         there); the version itself stays."""

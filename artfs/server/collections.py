@@ -258,6 +258,30 @@ class Collections:
             collection = self._collection(conn, project, where)
             return self._member_json(conn, collection, self._member(conn, collection, ref))
 
+    def version_links(self, project: str, name: str, ref: str) -> dict[str, Any]:
+        """Every member that links version ``name:ref``, by collection (W&B's
+        ``linked_artifacts``)."""
+        registry = self._registry
+        with registry._read() as conn:
+            _, version = registry.find_version(conn, project, name, ref)
+            rows = (
+                conn.execute(
+                    select(collection_members, collections.c.registry, collections.c.name)
+                    .join(collections, collections.c.id == collection_members.c.collection_id)
+                    .where(collection_members.c.version_id == version["id"])
+                    .order_by(collections.c.registry, collections.c.name)
+                )
+                .mappings()
+                .all()
+            )
+            members: list[dict[str, Any]] = []
+            for row in rows:
+                collection = self._collection(
+                    conn, project, names.CollectionPath(row["registry"], row["name"])
+                )
+                members += self._members_json(conn, collection, [row])
+            return {"members": members}
+
     # -- changes ------------------------------------------------------------------
 
     def link(
@@ -347,6 +371,26 @@ class Collections:
             member = self._member(conn, collection, ref)
             answer = self._member_json(conn, collection, member)
             self._drop_members(conn, [member["id"]])
+        return answer
+
+    def delete_collection(self, project: str, path: str) -> dict[str, Any]:
+        """Remove the collection with every link and alias; no version is touched.
+        Linking into the same path later starts a new one, at member v1."""
+        where = names.check_collection_path(path)
+        with self._registry._write() as conn:
+            collection = self._collection(conn, project, where, lock=True)
+            answer = self._collection_json(conn, collection)
+            conn.execute(
+                delete(collection_aliases).where(
+                    collection_aliases.c.collection_id == collection["id"]
+                )
+            )
+            conn.execute(
+                delete(collection_members).where(
+                    collection_members.c.collection_id == collection["id"]
+                )
+            )
+            conn.execute(delete(collections).where(collections.c.id == collection["id"]))
         return answer
 
     def set_alias(

@@ -20,7 +20,7 @@ import pytest
 
 import artfs
 from artfs.errors import Conflict, InvalidInput, NotFound, Offline
-from tests.integration.test_cli import fails, ok
+from tests.integration.test_cli import fails, ok, run
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
@@ -142,6 +142,26 @@ def test_linking_again_moves_aliases_and_unlinked_numbers_are_never_reused(
     assert client.get_artifact(f"{name}:v1").state == "COMMITTED"
 
 
+def test_a_version_knows_its_links_and_a_collection_can_go_whole(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    model = log(client, name, b"linked twice")
+    other = f"{target}-other"
+    model.link(target, aliases=["production"])
+    model.link(other)
+    assert [(m.collection, member_id(m), m.aliases) for m in model.links()] == [
+        (target, "v1", ["latest", "production"]),
+        (other, "v1", ["latest"]),
+    ]
+    client.delete_collection(target)
+    with pytest.raises(NotFound):
+        client.get_collection(target)
+    assert [m.collection for m in model.links()] == [other]
+    assert client.get_artifact(f"{name}:v1").state == "COMMITTED"  # versions stay
+    again = model.link(target)  # the same path later is a new collection
+    assert member_id(again) == "v1"
+
+
 def test_deleting_a_linked_version_is_refused_unless_its_links_go_too(
     client: artfs.Client, name: str, target: str
 ) -> None:
@@ -253,12 +273,22 @@ def test_cli_links_lists_promotes_pulls_and_unlinks(
     ).items()
     assert [m["member"] for m in json.loads(ok(url, "ls", target, "--json").stdout)] == ["v2"]
 
+    links = [line.split() for line in ok(url, "links", f"{name}:v2").stdout.splitlines()]
+    assert links[0] == ["COLLECTION", "MEMBER", "LINKED", "ALIASES"]
+    assert [(row[0], row[1], row[-1]) for row in links[1:]] == [(target, "v2", "latest")]
+    assert "linked nowhere" in run(url, "links", f"{name}:v1").stderr
+
     # Bad input: one line, nothing changed.
     assert "REGISTRY/COLLECTION" in fails(url, "link", name, "resnet/a/b")
     assert "REGISTRY/COLLECTION:MEMBER" in fails(url, "unlink", target)
     assert "does not exist" in fails(url, "unlink", f"{target}:v9")
     assert "latest" in fails(url, "link", name, target, "--alias", "latest")
+    assert "not " in fails(url, "unlink", f"{target}:v2", "--all")
     assert [m["member"] for m in json.loads(ok(url, "ls", target, "--json").stdout)] == ["v2"]
+
+    gone = ok(url, "unlink", target, "--all").stdout.strip()
+    assert gone == f"deleted collection {target} (1 link removed)"
+    assert "does not exist" in fails(url, "ls", target)
 
 
 # -- the mount ------------------------------------------------------------------------------

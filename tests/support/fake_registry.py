@@ -120,6 +120,8 @@ CallKind = Literal[
     "unlink",
     "set_collection_alias",
     "delete_collection_alias",
+    "delete_collection",
+    "version_links",
     "start_run",
     "get_run",
     "finish_run",
@@ -1152,6 +1154,24 @@ class FakeRegistry:
         with self._lock:
             if self._collection(path).aliases.pop(alias, None) is None:
                 raise NotFound(f"{path} has no alias {alias}")
+
+    def delete_collection(self, path: str) -> CollectionRecord:
+        self._call("delete_collection")
+        with self._lock:
+            record = self._collection_record(self._collection(path))
+            del self._collections[path]
+            return record
+
+    def version_links(self, name: str, ref: str) -> list[MemberRecord]:
+        self._call("version_links")
+        with self._lock:
+            version = self._version(self._artifact(name), ref)
+            return [
+                self._member_record(collection, number)
+                for _, collection in sorted(self._collections.items())
+                for number, (artifact, linked, _) in sorted(collection.members.items())
+                if (artifact, linked) == (name, version.number)
+            ]
 
     def _collection(self, path: str) -> _Collection:
         names.check_collection_path(path)

@@ -141,6 +141,12 @@ def get_manifest(registry: RegistryDep, project: Project, name: NamePath, ref: R
     return Response(registry.manifest(project, name, ref), media_type="application/json")
 
 
+@router.get("/artifacts/{name}/versions/{ref}/links", responses=answers(404))
+def version_links(registry: RegistryDep, project: Project, name: NamePath, ref: RefPath) -> JSON:
+    """The collections' members that link this version (docs/design.md, "Collections")."""
+    return registry.collections.version_links(project, name, ref)
+
+
 @router.put("/artifacts/{name}/versions/{ref}/tags/{tag}", responses=answers(404))
 def add_tag(
     registry: RegistryDep, project: Project, name: NamePath, ref: RefPath, tag: TagPath

@@ -47,6 +47,14 @@ def get_collection(
     return registry.collections.get_collection(project, f"{registry_name}/{collection}")
 
 
+@router.delete(ONE, responses=answers(404))
+def delete_collection(
+    registry: RegistryDep, project: Project, registry_name: RegistryPath, collection: CollectionPath
+) -> JSON:
+    """Remove the collection, its links and aliases; the versions stay. Answers what it was."""
+    return registry.collections.delete_collection(project, f"{registry_name}/{collection}")
+
+
 @router.get(ONE + "/members", responses=answers(404))
 def list_members(
     registry: RegistryDep,
