@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import json
 import re
 import socket
 import uuid
@@ -149,6 +150,9 @@ def test_lineage_cli_prints_the_graph_up_and_down(chain: Chain) -> None:
     both = ok(chain.url, "lineage", f"{chain.model}:v1", "--depth", "1")
     assert f"logged by run {chain.train}" in both.stdout
     assert f"used by run {chain.evaluate}" in both.stdout
+    graph = json.loads(ok(chain.url, "lineage", f"{chain.data}:v1", "--down", "--json").stdout)
+    assert graph["root"] == f"{chain.data}:v1"
+    assert {edge["run"] for edge in graph["edges"]} == {chain.train, chain.evaluate}
     assert "--up and --down" in fails(chain.url, "lineage", f"{chain.model}:v1", "--up", "--down")
     assert "depth" in fails(chain.url, "lineage", f"{chain.model}:v1", "--depth", "0")
 
