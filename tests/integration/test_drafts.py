@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import artfs
-from artfs.errors import Finalized, InvalidInput
+from artfs.errors import Conflict, Finalized, InvalidInput
 from tests.support.artifacts import draft_with_references
 from tests.support.registry import RegistryProcess
 
@@ -158,3 +158,35 @@ def test_incremental_first_version(client: artfs.Client, name: str) -> None:
     first = artfs.Artifact(name, type="dataset", incremental=True)
     first.add(io.BytesIO(b"1"), "1.txt")
     assert [a.logical_path for a in client.log_artifact(first).assets] == ["1.txt"]
+
+
+def test_an_incremental_draft_never_drops_a_version_committed_meanwhile(
+    client: artfs.Client, shared_registry: RegistryProcess, name: str
+) -> None:
+    first = artfs.Artifact(name, type="dataset")
+    first.add(io.BytesIO(b"1"), "1.txt")
+    client.log_artifact(first)
+    registry = client.registry
+
+    class Racing:
+        """The real registry, with another writer committing right after the base is read."""
+
+        def __getattr__(self, attribute: str) -> object:
+            return getattr(registry, attribute)
+
+        def list_files(self, *args: object, **kwargs: object) -> object:
+            files = list(registry.list_files(*args, **kwargs))  # type: ignore[arg-type]
+            with artfs.Client(url=shared_registry.url) as other:
+                meanwhile = artfs.Artifact(name, type="dataset")
+                meanwhile.add(io.BytesIO(b"2"), "2.txt")
+                other.log_artifact(meanwhile)
+            return iter(files)
+
+    client.registry = Racing()  # type: ignore[assignment]
+    patch = artfs.Artifact(name, incremental=True)
+    patch.add(io.BytesIO(b"3"), "3.txt")
+    with pytest.raises(Conflict, match="latest"):
+        client.log_artifact(patch)
+    client.registry = registry
+    # Logged again, it is laid over the version committed meanwhile.
+    assert sorted(a.logical_path for a in client.log_artifact(patch).assets) == ["2.txt", "3.txt"]
