@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import artfs
-from artfs.errors import Conflict, InvalidInput, NotFound
+from artfs.errors import Conflict, InvalidInput, NotFound, Offline
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
 from tests.support.registry import TEST_TOKEN, RegistryProcess
@@ -38,6 +38,14 @@ def test_artifact_tags_at_log_time_and_later(shared_registry: RegistryProcess, n
         assert client.artifact_tags(name) == ["a", "b"]  # a refused change changes nothing
         listed = {a["name"]: a for a in client.list_artifacts()}
         assert listed[name]["tags"] == ["a", "b"]
+    # Offline, what this machine saw answers; changes are refused.
+    with artfs.Client(url=shared_registry.url, offline=True) as offline:
+        assert offline.artifact_tags(name) == ["a", "b"]
+        with pytest.raises(Offline):
+            offline.set_artifact_tags(name, ["c"])
+        with pytest.raises(Offline):
+            offline.delete_artifact(name)
+    with artfs.Client(url=shared_registry.url) as client:
         # The API: one PUT replaces them all.
         url = f"{shared_registry.url}/api/v1/projects/default/artifacts/{name}/tags"
         headers = {"Authorization": f"Bearer {TEST_TOKEN}"}
