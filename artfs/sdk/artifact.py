@@ -17,18 +17,21 @@ a draft refuses changes with ``Finalized``; ``LoggedArtifact.new_draft`` or
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from artfs import names
+from artfs.digests import hash_file
 from artfs.errors import Finalized, InvalidInput, NotFound
 from artfs.transfer.parallel import parallel
 
@@ -453,29 +456,42 @@ def _copy_stream(stream: BinaryIO, asset: PendingAsset) -> None:
     """Copy ``stream`` to a new temporary file, hashing it in the same pass; ``asset``
     takes the copy as its bytes."""
     hasher = hashlib.sha256()
-    size = 0
+    with _temporary(asset) as handle:
+        while block := stream.read(COPY_BLOCK):
+            hasher.update(block)
+            handle.write(block)
+    asset.digest, asset.size = hasher.hexdigest(), Path(handle.name).stat().st_size
+
+
+def _snapshot(asset: PendingAsset) -> None:
+    """Make ``asset`` a copy of its file as it is now (W&B's ``policy="mutable"``).
+
+    The kernel copies (``shutil.copyfile``: no bytes through Python, a reflink
+    where the filesystem has them), then the copy is hashed: the digest is of
+    exactly the bytes that will be uploaded.
+    """
+    source = asset.local_path
+    assert source is not None
+    try:
+        with _temporary(asset) as handle:
+            shutil.copyfile(source, handle.name)
+        with open(handle.name, "rb") as copied:
+            asset.digest, asset.size = hash_file(copied)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {source}: {exc.strerror}") from exc
+
+
+@contextlib.contextmanager
+def _temporary(asset: PendingAsset) -> Iterator[IO[bytes]]:
+    """A new temporary file for ``asset``'s copy, removed again if the copy fails."""
     handle = tempfile.NamedTemporaryFile(prefix="artfs-add-", delete=False)  # noqa: SIM115
     try:
         with handle:
-            while block := stream.read(COPY_BLOCK):
-                hasher.update(block)
-                handle.write(block)
-                size += len(block)
+            yield handle
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
     asset.local_path, asset.temporary = Path(handle.name), True
-    asset.digest, asset.size = hasher.hexdigest(), size
-
-
-def _snapshot(asset: PendingAsset) -> None:
-    """Make ``asset`` a copy of its file as it is now (W&B's ``policy="mutable"``)."""
-    assert asset.local_path is not None
-    try:
-        with open(asset.local_path, "rb") as stream:
-            _copy_stream(stream, asset)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {asset.local_path}: {exc.strerror}") from exc
 
 
 def _unlink_all(paths: list[Path]) -> None:
