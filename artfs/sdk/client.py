@@ -167,6 +167,9 @@ class Client:
         return [artifact.to_json() for artifact in self.registry.list_artifacts()]
 
     def list_versions(self, name: str) -> list[LoggedArtifact]:
+        """An artifact's versions, oldest first; a collection's members, in link order."""
+        if names.is_collection_path(name):
+            return self.list_members(name)
         names.check_name(name)
         return [LoggedArtifact(self, data) for data in self.registry.list_versions(name)]
 

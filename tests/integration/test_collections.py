@@ -84,6 +84,7 @@ def test_a_link_is_read_back_through_its_collection_without_copying(
         ("v1", name, "v1"),
         ("v2", name, "v2"),
     ]
+    assert [member_id(m) for m in client.list_versions(target)] == ["v1", "v2"]
     record = client.get_collection(target)
     assert (record.type, record.member_count, record.latest) == ("model", 2, "v2")
     assert record.aliases == {"latest": "v2", "production": "v1", "staging": "v2"}

@@ -14,11 +14,11 @@ from typing import TypeVar
 import trio
 
 from artfs.cache.chunks import ChunkCache
+from artfs.client.protocol import RegistryAPI
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import RegistrySource
 from artfs.vfs.catalog import REFRESH_WAIT, Catalog
 from artfs.vfs.tree import ROOT_INODE, Node, Tree, TreeSettings
-from tests.support.fake_registry import FakeRegistry
 
 __all__ = ["LISTING_TTL", "ListingClock", "walk", "with_tree"]
 
@@ -41,7 +41,7 @@ class ListingClock:
 
 
 def with_tree(
-    fake: FakeRegistry,
+    fake: RegistryAPI,
     tmp_path: Path,
     body: Callable[[Tree], Awaitable[T]],
     *,

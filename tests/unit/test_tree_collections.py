@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from artfs.client.answers import AnswerBook
+from artfs.client.offline import OfflineRegistry
 from artfs.errors import NotFound, Transient
 from artfs.vfs.nodes import OpenFile
 from artfs.vfs.tree import ROOT_INODE, Kind, Tree
@@ -79,3 +81,26 @@ def test_the_root_lists_collections_only_when_there_are_some_and_never_fails_for
         assert [n.name for n in await tree.children(ROOT_INODE)] == ["data"]
 
     with_tree(failing, tmp_path / "failing", still_lists)
+
+
+def test_an_offline_tree_shows_collections_as_this_machine_last_saw_them(tmp_path: Path) -> None:
+    fake = FakeRegistry()
+    fake.add_version("resnet", {"w.bin": b"one"})
+    fake.link("model-registry/resnet", "resnet", "v1", ["production"])
+    book = AnswerBook(tmp_path / "book", "http://registry.invalid", "default")
+    # What an online mount or SDK run would have recorded (RecordingClient).
+    book.record_artifacts(fake.list_artifacts())
+    book.record_versions("resnet", fake.list_versions("resnet"))
+    book.record_manifest("resnet", fake.manifest("resnet", "v1"))
+    book.record_collections(fake.list_collections())
+    book.record_members("model-registry/resnet", fake.list_members("model-registry/resnet"))
+    offline = OfflineRegistry(book)
+
+    async def body(tree: Tree) -> None:
+        production = await walk(tree, ".collections", "model-registry", "resnet", "production")
+        assert (production.artifact, production.number) == ("resnet", 1)
+        assert [n.name for n in await tree.children(production.inode)] == ["w.bin"]
+        with pytest.raises(NotFound):
+            await walk(tree, ".collections", "model-registry", "resnet", "staging")
+
+    with_tree(offline, tmp_path, body)
