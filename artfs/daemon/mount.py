@@ -44,7 +44,7 @@ from artfs.daemon.state import (
 )
 from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
-from artfs.fetch.sources import RegistrySource
+from artfs.fetch.sources import ReferenceSource, RegistrySource
 from artfs.fs import session
 from artfs.fs.kernel import FuseKernelCache
 from artfs.fs.operations import ArtfsOperations
@@ -194,7 +194,10 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         # One deadline per read: the fetch gives up when its reader does.
         fetcher = ChunkFetcher(
-            RegistrySource(registry), cache, nursery, fetch_timeout=options.read_timeout
+            ReferenceSource(RegistrySource(registry)),
+            cache,
+            nursery,
+            fetch_timeout=options.read_timeout,
         )
         catalog = Catalog(registry, nursery, listing_ttl=options.listing_timeout)
         settings = TreeSettings(

@@ -22,8 +22,9 @@ from typing import Protocol
 from artfs.cache.layout import ChunkLayout
 from artfs.client.protocol import BlobRange, RegistryAPI
 from artfs.fetch.fetcher import layout_from_answer
+from artfs.references import ReferenceRead, hash_reference, open_reference
 
-__all__ = ["BlobRange", "BlobSource", "RegistrySource"]
+__all__ = ["BlobRange", "BlobSource", "ReferenceSource", "RegistrySource"]
 
 
 class BlobSource(Protocol):
@@ -73,3 +74,45 @@ class RegistrySource:
 
     def close(self) -> None:
         """Nothing of its own to let go: the connections are the registry's, closed with it."""
+
+
+class ReferenceSource:
+    """Another source's blobs, and the references told of (``add``), read from their own
+    URIs: a reference's chunks go through the same fetcher, cache and verification as a
+    blob's, by its content digest.
+
+    A reference's layout is its object streamed once and hashed (``hash_reference``,
+    checked against the recorded digest), unless it is one chunk (implied by the
+    digest) or the cache kept it; its chunks are then read by ranges, each answer
+    checked against the reference's size and pin, each chunk against its digest.
+    """
+
+    def __init__(self, blobs: BlobSource) -> None:
+        self.blobs = blobs
+        #: Content digest → the reference to read it from (plain dict operations only:
+        #: worker threads read it while the trio thread adds to it).
+        self._references: dict[str, ReferenceRead] = {}
+
+    def add(self, digest: str, reference: ReferenceRead) -> None:
+        self._references[digest] = reference
+
+    def chunk_layout(self, digest: str) -> ChunkLayout:
+        reference = self._references.get(digest)
+        if reference is None:
+            return self.blobs.chunk_layout(digest)
+        return hash_reference(reference)
+
+    def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[BlobRange]:
+        reference = self._references.get(digest)
+        if reference is None:
+            return self.blobs.open_range(digest, start, end)
+        return open_reference(reference, start, end)
+
+    def open_batch(
+        self, digests: Sequence[str], sizes: Sequence[int], timeout: float
+    ) -> AbstractContextManager[Iterator[memoryview | None]]:
+        # Only small registry blobs are batched (a reference is never a sibling).
+        return self.blobs.open_batch(digests, sizes, timeout)
+
+    def close(self) -> None:
+        self.blobs.close()

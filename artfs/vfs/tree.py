@@ -56,6 +56,7 @@ from artfs.cache.chunks import ChunkCache
 from artfs.errors import (
     ArtfsError,
     Conflict,
+    Corrupt,
     InvalidInput,
     LocalError,
     NotFound,
@@ -64,7 +65,9 @@ from artfs.errors import (
 )
 from artfs.fetch.batch import SmallBlobBatches
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.sources import ReferenceSource
 from artfs.names import is_semver
+from artfs.references import ReferenceRead
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
 from artfs.vfs.catalog import ARTIFACTS, Catalog, VersionInfo, versions_key
 from artfs.vfs.collections_tree import COLLECTIONS_DIR, CollectionsTree
@@ -72,6 +75,7 @@ from artfs.vfs.kernel import KernelCache
 from artfs.vfs.manifest import ManifestFile
 from artfs.vfs.nodes import ROOT_INODE, Kind, Node, OpenFile, Stat, TreeSettings, inode_for, ns
 from artfs.vfs.reads import BlobReads
+from artfs.vfs.references import ReferenceFiles
 from artfs.vfs.siblings import SiblingPrefetch
 from artfs.vfs.staging import Owner, StagingBase, Uncommittable
 from artfs.vfs.staging_tree import STAGING, StagedHandle, StagingTree
@@ -112,6 +116,12 @@ class Tree:
         self._nodes: dict[int, Node] = {ROOT_INODE: root}
         self._next_fh = itertools.count(1)
         self.reads = BlobReads(fetcher, cache, self.settings, lambda: next(self._next_fh))
+        source = fetcher.source
+        self.references = ReferenceFiles(
+            source if isinstance(source, ReferenceSource) else None, cache
+        )
+        #: Open handles on references: their errors name the file and its URI.
+        self._open_references: dict[int, ReferenceRead] = {}
         self.siblings = SiblingPrefetch(
             catalog,
             SmallBlobBatches(fetcher.source, cache),
@@ -411,14 +421,19 @@ class Tree:
         self, node: Node, uri: str | None, digest: str | None, size: int
     ) -> OpenFile:
         """Open a remote asset, a version's or a staged placeholder's: the one place both
-        kinds of file read a reference from."""
-        raise Transient(
-            f"{node.path} is a remote asset ({uri}); reading references through "
-            "the mount is not supported yet"
-        )
+        kinds of file read a reference from (``artfs.vfs.references``)."""
+        if uri is None:
+            raise NotFound(f"{node.path} has neither bytes nor a URI to read them from")
+        # Named as a reader sees it in the mount: artifact, version (or .staging), path.
+        shown = "/".join(part for part in (node.artifact, node.label, node.path) if part)
+        reference = ReferenceRead(shown, uri, size, digest)
+        handle = await self.reads.open(node, await self.references.digest(reference), size)
+        self._open_references[handle.fh] = reference
+        return handle
 
     def release(self, fh: int) -> None:
         node: Node
+        self._open_references.pop(fh, None)
         if (handle := self.reads.release(fh)) is not None:
             node = handle.node
         elif self.staging is not None and (staged := self.staging.handles.get(fh)) is not None:
@@ -437,7 +452,14 @@ class Tree:
             if staged is None:
                 raise NotFound(f"file handle {fh} is not open")
             return self._staging().read(staged, offset, size)
-        return await self.reads.read(handle, offset, size)
+        try:
+            return await self.reads.read(handle, offset, size)
+        except Corrupt as exc:
+            reference = self._open_references.get(fh)
+            if reference is None:
+                raise
+            # The fetcher names a blob; a reader needs the file and where it lives.
+            raise self.references.changed(reference, exc) from exc
 
     # -- attributes -------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What a new user hit through a real mount: expected aliases moving, references unexplained."""
+"""What a new user hit through a real mount: expected aliases moving, references read."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_artfs_commit_checks_an_expected_alias_without_moving_it(
     assert (artifact / "candidate" / "f").read_text() == "two"
 
 
-def test_a_reference_shows_its_uri_in_an_xattr_and_reads_fail_with_eio(
+def test_a_reference_shows_its_uri_in_an_xattr_and_reads_like_a_file(
     mount: Mount, shared_registry: RegistryProcess, tmp_path: Path, name: str
 ) -> None:
     outside = tmp_path / "outside.parquet"
@@ -74,7 +74,5 @@ def test_a_reference_shows_its_uri_in_an_xattr_and_reads_fail_with_eio(
     with pytest.raises(OSError) as caught:
         os.getxattr(local, "user.artfs.uri")
     assert caught.value.errno == errno.ENODATA
-    with pytest.raises(OSError) as caught:
-        reference.read_bytes()
-    assert caught.value.errno == errno.EIO
-    assert "not supported yet" in mount.log_text()
+    # Read from its own URI (tests/integration/test_references_mount.py: a changed source).
+    assert reference.read_bytes() == outside.read_bytes()
