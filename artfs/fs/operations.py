@@ -252,7 +252,7 @@ class ArtfsOperations(pyfuse3.Operations):
     async def open(
         self, inode: InodeT, flags: FlagT, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.FileInfo:
-        handle = await self.tree.open(inode, flags)
+        handle = await self.tree.open(inode, flags, Caller(ctx.pid, ctx.uid))
         # Only immutable bytes may stay in the page cache across opens.
         immutable = isinstance(handle, OpenFile)
         return pyfuse3.FileInfo(fh=FileHandleT(handle.fh), keep_cache=immutable)

@@ -396,7 +396,10 @@ class Tree:
 
     # -- reading files ----------------------------------------------------------
 
-    async def open(self, inode: int, flags: int = os.O_RDONLY) -> OpenFile | StagedHandle:
+    async def open(
+        self, inode: int, flags: int = os.O_RDONLY, caller: Caller | None = None
+    ) -> OpenFile | StagedHandle:
+        """``caller``: the process opening, whose ``$ARTFS_RUN`` is told it read the version."""
         node = self.get(inode)
         if node.kind is Kind.STAGED:
             ref = self._staging().placeholder(node)
@@ -413,7 +416,7 @@ class Tree:
         if node.digest is None or node.uri is not None:
             return await self._open_reference(node, node.uri, node.digest, node.size)
         if self.uses is not None:
-            self.uses.note(node.artifact, node.number)
+            self.uses.note(node.artifact, node.number, caller)
         await self.siblings.before_open(node)
         return await self.reads.open(node, node.digest, node.size)
 

@@ -3,9 +3,13 @@
 Each mount is a run of kind ``mount`` (its id ``$ARTFS_RUN`` when the mount
 was started with one, else ``mount-`` and 12 hex digits), with the mount's
 user, host and mountpoint. ``UseRecorder.note`` is called on the trio thread
-at the first open of a file of a version and does nothing but a set lookup
-and, once per version, a queue put: a thread of its own tells the registry,
-so a read never waits on it. While the registry cannot be reached the uses
+at each open of a file of a version and does nothing but set lookups and, once
+per version and run, a queue put: a thread of its own tells the registry, so
+a read never waits on it. The runs that read are the mount's own and, if the
+opening process has an ``$ARTFS_RUN`` (read from ``/proc/<pid>/environ``, at
+most every ``PID_TTL`` seconds per process), that run too: a training job
+started with ``ARTFS_RUN=train-42`` that reads through the mount is recorded
+as reading what it read. While the registry cannot be reached the uses
 wait and are sent again every ``retry_after`` seconds (at most ``MAX_PENDING``
 of them; past that the oldest are dropped, with a log line); at unmount what
 is still unsent gets one last try, and is otherwise dropped with a log line.
@@ -26,8 +30,11 @@ import socket
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import TTLCache
 
 from artfs import __version__, names
 from artfs.client.models import RunStart
@@ -42,6 +49,8 @@ log = logging.getLogger("artfs.uses")
 MAX_PENDING = 10_000
 #: How long ``close`` waits for the last try to send what is pending.
 CLOSE_WAIT = 5.0
+#: Seconds a reading process's ``$ARTFS_RUN`` is taken as known (``UseRecorder``).
+PID_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,12 @@ class MountRun:
             RunStart(
                 kind="mount", user=getpass.getuser(), host=socket.gethostname(), mount=mountpoint
             ),
+        )
+
+    def start_for(self, caller: Caller) -> RunStart:
+        """What the registry is told of a reading process's own run, if it is new."""
+        return RunStart(
+            kind="run", user=caller.user() or "", host=self.start.host, mount=self.start.mount
         )
 
     def source(
@@ -118,27 +133,55 @@ class Caller:
             return None
 
 
+@dataclass(frozen=True)
+class _Use:
+    """A run read ``artifact:v<number>``; ``start`` makes the run if it is new."""
+
+    run_id: str
+    start: RunStart
+    artifact: str
+    number: int
+
+
 class UseRecorder:
-    """Tells the registry, once per version, that this mount read it (module doc)."""
+    """Tells the registry, once per version and run, what this mount read (module doc)."""
 
     def __init__(self, registry: RegistryAPI, run: MountRun, retry_after: float = 5.0) -> None:
         self._registry = registry
         self.run = run
         self._retry_after = retry_after
-        self._seen: set[tuple[str, int]] = set()
-        self._queue: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
-        self._pending: deque[tuple[str, int]] = deque()
+        self._seen: set[tuple[str, str, int]] = set()
+        #: A reading process's ``$ARTFS_RUN`` by pid, read again after ``PID_TTL``
+        #: seconds: long enough to spare ``/proc`` on every open, too short for a
+        #: pid to be reused by another process meanwhile.
+        self._runs_by_pid: TTLCache[int, str | None] = TTLCache(maxsize=4096, ttl=PID_TTL)
+        self._queue: queue.SimpleQueue[_Use | None] = queue.SimpleQueue()
+        self._pending: deque[_Use] = deque()
         self._down = False
         self._thread = threading.Thread(target=self._serve, name="artfs-uses", daemon=True)
         self._thread.start()
 
-    def note(self, artifact: str, number: int) -> None:
-        """A file of ``artifact:v<number>`` is being opened; cheap, never blocks."""
-        key = (artifact, number)
+    def note(self, artifact: str, number: int, caller: Caller | None = None) -> None:
+        """A file of ``artifact:v<number>`` is being opened (by ``caller``); never blocks.
+
+        The mount's own run read it; so did the caller's run, if it has an ``$ARTFS_RUN``.
+        """
+        self._add(self.run.id, artifact, number, lambda: self.run.start)
+        if caller is None:
+            return
+        if caller.pid in self._runs_by_pid:
+            run_id = self._runs_by_pid[caller.pid]
+        else:
+            run_id = self._runs_by_pid[caller.pid] = caller.run_id()
+        if run_id is not None:
+            self._add(run_id, artifact, number, lambda: self.run.start_for(caller))
+
+    def _add(self, run_id: str, artifact: str, number: int, start: Callable[[], RunStart]) -> None:
+        key = (run_id, artifact, number)
         if key in self._seen:
             return
         self._seen.add(key)
-        self._queue.put(key)
+        self._queue.put(_Use(run_id, start(), artifact, number))
 
     def close(self) -> None:
         """Send what is pending (one last try, ``CLOSE_WAIT`` at most), then stop."""
@@ -165,7 +208,9 @@ class UseRecorder:
                 "%d read(s) of this mount not recorded for lineage (the registry was not "
                 "reached): %s",
                 len(self._pending),
-                ", ".join(f"{a}:v{n}" for a, n in list(self._pending)[:5]),
+                ", ".join(
+                    f"{u.artifact}:v{u.number} by {u.run_id}" for u in list(self._pending)[:5]
+                ),
             )
 
     def _bound(self) -> None:
@@ -180,9 +225,9 @@ class UseRecorder:
 
     def _send(self) -> None:
         while self._pending:
-            artifact, number = self._pending[0]
+            use = self._pending[0]
             try:
-                self._registry.record_use(self.run.id, self.run.start, artifact, f"v{number}")
+                self._registry.record_use(use.run_id, use.start, use.artifact, f"v{use.number}")
             except Offline:
                 log.info("offline: reads are not recorded for lineage")
                 self._pending.clear()
@@ -193,7 +238,13 @@ class UseRecorder:
                 self._down = True
                 return
             except ArtfsError as exc:  # deleted since, say: nothing to retry
-                log.warning("read of %s:v%d not recorded: %s", artifact, number, exc.message)
+                log.warning(
+                    "read of %s:v%d by %s not recorded: %s",
+                    use.artifact,
+                    use.number,
+                    use.run_id,
+                    exc.message,
+                )
             else:
                 if self._down:
                     log.info("the registry answers again: recording reads")

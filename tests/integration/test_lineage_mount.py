@@ -98,6 +98,18 @@ def test_a_mount_records_each_version_read_once_and_signs_its_commits(
         job = client.get_artifact("data:candidate").logged_by()
         assert job is not None
         assert (job.id, job.kind, job.user) == ("job-7", "run", getpass.getuser())
+        # A process with $ARTFS_RUN that reads through the mount: its run read it too.
+        catted = subprocess.run(
+            ["cat", str(data / "v1" / "b.txt")],
+            env={**os.environ, "ARTFS_RUN": "eval-3"},
+            capture_output=True,
+            check=False,
+        )
+        assert catted.stdout == b"beta"
+        wait_until(lambda: len(used_by(client, "data:v1")) == 2, "eval-3's use of data:v1")
+        mounted_run, evaluation = used_by(client, "data:v1")
+        assert mounted_run.id == reader.id
+        assert (evaluation.id, evaluation.kind, evaluation.mount) == ("eval-3", "run", reader.mount)
 
         # The registry is slow to take a use: the read does not wait for it.
         proxy.add(Fault.delay(USE_DELAY, path=USES, times=1))

@@ -6,12 +6,14 @@ The real mount's side is tests/integration/test_lineage_mount.py."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 
 import pytest
 
 from artfs.errors import Offline, Transient
 from artfs.vfs import uses
-from artfs.vfs.uses import MountRun, UseRecorder
+from artfs.vfs.uses import Caller, MountRun, UseRecorder
 from tests.support.fake_registry import FakeRegistry
 from tests.support.polling import wait_until
 
@@ -98,3 +100,27 @@ def test_a_commit_names_its_run(fake: FakeRegistry) -> None:
         "retrained",
     )
     assert named["mount"] == "/mnt/x"
+
+
+def test_a_reading_process_with_artfs_run_is_recorded_as_its_run(fake: FakeRegistry) -> None:
+    # /proc/<pid>/environ is the environment a process started with: a child's.
+    child = subprocess.Popen(["sleep", "30"], env={**os.environ, "ARTFS_RUN": "train-42"})
+    plain = subprocess.Popen(
+        ["sleep", "30"], env={k: v for k, v in os.environ.items() if k != "ARTFS_RUN"}
+    )
+    recorder = UseRecorder(fake, MountRun.of("/mnt/x", "mount-test"), retry_after=RETRY)
+    try:
+        for _ in range(3):
+            recorder.note("data", 1, Caller(child.pid, os.getuid()))
+        recorder.note("data", 2, Caller(plain.pid, os.getuid()))
+        wait_until(lambda: readers(fake, "v2") == ["mount-test"], "v2 recorded")
+        wait_until(lambda: len(readers(fake, "v1")) == 2, "v1 recorded for both runs")
+        assert readers(fake, "v1") == ["mount-test", "train-42"]
+        assert fake.calls["record_use"] == 3
+        run = fake.get_run("train-42")
+        assert (run.kind, run.mount) == ("run", "/mnt/x")
+    finally:
+        recorder.close()
+        for process in (child, plain):
+            process.kill()
+            process.wait()
