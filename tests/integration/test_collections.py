@@ -14,6 +14,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,26 @@ def test_a_mount_shows_collections_with_member_and_alias_directories(
         assert (mountpoint / name / ".staging" / "w").read_bytes() == b"staged"
         assert [member_id(m) for m in client.list_members(target)] == ["v2"]
         assert [v.version for v in client.list_versions(name)] == ["v1", "v2"]
+
+
+def test_concurrent_promotions_expecting_the_same_member_let_exactly_one_win(
+    client: artfs.Client, name: str, target: str
+) -> None:
+    log(client, name, b"base").link(target, aliases=["production"])
+    candidates = [log(client, name, f"candidate {i}".encode()).link(target) for i in range(6)]
+
+    def promote(candidate: artfs.LoggedArtifact) -> str:
+        assert candidate.member is not None
+        try:
+            client.registry.set_collection_alias(
+                target, "production", candidate.member.member, expect="v1", check_expect=True
+            )
+        except Conflict:
+            return "lost"
+        return candidate.member.member
+
+    with ThreadPoolExecutor(len(candidates)) as pool:
+        outcomes = list(pool.map(promote, candidates))
+    winners = [outcome for outcome in outcomes if outcome != "lost"]
+    assert len(winners) == 1, outcomes
+    assert client.get_collection(target).aliases["production"] == winners[0]
