@@ -111,6 +111,11 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
             f"-s3.port={s3}",
             f"-s3.config={config}",
             "-volume.max=4",
+            # Fixed default ports would clash between test workers: off.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",  # nothing outside this machine is reachable
+            "-volume.preStopSeconds=0",  # stop at once, not after 10 s
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
