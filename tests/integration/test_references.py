@@ -5,6 +5,7 @@ S3-compatible server (SeaweedFS, ``tests/support/s3_source.py``)."""
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import artfs
 from artfs.errors import MissingReferences, SourceChanged, UnfetchedReference
 from tests.integration.trees import read_tree
 from tests.support.http_source import HttpSource
+from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
 from tests.support.s3_source import S3Source
 
@@ -165,6 +167,39 @@ def test_s3_prefix_expands_up_to_max_objects(
     assert read_tree(tmp_path / "later") == {
         f"shards/{i}.bin": bytes([i]) * (100 + i) for i in range(2)
     }
+
+
+def test_artfs_pull_fetches_references(
+    tmp_path: Path, shared_registry: RegistryProcess, http_source: HttpSource, name: str
+) -> None:
+    (http_source.root / f"{name}.csv").write_bytes(b"id,label\n1,cat\n")
+    artifact = artfs.Artifact(name)
+    artifact.add_reference(http_source.url(f"{name}.csv"), name="labels.csv")
+    artifact.add(io.BytesIO(b"local"), logical_path="local.txt")
+    with artfs.Client(url=shared_registry.url, use_cache=False) as client:
+        client.log_artifact(artifact)
+    pulled = run_artfs(
+        "pull", name, str(tmp_path / "pulled"), env={"ARTFS_URL": shared_registry.url}
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert read_tree(tmp_path / "pulled") == {
+        "labels.csv": b"id,label\n1,cat\n",
+        "local.txt": b"local",
+    }
+
+    (http_source.root / f"{name}.csv").write_bytes(b"id,label\n1,dog\n")
+    # This machine's cache holds the logged bytes: they are what a pull writes.
+    cached = run_artfs(
+        "pull", name, str(tmp_path / "cached"), env={"ARTFS_URL": shared_registry.url}
+    )
+    assert cached.returncode == 0, cached.stderr
+    assert (tmp_path / "cached" / "labels.csv").read_bytes() == b"id,label\n1,cat\n"
+    # Another machine's (an empty cache) asks the source, and refuses what changed.
+    elsewhere = {"ARTFS_URL": shared_registry.url, "XDG_CACHE_HOME": str(tmp_path / "elsewhere")}
+    changed = run_artfs("pull", name, str(tmp_path / "again"), env=elsewhere)
+    assert changed.returncode != 0
+    assert f"labels.csv: its source {http_source.url(name + '.csv')} changed" in changed.stderr
+    assert read_tree(tmp_path / "again") == {"local.txt": b"local"}
 
 
 def test_unsupported_schemes_are_named(name: str) -> None:
