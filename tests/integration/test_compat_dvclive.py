@@ -168,3 +168,11 @@ def test_artfs_log_refuses(url: str, args: list[str], message: str) -> None:
     [line] = result.stderr.splitlines()
     assert line.startswith("artfs: error: ")
     assert message in line
+
+
+def test_artfs_log_help() -> None:
+    result = artfs_cli("http://127.0.0.1:1", "log", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: artfs log [OPTIONS] PATH")
+    for flag in ("--name", "--type", "--desc", "--label", "--meta", "--copy", "--no-cache"):
+        assert flag in result.stdout
