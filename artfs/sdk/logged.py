@@ -237,6 +237,9 @@ class LoggedArtifact:
         overwrite_strategy: str | bool = "FAIL",
         path_prefix: str | None = None,
         allow_missing_references: bool = False,
+        *,
+        include_references: bool = True,
+        use_cache: bool = True,
     ) -> Path:
         """Download the files into ``path``; returns that directory.
 
@@ -252,14 +255,17 @@ class LoggedArtifact:
         (after the other files are written). One that cannot be fetched (gone,
         unreachable) raises ``MissingReferences`` once the rest is written,
         unless ``allow_missing_references=True`` (W&B's name), which logs a
-        warning per reference instead.
+        warning per reference instead. ``include_references=False`` leaves them all out
+        (Comet's ``sync_mode=False``); ``use_cache=False`` neither reads nor
+        fills the machine's cache (W&B's ``skip_cache``).
         """
         strategy = OverwriteStrategy.parse(overwrite_strategy)
         root = Path(path) if path is not None else Path("artifacts") / self.name / self.version
         chosen = [
             asset
             for asset in self.assets
-            if path_prefix is None or asset.logical_path.startswith(path_prefix)
+            if (path_prefix is None or asset.logical_path.startswith(path_prefix))
+            and (include_references or not asset.remote)
         ]
         if path_prefix is not None and not chosen:
             raise InvalidInput(self._no_match(path_prefix))
@@ -274,7 +280,7 @@ class LoggedArtifact:
             strategy,
             f"{self.name}:{self.version}",
             workers=self.client.workers,
-            cache=self.client.cache,
+            cache=self.client.cache if use_cache else None,
             offline=self.client.offline,
             unfetched=unfetched,
         )

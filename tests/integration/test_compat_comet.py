@@ -21,7 +21,9 @@ from artfs.compat.comet import (
     LoggedArtifact,
 )
 from artfs.errors import Conflict, InvalidInput
+from tests.support.http_source import HttpSource
 from tests.support.registry import RegistryProcess
+from tests.support.s3_source import S3Source
 
 WORKSPACE = PROJECT_NAME = "default"
 
@@ -116,6 +118,10 @@ def test_artifact_members(url: str, tmp_path: Path, name: str) -> None:
     assert logged.get_asset("r.bin").link == (tmp_path / "remote.bin").as_uri()
     with pytest.raises(ArtifactAssetNotFound):
         logged.get_asset("nope")
+    assert logged.artifact_tags == set()
+    with artfs.Client() as client:
+        client.set_artifact_tags(name, ["curated", "public"])
+    assert logged.artifact_tags == {"curated", "public"}
     source = logged.get_source_experiment()
     assert source.key == logged.source_experiment_key == experiment.get_key()
     with Experiment() as other, pytest.raises(ArtifactNotFound):
@@ -170,3 +176,35 @@ def _remote(tmp_path: Path) -> str:
     remote = tmp_path / "remote.bin"
     remote.write_bytes(b"remote")
     return remote.as_uri()
+
+
+def test_remote_assets(
+    url: str, tmp_path: Path, name: str, http_source: HttpSource, s3_source: S3Source
+) -> None:
+    """add_remote over a real HTTP server and an S3-compatible one: an s3:// prefix is one
+    remote asset per object (sync_mode), downloaded with sync_mode=True, not with False."""
+    (http_source.root / f"{name}.txt").write_text("over http")
+    prefix = f"s3://{s3_source.bucket}/{name}/shards"
+    s3_source.put(f"{name}/shards/0.bin", b"zero")
+    s3_source.put(f"{name}/shards/1.bin", b"one")
+    artifact = Artifact(name, "dataset")
+    artifact.add(io.BytesIO(b"local"), "local.txt")
+    artifact.add_remote(http_source.url(f"{name}.txt"), logical_path="page.txt", metadata={"k": 1})
+    with pytest.raises(InvalidInput, match="max_objects"):
+        artifact.add_remote(prefix, logical_path="shards", max_synced_objects=1)
+    artifact.add_remote(prefix, logical_path="shards", max_synced_objects=2)
+    with Experiment() as experiment:
+        logged = experiment.log_artifact(artifact)
+    assert sorted(a.logical_path for a in logged.remote_assets) == [
+        "page.txt",
+        "shards/0.bin",
+        "shards/1.bin",
+    ]
+    assert logged.get_asset("page.txt").metadata == {"k": 1}
+    assert logged.get_asset("shards/1.bin").link is not None
+
+    local = logged.download(str(tmp_path / "synced"))
+    assert Path(str(local.download_local_path), "shards", "0.bin").read_bytes() == b"zero"
+    assert (tmp_path / "synced" / "page.txt").read_text() == "over http"
+    logged.download(str(tmp_path / "unsynced"), sync_mode=False)
+    assert sorted(p.name for p in (tmp_path / "unsynced").rglob("*")) == ["local.txt"]

@@ -25,6 +25,7 @@ from artfs.compat.comet.exceptions import (
     ArtifactNotFound,
 )
 from artfs.errors import Conflict, NotFound
+from artfs.references import split_pin
 from artfs.sdk import artifact as core
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class Artifact:
             remote=asset.is_reference,
             logical_path=asset.logical_path,
             size=asset.size,
-            link=asset.uri,
+            link=_link(asset.uri),
             metadata=asset.metadata,
             asset_type=None,
             local_path_or_data=local,
@@ -165,10 +166,26 @@ class Artifact:
         overwrite: bool = False,
         asset_type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        sync_mode: bool = True,
+        max_synced_objects: int = 10000,
     ) -> None:
-        """Add a remote asset: bytes that stay at ``uri`` (``asset_type``: deprecated by
-        Comet, and not kept)."""
-        self._draft.add_reference(uri, logical_path, overwrite=overwrite, metadata=metadata)
+        """Add a remote asset: bytes that stay at ``uri``, recorded with what the source
+        says of them (size, ETag, S3 version id, mtime), as Comet does: nothing is read.
+
+        A directory or an ``s3://`` prefix is one remote asset per object under the
+        folder ``logical_path``, at most ``max_synced_objects`` (more is
+        ``InvalidInput``: artfs reads references, and a prefix is no object it could
+        read); ``sync_mode=False`` lists them the same, for that reason.
+        ``asset_type`` (deprecated by Comet) is not kept.
+        """
+        self._draft.add_reference(
+            uri,
+            checksum=False,
+            max_objects=max_synced_objects,
+            logical_path=logical_path,
+            overwrite=overwrite,
+            metadata=metadata,
+        )
 
 
 class LoggedArtifact:
@@ -208,6 +225,11 @@ class LoggedArtifact:
         return set(self._logged.version_tags)
 
     @property
+    def artifact_tags(self) -> set[str]:
+        """The tags of the artifact as a whole (``Client.set_artifact_tags`` sets them)."""
+        return set(self._logged.artifact_tags)
+
+    @property
     def metadata(self) -> dict[str, Any]:
         return self._logged.metadata
 
@@ -229,7 +251,7 @@ class LoggedArtifact:
             remote=asset.remote,
             logical_path=asset.logical_path,
             size=asset.size,
-            link=asset.uri,
+            link=_link(asset.uri),
             metadata=asset.metadata,
             asset_type=None,
             artifact_name=self.name,
@@ -272,16 +294,22 @@ class LoggedArtifact:
         ``overwrite_strategy``: ``False``/``"FAIL"`` raises
         ``ArtifactDownloadException`` on an existing file with other content
         (before anything is written), ``"PRESERVE"`` keeps it with a warning,
-        ``True``/``"OVERWRITE"`` replaces it. ``sync_mode=False`` leaves remote
-        assets out. Returns an ``Artifact`` with ``download_local_path``.
+        ``True``/``"OVERWRITE"`` replaces it. Remote assets are fetched from their
+        URIs and verified (``sync_mode=True``) or left out (``False``). Returns an
+        ``Artifact`` with ``download_local_path``.
         """
         root = path if path is not None else tempfile.mkdtemp(prefix="artfs-comet-")
         try:
             self._logged.download(
                 Path(root),
                 overwrite_strategy=overwrite_strategy,
-                allow_missing_references=not sync_mode,
+                include_references=sync_mode,
             )
         except Conflict as exc:
             raise ArtifactDownloadException(exc.message) from exc
         return Artifact._downloaded(self._logged.new_draft(), str(root))
+
+
+def _link(uri: str | None) -> str | None:
+    """The URI as the user gave it: without the pin artfs keeps in its fragment."""
+    return None if uri is None else split_pin(uri)[0]

@@ -25,6 +25,7 @@ from artfs import names
 from artfs.compat.wandb._translate import translated
 from artfs.compat.wandb.errors import ArtifactNotLoggedError, InvalidValue
 from artfs.digests import hash_file, version_digest
+from artfs.references import split_pin
 from artfs.sdk import artifact as core
 from artfs.sdk.artifact import ttl_seconds
 from artfs.sdk.download import OverwriteStrategy
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from artfs.sdk.logged import LoggedArtifact
 
 __all__ = ["Artifact", "ArtifactCollection", "ArtifactManifest", "ArtifactManifestEntry", "File"]
+
+#: W&B's default bound on the objects a directory or prefix reference may expand to.
+W_AND_B_MAX_OBJECTS = 10_000_000
 
 #: ``latest`` is the registry's to move; W&B code often names it among the aliases it logs.
 LATEST = "latest"
@@ -354,9 +358,12 @@ class Artifact:
     def digest(self) -> str:
         if self._logged is not None:
             return self._logged.digest
+        assert self._draft is not None
+        entries = zip(self._draft.assets, self._draft_entries(hashed=True), strict=True)
+        # As the registry computes it: a reference without a checksum by its pinned URI.
         return version_digest(
-            (entry.path, entry.digest or entry.ref or "", entry.size or 0)
-            for entry in self._draft_entries(hashed=True)
+            (entry.path, entry.digest or asset.uri or "", entry.size or 0)
+            for asset, entry in entries
         )
 
     @property
@@ -386,7 +393,7 @@ class Artifact:
                 asset.logical_path,
                 asset.digest,
                 asset.size,
-                asset.uri,
+                _ref(asset.uri),
                 dict(asset.metadata),
                 None,
                 self,
@@ -471,13 +478,21 @@ class Artifact:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def add_reference(self, uri: str, name: str | None = None) -> list[ArtifactManifestEntry]:
-        """Track bytes that stay at ``uri``; returns the entries added."""
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ArtifactManifestEntry]:
+        """Track bytes that stay at ``uri`` (``file://``, ``http(s)://``, ``s3://``): one
+        entry, or one per object below a directory or prefix (at most ``max_objects``,
+        W&B's default 10,000,000). Returns the entries added."""
         draft = self._require_draft()
-        before = {asset.logical_path for asset in draft.assets}
+        limit = W_AND_B_MAX_OBJECTS if max_objects is None else max_objects
         with translated():
-            draft.add_reference(uri, name)
-        return [entry for entry in self._entries() if entry.path not in before]
+            added = draft.add_reference(uri, name, checksum=checksum, max_objects=limit)
+        return [_draft_entry(asset, False, self) for asset in added]
 
     def remove(self, item: str | ArtifactManifestEntry) -> None:
         """Remove a file, a directory (all below it) or an entry."""
@@ -494,12 +509,15 @@ class Artifact:
         self,
         root: str | None = None,
         allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
         path_prefix: str | None = None,
     ) -> str:
         """Download the files into ``root`` (default ``./artifacts/NAME:vN``); returns it.
 
         Files of ``root`` that are not the artifact's are left alone; a file of
-        the artifact that differs is replaced, as W&B does.
+        the artifact that differs is replaced, as W&B does. References are
+        fetched from their URIs, verified. ``skip_cache=True`` neither reads nor
+        fills the machine's cache.
         """
         logged = self._require_logged()
         target = root if root is not None else self._default_root()
@@ -509,6 +527,7 @@ class Artifact:
                 overwrite_strategy=OverwriteStrategy.OVERWRITE,
                 path_prefix=path_prefix,
                 allow_missing_references=allow_missing_references,
+                use_cache=not skip_cache,
             )
         return str(target)
 
@@ -522,10 +541,11 @@ class Artifact:
         ]
 
     def verify(self, root: str | None = None) -> None:
-        """Check that ``root`` holds exactly the artifact's files (references aside),
-        each with its recorded sha256; ``ValueError`` names the first that does not."""
+        """Check that ``root`` holds exactly the artifact's files, each with its recorded
+        sha256 (a reference logged with ``checksum=False`` has none to check);
+        ``ValueError`` names the first that does not."""
         self._require_logged()
-        entries = {entry.path: entry for entry in self._entries() if entry.ref is None}
+        entries = {entry.path: entry for entry in self._entries()}
         base = Path(root if root is not None else self._default_root())
         seen = set()
         for folder, _, files in os.walk(base):
@@ -535,10 +555,10 @@ class Artifact:
                 entry = entries.get(logical)
                 if entry is None:
                     raise InvalidValue(f"{path} is not a file of {self.name}")
-                with open(path, "rb") as stream:
-                    digest, _ = hash_file(stream)
-                if digest != entry.digest:
-                    raise InvalidValue(f"{path} differs from {logical} of {self.name}")
+                if entry.digest is not None:
+                    with open(path, "rb") as stream:
+                        if hash_file(stream)[0] != entry.digest:
+                            raise InvalidValue(f"{path} differs from {logical} of {self.name}")
                 seen.add(logical)
         missing = sorted(set(entries) - seen)
         if missing:
@@ -642,8 +662,19 @@ def _draft_entry(
             digest, size = hash_file(stream)
     local = None if asset.local_path is None else str(asset.local_path)
     return ArtifactManifestEntry(
-        asset.logical_path, digest, size, asset.uri, dict(asset.metadata or {}), local, artifact
+        asset.logical_path,
+        digest,
+        size,
+        _ref(asset.uri),
+        dict(asset.metadata or {}),
+        local,
+        artifact,
     )
+
+
+def _ref(uri: str | None) -> str | None:
+    """A reference's URI as the user gave it: without the pin artfs keeps in its fragment."""
+    return None if uri is None else split_pin(uri)[0]
 
 
 def _same_file(asset: core.PendingAsset, local: Path) -> bool:
