@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 import artfs
+from artfs.compat import wandb
 from artfs.compat.dvclive import InvalidDataTypeError, Live
 from artfs.errors import InvalidInput
 from artfs.sdk.paths import path_artifact
+from tests.support.http_source import HttpSource
+from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess
 
 
@@ -176,3 +179,32 @@ def test_artfs_log_help() -> None:
     assert result.stdout.startswith("Usage: artfs log [OPTIONS] PATH")
     for flag in ("--name", "--type", "--desc", "--label", "--meta", "--copy", "--no-cache"):
         assert flag in result.stdout
+
+
+def test_what_the_one_liners_log_reads_through_the_mount(
+    url: str, tmp_path: Path, name: str, http_source: HttpSource
+) -> None:
+    """DVCLive's log_artifact (a model, so in the model registry), artfs log --no-cache and a
+    W&B reference over HTTP, each read back through a real mount."""
+    Path(f"{name}.pt").write_bytes(b"weights" * 100)
+    with Live() as live:
+        live.log_artifact(f"{name}.pt", type="model")
+    Path("labels.csv").write_text("id,label\n")
+    result = artfs_cli(url, "log", "labels.csv", "--name", f"{name}-labels", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    (http_source.root / f"{name}.json").write_text('{"a": 1}')
+    remote = wandb.Artifact(f"{name}-remote", type="dataset")
+    remote.add_reference(http_source.url(f"{name}.json"), name="page.json")
+    remote.save()
+
+    mountpoint = tmp_path / "mnt"
+    with mounted(mountpoint, url, tmp_path / "cache"):
+        assert (mountpoint / name / "latest" / f"{name}.pt").read_bytes() == b"weights" * 100
+        linked = mountpoint / ".collections" / "model-registry" / name / "v1" / f"{name}.pt"
+        assert linked.read_bytes() == b"weights" * 100
+        labels = mountpoint / f"{name}-labels" / "v1" / "labels.csv"
+        assert labels.read_text() == "id,label\n"
+        uri = os.getxattr(labels, "user.artfs.uri").decode()
+        assert uri.startswith((tmp_path / "labels.csv").as_uri())
+        page = mountpoint / f"{name}-remote" / "latest" / "page.json"
+        assert page.read_text() == '{"a": 1}'
