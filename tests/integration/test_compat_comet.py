@@ -124,8 +124,11 @@ def test_artifact_members(url: str, tmp_path: Path, name: str) -> None:
     assert logged.artifact_tags == {"curated", "public"}
     source = logged.get_source_experiment()
     assert source.key == logged.source_experiment_key == experiment.get_key()
-    with Experiment() as other, pytest.raises(ArtifactNotFound):
-        other.get_artifact(f"{name}:v9")
+    with Experiment(workspace="default") as other:
+        assert other.get_artifact(name, version_or_alias="1.0.0").size == logged.size
+        assert other.get_artifact(f"default/{name}:best").name == name
+        with pytest.raises(ArtifactNotFound):
+            other.get_artifact(f"{name}:v9")
 
 
 def test_download_strategies(

@@ -263,6 +263,11 @@ def test_runs_log_and_use_with_lineage(tmp_path: Path, files: Path, name: str) -
         root = used.download(str(tmp_path / "in"))
         used.verify(root)
         consumer.use_artifact(wandb.Api().artifact(f"{name}-saved:latest"))
+        # wandb.use_artifact is the current run's; aliases given are put on the version.
+        wandb.use_artifact(f"{name}-saved:v1", aliases=["evaluated"])
+    assert "evaluated" in wandb.Api().artifact(f"{name}-saved:latest").aliases
+    overridden = wandb.Api(overrides={"project": "default"}).artifact(f"{name}:best")
+    assert overridden.version == "v1"
     producer = used.logged_by()
     assert producer is not None
     assert producer.id == f"{name}-train"
