@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from artfs.compat.wandb._translate import translated
+from artfs.compat.wandb._translate import ArtifactNotFoundError, translated
 from artfs.compat.wandb.artifact import Artifact
 from artfs.compat.wandb.errors import InvalidValue
 from artfs.compat.wandb.session import client_for
@@ -31,8 +31,6 @@ class Api:
         return Artifact._from_logged(logged)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
-        from artfs.compat.wandb._translate import ArtifactNotFoundError
-
         try:
             self.artifact(name, type)
         except (ArtifactNotFoundError, InvalidValue):

@@ -23,7 +23,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from artfs import names
 from artfs.compat.wandb._translate import translated
-from artfs.compat.wandb.errors import ArtifactNotLoggedError, InvalidValue
+from artfs.compat.wandb.errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    InvalidValue,
+)
 from artfs.digests import hash_file, version_digest
 from artfs.references import split_pin
 from artfs.sdk import artifact as core
@@ -171,8 +175,6 @@ class Artifact:
         return self._logged
 
     def _require_draft(self) -> core.Artifact:
-        from artfs.compat.wandb.errors import ArtifactFinalizedError
-
         if self._draft is None or self._logged is not None:
             raise ArtifactFinalizedError(
                 f"artifact {self.name} is logged and cannot change; start a new draft "
