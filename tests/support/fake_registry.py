@@ -75,6 +75,7 @@ from artfs.client.models import (
 from artfs.client.protocol import BlobRange
 from artfs.digests import CHUNK_SIZE, BlobHasher, check_digest, version_digest
 from artfs.errors import Conflict, DigestMismatch, InvalidInput, NotFound
+from artfs.server.semvers import highest, next_label, precedence
 
 if TYPE_CHECKING:
     from artfs.client.protocol import RegistryAPI
@@ -669,6 +670,8 @@ class FakeRegistry:
             else:
                 if label is not None:
                     self._check_label_claimable(artifact, label, committing=True)
+                else:  # Comet's numbering, as the registry's (artfs/server/semvers.py)
+                    label = next_label(v.semver for v in artifact.versions.values())
                 target = pending
                 target.number, artifact.next_number = artifact.next_number, artifact.next_number + 1
                 target.state, target.semver, target.digest = COMMITTED, label, digest
@@ -1270,8 +1273,11 @@ class FakeRegistry:
                 artifact.aliases[LATEST] = newest
 
     def _check_label_claimable(self, artifact: _Artifact, label: str, *, committing: bool) -> None:
-        """A semver label is never reused; before upload, the label of ``latest`` may be
-        asked again (the upload may turn out a no-op), at commit it may not."""
+        """A semver label is never reused and only increases; before upload, the label of
+        ``latest`` may be asked again (the upload may turn out a no-op), at commit it may not."""
+        top = highest(v.semver for v in artifact.versions.values())
+        if top is not None and top != label and precedence(label) <= precedence(top):
+            raise Conflict(f"{artifact.name} has version {top} already; versions only increase")
         holder = next((v for v in artifact.versions.values() if v.semver == label), None)
         if holder is None:
             return

@@ -42,7 +42,7 @@ def test_lookups_and_listings_of_artifacts_versions_labels_and_aliases(tmp_path:
         artifact = await walk(tree, "model")
         assert artifact.kind is Kind.ARTIFACT
         labels = [node.name for node in await tree.children(artifact.inode)]
-        assert labels == ["v1", "v2", "1.0.0", "latest", "prod"]
+        assert labels == ["v1", "v2", "1.0.0", "2.0.0", "latest", "prod"]  # 2.0.0: given
         v1, label, prod, latest = [
             await tree.lookup(artifact.inode, name) for name in ("v1", "1.0.0", "prod", "latest")
         ]
@@ -60,7 +60,7 @@ def test_lookups_and_listings_of_artifacts_versions_labels_and_aliases(tmp_path:
         # Each listing was asked once; a version's manifest once, whatever names it.
         assert fake.calls["list_artifacts"] == fake.calls["list_versions"] == 1
         assert fake.calls["manifest"] == 1
-        for missing in ("v3", "2.0.0", "staging", "nope"):
+        for missing in ("v3", "3.0.0", "staging", "nope"):
             with pytest.raises(NotFound):
                 await tree.lookup(artifact.inode, missing)
         with pytest.raises(NotFound):

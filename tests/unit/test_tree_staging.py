@@ -49,7 +49,12 @@ def test_staging_creates_writes_renames_and_unlinks_on_local_disk(tmp_path: Path
 
     async def body(tree: Tree) -> None:
         artifact = await walk(tree, "model")
-        assert [n.name for n in await tree.children(artifact.inode)] == [".staging", "v1", "latest"]
+        assert [n.name for n in await tree.children(artifact.inode)] == [
+            ".staging",
+            "v1",
+            "1.0.0",
+            "latest",
+        ]
         staging = await walk(tree, "model", ".staging")
         assert staging.kind is Kind.STAGING
         notes = await write_file(tree, staging, "notes.txt", b"hello")
