@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.azure_source import AzureSource, azurite
 from tests.support.http_source import HttpSource, serving
 from tests.support.registry import TEST_TOKEN, RegistryProcess
 from tests.support.s3_source import S3Source, seaweedfs
@@ -70,6 +71,20 @@ def s3_source(s3_server: S3Source, monkeypatch: pytest.MonkeyPatch) -> S3Source:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureSource]:
+    """A real Azure Blob Storage emulator (Azurite) with one container."""
+    with azurite(tmp_path_factory.mktemp("azurite")) as source:
+        yield source
+
+
+@pytest.fixture
+def azure_source(azure_server: AzureSource, monkeypatch: pytest.MonkeyPatch) -> AzureSource:
+    """``azure_server``, configured as the Azure tools read it: a connection string."""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure_server.connection_string)
+    return azure_server
 
 
 @pytest.fixture

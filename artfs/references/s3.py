@@ -10,15 +10,21 @@ still reads as it was logged.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from artfs.errors import ArtfsError, Forbidden, InvalidInput, NotFound, Transient
 from artfs.references.pins import Pin
-from artfs.references.stores import Body, RemoteObject, StreamBody
+from artfs.references.stores import (
+    Body,
+    EnvClient,
+    RemoteObject,
+    StreamBody,
+    listed_prefix,
+    remote_object,
+    translating,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -70,63 +76,46 @@ _SETTINGS = (
 )
 
 
+def _client(settings: list[str | None]) -> S3Client:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise InvalidInput("s3:// references need boto3: pip install 'artfs[s3]'") from exc
+    # boto3 reads the settings itself (endpoint, keys, profile, config files).
+    return boto3.session.Session().client(
+        "s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3})
+    )
+
+
 class S3Store:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._client: S3Client | None = None
-        self._settings: tuple[str | None, ...] = ()
+        self._client = EnvClient(_SETTINGS, _client)
 
     def client(self) -> S3Client:
-        # One client while the settings stay: boto3 clients are thread-safe, sessions not.
-        settings = tuple(os.environ.get(name) for name in _SETTINGS)
-        with self._lock:
-            if self._client is None or settings != self._settings:
-                try:
-                    import boto3
-                    from botocore.config import Config
-                except ImportError as exc:
-                    raise InvalidInput(
-                        "s3:// references need boto3: pip install 'artfs[s3]'"
-                    ) from exc
-                self._settings = settings
-                self._client = boto3.session.Session().client(
-                    "s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3})
-                )
-            return self._client
+        return self._client.get()
 
     def _object(self, uri: str, answer: Any, size: int) -> RemoteObject:
-        modified = answer.get("LastModified")
-        return RemoteObject(
-            uri,
-            size,
-            etag=answer.get("ETag"),
-            version_id=answer.get("VersionId"),
-            mtime_ns=int(modified.timestamp()) * 10**9 if modified is not None else None,
+        return remote_object(
+            uri, size, answer.get("ETag"), answer.get("VersionId"), answer.get("LastModified")
         )
 
     def stat(self, uri: str, pin: Pin) -> RemoteObject:
         bucket, key = split_s3(uri)
-        try:
+        with translating(uri, _error):
             if pin.version_id:
                 answer = self.client().head_object(Bucket=bucket, Key=key, VersionId=pin.version_id)
             else:
                 answer = self.client().head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            raise _error(uri, exc) from exc
         return self._object(uri, answer, answer["ContentLength"])
 
     def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
         bucket, key = split_s3(uri)
-        if key and not key.endswith("/"):
-            try:
-                self.stat(uri, Pin())
-            except NotFound:
-                pass
-            else:
-                return None  # the key is an object
-        prefix = key.rstrip("/") + "/" if key else ""
+        prefix = listed_prefix(self, uri, key)
+        if prefix is None:
+            return None
         found: list[RemoteObject] = []
-        try:
+        with translating(uri, _error):
             pages = self.client().get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
@@ -135,10 +124,6 @@ class S3Store:
                     found.append(self._object(f"s3://{bucket}/{item['Key']}", item, item["Size"]))
                     if len(found) > limit:
                         return found
-        except ArtfsError:
-            raise
-        except Exception as exc:
-            raise _error(uri, exc) from exc
         return found
 
     @contextmanager
@@ -149,10 +134,8 @@ class S3Store:
             extra["VersionId"] = pin.version_id
         if end > start:
             extra["Range"] = f"bytes={start}-{end - 1}"
-        try:
+        with translating(uri, _error):
             answer = self.client().get_object(Bucket=bucket, Key=key, **extra)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise _error(uri, exc) from exc
         total = answer.get("ContentRange", "").rpartition("/")[2]
         size = int(total) if total.isdigit() else answer["ContentLength"]
         stream = answer["Body"]

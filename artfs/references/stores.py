@@ -13,22 +13,35 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from artfs.client.streams import fill
-from artfs.errors import InvalidInput, LocalError, NotFound
+from artfs.errors import ArtfsError, InvalidInput, LocalError, NotFound
 from artfs.references.pins import Pin
 
-__all__ = ["SCHEMES", "Body", "ObjectStore", "RemoteObject", "StreamBody", "store_for"]
+__all__ = [
+    "SCHEMES",
+    "Body",
+    "EnvClient",
+    "ObjectStore",
+    "RemoteObject",
+    "StreamBody",
+    "listed_prefix",
+    "remote_object",
+    "store_for",
+    "translating",
+]
 
 #: The schemes a reference may use.
-SCHEMES = ("file", "http", "https", "s3")
+SCHEMES = ("file", "http", "https", "s3", "az")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,14 @@ class RemoteObject:
         if checksum:
             return Pin(version_id=self.version_id)
         return Pin(self.etag, self.version_id, self.mtime_ns)
+
+
+def remote_object(
+    uri: str, size: int, etag: str | None, version_id: str | None, modified: datetime | None
+) -> RemoteObject:
+    """A cloud object's description, its modification time in whole seconds."""
+    mtime_ns = int(modified.timestamp()) * 10**9 if modified is not None else None
+    return RemoteObject(uri, size, etag, version_id, mtime_ns)
 
 
 class Body(Protocol):
@@ -72,6 +93,51 @@ class ObjectStore(Protocol):
 
 class Readable(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def listed_prefix(store: ObjectStore, uri: str, key: str) -> str | None:
+    """The prefix a cloud key lists (``key/``; all for an empty key), or ``None`` when
+    the key names an object."""
+    if key and not key.endswith("/"):
+        try:
+            store.stat(uri, Pin())
+        except NotFound:
+            pass
+        else:
+            return None
+    return key.rstrip("/") + "/" if key else ""
+
+
+@contextmanager
+def translating(uri: str, error: Callable[[str, Exception], ArtfsError]) -> Iterator[None]:
+    """A cloud SDK's exceptions as the domain's (``error``), raised ``from`` them."""
+    try:
+        yield
+    except ArtfsError:
+        raise
+    except Exception as exc:
+        raise error(uri, exc) from exc
+
+
+C = TypeVar("C")
+
+
+class EnvClient(Generic[C]):
+    """One client of a cloud SDK, made anew when the environment settings it was made
+    from change (thread-safe: the SDKs' clients are, their sessions are not)."""
+
+    def __init__(self, names: tuple[str, ...], make: Callable[[list[str | None]], C]) -> None:
+        self._names = names
+        self._make = make
+        self._lock = threading.Lock()
+        self._made: tuple[tuple[str | None, ...], C] | None = None
+
+    def get(self) -> C:
+        settings = tuple(os.environ.get(name) for name in self._names)
+        with self._lock:
+            if self._made is None or self._made[0] != settings:
+                self._made = (settings, self._make(list(settings)))
+            return self._made[1]
 
 
 class StreamBody:
@@ -145,11 +211,12 @@ class FileStore:
 @cache
 def _stores() -> dict[str, ObjectStore]:
     """One store per scheme and process: the HTTP and S3 ones keep connection pools."""
+    from artfs.references.azure import AzureStore
     from artfs.references.http import HttpStore
     from artfs.references.s3 import S3Store
 
     http = HttpStore()
-    return {"file": FileStore(), "http": http, "https": http, "s3": S3Store()}
+    return {"file": FileStore(), "http": http, "https": http, "s3": S3Store(), "az": AzureStore()}
 
 
 def store_for(uri: str) -> ObjectStore:
@@ -157,6 +224,6 @@ def store_for(uri: str) -> ObjectStore:
     if scheme not in SCHEMES:
         raise InvalidInput(
             f"reference {uri!r}: the scheme must be one of {', '.join(SCHEMES)} "
-            "(gs:// and Azure are not supported)"
+            "(gs:// is not supported)"
         )
     return _stores()[scheme]

@@ -117,9 +117,11 @@ class FileEntry:
             digest = check_digest(digest)
         else:
             if not isinstance(uri, str) or not uri.startswith(
-                ("http://", "https://", "s3://", "file://")
+                ("http://", "https://", "s3://", "az://", "file://")
             ):
-                raise InvalidInput(f"{path}: reference uri must be http(s)://, s3:// or file://")
+                raise InvalidInput(
+                    f"{path}: reference uri must be http(s)://, s3://, az:// or file://"
+                )
             if digest is not None:
                 digest = check_digest(digest)
         metadata = raw.get("metadata")

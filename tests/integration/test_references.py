@@ -14,6 +14,7 @@ import pytest
 import artfs
 from artfs.errors import MissingReferences, SourceChanged, UnfetchedReference
 from tests.integration.trees import read_tree
+from tests.support.azure_source import AzureSource
 from tests.support.http_source import HttpSource
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
@@ -169,6 +170,34 @@ def test_s3_prefix_expands_up_to_max_objects(
     }
 
 
+def test_azure_prefix_checksums_and_pins(
+    tmp_path: Path, client: artfs.Client, azure_source: AzureSource, name: str
+) -> None:
+    for i in range(3):
+        azure_source.put(f"{name}/runs/{i}.json", b'{"run": %d}' % i)
+    prefix = f"az://{azure_source.container}/{name}/runs/"
+    artifact = artfs.Artifact(name)
+    with pytest.raises(artfs.InvalidInput, match="more than 2 objects"):
+        artifact.add_reference(prefix, max_objects=2)
+    artifact.add_reference(prefix, name="runs")
+    artifact.add_reference(prefix + "2.json", name="pinned.json", checksum=False)
+    logged = client.log_artifact(artifact)
+    assert logged.get_asset("runs/0.json").digest == sha256(b'{"run": 0}')
+    pinned = logged.get_asset("pinned.json")
+    assert pinned.digest is None
+    assert pinned.uri is not None
+    assert pinned.uri.startswith(prefix + "2.json#etag=")
+    assert read_tree(logged.download(tmp_path / "d")) == {
+        **{f"runs/{i}.json": b'{"run": %d}' % i for i in range(3)},
+        "pinned.json": b'{"run": 2}',
+    }
+    azure_source.put(f"{name}/runs/2.json", b'{"run": 9}')  # same size, new ETag
+    with pytest.raises(SourceChanged, match=r"pinned\.json: its source az://.*\(etag "):
+        pinned.download(tmp_path / "pinned.json")
+    with pytest.raises(SourceChanged, match=r"runs/2\.json: .*\(sha256 "):
+        logged.get_asset("runs/2.json").download(tmp_path / "two.json")
+
+
 def test_artfs_pull_fetches_references(
     tmp_path: Path, shared_registry: RegistryProcess, http_source: HttpSource, name: str
 ) -> None:
@@ -204,8 +233,8 @@ def test_artfs_pull_fetches_references(
 
 def test_unsupported_schemes_are_named(name: str) -> None:
     artifact = artfs.Artifact(name)
-    for uri in ("gs://bucket/key", "az://container/blob", "ftp://host/file"):
-        with pytest.raises(artfs.InvalidInput, match="file, http, https, s3"):
+    for uri in ("gs://bucket/key", "ftp://host/file"):
+        with pytest.raises(artfs.InvalidInput, match="file, http, https, s3, az"):
             artifact.add_reference(uri)
     with pytest.raises(artfs.InvalidInput, match="fragment"):
         artifact.add_reference("http://example.invalid/a#b")

@@ -1,5 +1,5 @@
 """References through a real mount: ordinary files, read lazily from their own URIs
-(a real HTTP server with ranges, a real S3-compatible server), verified like blobs; a
+(a real HTTP server with ranges, a real S3-compatible server, Azurite), verified like blobs; a
 source that changed is EIO and a log line naming the file."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import artfs
+from tests.support.azure_source import AzureSource
 from tests.support.http_source import HttpSource
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
@@ -26,6 +27,7 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
     shared_registry: RegistryProcess,
     http_source: HttpSource,
     s3_source: S3Source,
+    azure_source: AzureSource,
     name: str,
 ) -> None:
     big = random.Random(7).randbytes(3 * MiB + 5)  # four chunks
@@ -36,6 +38,7 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
     artifact.add_reference(http_source.url(f"{name}.bin"), name="big.bin")
     artifact.add_reference(small, checksum=False)
     artifact.add_reference(later, checksum=False)
+    artifact.add_reference(azure_source.put(f"{name}/blob.bin", big[: MiB + 1]), name="azure.bin")
     with artfs.Client(url=shared_registry.url) as client:
         client.log_artifact(artifact)
     s3_source.put(f"{name}/later.txt", b"CHANGED before any read")
@@ -47,6 +50,7 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
         )
         assert os.stat(version / "big.bin").st_size == len(big)
         assert (version / "small.txt").read_bytes() == b"small and unchecksummed"
+        assert (version / "azure.bin").read_bytes() == big[: MiB + 1]
         ranged = http_source.ranged_requests
         with open(version / "big.bin", "rb", buffering=0) as reading:
             # Opened (its layout hashed from the source, as logged); then the source

@@ -5,12 +5,9 @@ stopped (and its children with it) when the block ends."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mypy_boto3_s3 import S3Client
 
 from tests.support.polling import wait_until
+from tests.support.processes import started
 
 __all__ = ["S3Source", "seaweedfs"]
 
@@ -96,8 +94,7 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
         )
     )
     master, volume, filer, s3 = _ports(4)
-    log = open(data / "weed.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
+    with started(
         [
             _weed(),
             "server",
@@ -117,11 +114,8 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
             "-master.telemetry=false",  # nothing outside this machine is reachable
             "-volume.preStopSeconds=0",  # stop at once, not after 10 s
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own group: stopped whole, children too
-    )
-    try:
+        data / "weed.log",
+    ) as process:
         endpoint = f"http://127.0.0.1:{s3}"
         client = boto3.session.Session().client(
             "s3",
@@ -143,11 +137,3 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
 
         wait_until(bucket_made, "SeaweedFS answers S3", timeout=60, every=0.2)
         yield S3Source(endpoint, client)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
