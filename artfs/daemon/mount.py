@@ -194,7 +194,11 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         # One deadline per read: the fetch gives up when its reader does.
         fetcher = ChunkFetcher(
-            ReferenceSource(RegistrySource(registry)),
+            # Offline, nothing leaves the machine: references too are read from the
+            # cache only (by their recorded digest), or refused.
+            RegistrySource(registry)
+            if isinstance(registry, OfflineRegistry)
+            else ReferenceSource(RegistrySource(registry)),
             cache,
             nursery,
             fetch_timeout=options.read_timeout,

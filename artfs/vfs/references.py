@@ -4,7 +4,8 @@ A reference recorded with its sha256 is read by that digest, through the
 fetcher's ``ReferenceSource`` (which reads its chunks from its URI). One
 recorded without (``checksum=False``) is hashed once, when first opened, from a
 source that must still match its pin; the digest found is its content address
-from then on, in this mount. A reference whose source changed fails its read
+from then on, in this mount. An offline mount has no ``ReferenceSource``: a reference is read
+from the cache by its recorded digest, or refused. A reference whose source changed fails its read
 with ``SourceChanged`` (EIO), naming the file: ``changed`` turns the fetcher's
 "chunk of blob … is corrupt" into that.
 """
@@ -15,7 +16,7 @@ import trio
 
 from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
-from artfs.errors import Corrupt, SourceChanged, Transient
+from artfs.errors import Corrupt, Offline, SourceChanged
 from artfs.fetch.singleflight import SingleFlight
 from artfs.fetch.sources import ReferenceSource
 from artfs.references import ReferenceRead, hash_reference
@@ -33,9 +34,15 @@ class ReferenceFiles:
 
     async def digest(self, reference: ReferenceRead) -> str:
         """The content digest to read ``reference`` by, told to the source."""
-        if self.source is None:
-            raise Transient(f"{reference.path}: this mount's source reads no references")
         digest = reference.digest or self._digests.get(reference.uri)
+        if self.source is None:
+            # An offline mount: what the cache holds of the recorded digest, or nothing.
+            if digest is None:
+                raise Offline(
+                    f"{reference.path} is a reference logged without a checksum: reading "
+                    "it needs its source, and this mount is offline"
+                )
+            return digest
         if digest is None:
             layout = await self._hashing.do(reference.uri, lambda: self._hash(reference))
             digest = self._digests[reference.uri] = layout.digest

@@ -75,3 +75,17 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
             lambda: f"{name}/v1/later.txt: its source s3://" in mount.log_text(),
             "the log names the changed S3 object",
         )
+
+    # Offline, nothing leaves the machine: a reference is read from the cache by its
+    # recorded digest; one logged without a checksum needs its source, so it is refused.
+    cache = tmp_path / "cache"
+    with mounted(tmp_path / "offline", shared_registry.url, cache, "--offline") as offline:
+        version = offline.path / name / "v1"
+        assert (version / "azure.bin").read_bytes() == big[: MiB + 1]
+        with pytest.raises(OSError) as caught:
+            (version / "small.txt").read_bytes()
+        assert caught.value.errno == errno.EIO
+        wait_until(
+            lambda: "small.txt is a reference logged without a checksum" in offline.log_text(),
+            "the offline log says why",
+        )

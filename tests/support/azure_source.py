@@ -66,11 +66,14 @@ def azurite(data: Path) -> Iterator[AzureSource]:
             f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
         )
         client = BlobServiceClient.from_connection_string(connection)
+        # Fail fast while it starts (the SDK retries a refused connection for long):
+        # the wait below is the retry.
+        probe = BlobServiceClient.from_connection_string(connection, retry_total=0)
 
         def container_made() -> bool:
             assert process.poll() is None, (data / "azurite.log").read_text()[-2000:]
             try:
-                client.create_container(CONTAINER)
+                probe.create_container(CONTAINER)
             except ResourceExistsError:
                 return True  # a location used before
             except AzureError:

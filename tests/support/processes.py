@@ -14,7 +14,8 @@ __all__ = ["started"]
 
 
 @contextmanager
-def started(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def started(argv: list[str], log: Path, grace: float = 10.0) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` running until the block ends, then ``grace`` seconds to stop."""
     with open(log, "wb") as output:
         process = subprocess.Popen(
             argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -24,7 +25,7 @@ def started(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

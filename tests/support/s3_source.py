@@ -115,6 +115,7 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
             "-volume.preStopSeconds=0",  # stop at once, not after 10 s
         ],
         data / "weed.log",
+        grace=1.0,  # it takes 10 s to stop cleanly, and its data is thrown away
     ) as process:
         endpoint = f"http://127.0.0.1:{s3}"
         client = boto3.session.Session().client(
