@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,17 @@ def test_a_directory_expands_to_its_files_and_downloads_verified(
         logged.download(tmp_path / "again")
     assert not (tmp_path / "again" / "data" / "a.txt").exists()
     assert read_tree(tmp_path / "again") == {"data/sub/b.bin": b"\x02" * 3000}
+
+    # Without a checksum a file is pinned by its mtime: touching it is a change.
+    pinned = tmp_path / "pinned.txt"
+    pinned.write_bytes(b"pinned")
+    draft = artfs.Artifact(name)
+    draft.add_reference(pinned.as_uri(), checksum=False)
+    asset = client.log_artifact(draft).get_asset("pinned.txt")
+    assert asset.download(tmp_path / "p.txt").read_bytes() == b"pinned"
+    os.utime(pinned, ns=(0, pinned.stat().st_mtime_ns + 10**9))
+    with pytest.raises(SourceChanged, match=r"pinned\.txt: .*\(mtime_ns "):
+        asset.download(tmp_path / "p2.txt")
 
     # Gone: MissingReferences names it, unless the caller does without it.
     (share / "a.txt").unlink()

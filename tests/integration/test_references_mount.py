@@ -13,7 +13,7 @@ import pytest
 
 import artfs
 from tests.support.azure_source import AzureSource
-from tests.support.http_source import HttpSource
+from tests.support.http_source import NO_RANGES, HttpSource
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
@@ -39,6 +39,10 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
     artifact.add_reference(small, checksum=False)
     artifact.add_reference(later, checksum=False)
     artifact.add_reference(azure_source.put(f"{name}/blob.bin", big[: MiB + 1]), name="azure.bin")
+    whole = http_source.root / NO_RANGES / f"{name}.bin"
+    whole.parent.mkdir(exist_ok=True)
+    whole.write_bytes(big)
+    artifact.add_reference(http_source.url(f"{NO_RANGES}/{name}.bin"), name="whole.bin")
     with artfs.Client(url=shared_registry.url) as client:
         client.log_artifact(artifact)
     s3_source.put(f"{name}/later.txt", b"CHANGED before any read")
@@ -51,6 +55,9 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
         assert os.stat(version / "big.bin").st_size == len(big)
         assert (version / "small.txt").read_bytes() == b"small and unchecksummed"
         assert (version / "azure.bin").read_bytes() == big[: MiB + 1]
+        with open(version / "whole.bin", "rb", buffering=0) as reading:
+            # A server that answers every range with the whole body: skipped to the range.
+            assert os.pread(reading.fileno(), 100, 3 * MiB) == big[3 * MiB : 3 * MiB + 5]
         ranged = http_source.ranged_requests
         with open(version / "big.bin", "rb", buffering=0) as reading:
             # Opened (its layout hashed from the source, as logged); then the source
