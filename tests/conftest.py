@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.azure_source import AzureSource, azurite
+from tests.support.gcs_source import GcsSource, fake_gcs_server
 from tests.support.http_source import HttpSource, serving
 from tests.support.registry import TEST_TOKEN, RegistryProcess
 from tests.support.s3_source import S3Source, seaweedfs
@@ -85,6 +86,20 @@ def azure_source(azure_server: AzureSource, monkeypatch: pytest.MonkeyPatch) -> 
     """``azure_server``, configured as the Azure tools read it: a connection string."""
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azure_server.connection_string)
     return azure_server
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsSource]:
+    """A real Google Cloud Storage emulator (fake-gcs-server) with one bucket."""
+    with fake_gcs_server(tmp_path_factory.mktemp("gcs")) as source:
+        yield source
+
+
+@pytest.fixture
+def gcs_source(gcs_server: GcsSource, monkeypatch: pytest.MonkeyPatch) -> GcsSource:
+    """``gcs_server``, found as Google's libraries find an emulator."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
+    return gcs_server
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from artfs.references.stores import (
     StreamBody,
     listed_prefix,
     remote_object,
+    split_cloud,
     translating,
 )
 
@@ -35,13 +36,6 @@ _SETTINGS = (
     "AZURE_STORAGE_KEY",
     "AZURE_STORAGE_SAS_TOKEN",
 )
-
-
-def split_az(uri: str) -> tuple[str, str]:
-    container, _, path = uri.removeprefix("az://").partition("/")
-    if not container:
-        raise InvalidInput(f"reference {uri!r}: an az:// URI names a container")
-    return container, path
 
 
 def _error(uri: str, exc: Exception) -> ArtfsError:
@@ -106,14 +100,14 @@ class AzureStore:
         )
 
     def stat(self, uri: str, pin: Pin) -> RemoteObject:
-        container, path = split_az(uri)
+        container, path = split_cloud(uri)
         with translating(uri, _error):
             blob = self.client().get_blob_client(container, path)
             properties = blob.get_blob_properties(version_id=pin.version_id)
         return self._object(uri, properties, properties.size)
 
     def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
-        container, path = split_az(uri)
+        container, path = split_cloud(uri)
         prefix = listed_prefix(self, uri, path)
         if prefix is None:
             return None
@@ -128,7 +122,7 @@ class AzureStore:
 
     @contextmanager
     def _open(self, uri: str, pin: Pin, start: int, end: int) -> Iterator[Body]:
-        container, path = split_az(uri)
+        container, path = split_cloud(uri)
         with translating(uri, _error):
             blob = self.client().get_blob_client(container, path)
             download = blob.download_blob(

@@ -46,13 +46,13 @@ def _check_uri(uri: str) -> None:
             f"reference {uri!r}: a URI with a fragment (#…) cannot be recorded; "
             "artfs keeps what the source says of the object there"
         )
-    if parsed.scheme in ("http", "https", "s3", "az") and not parsed.netloc:
+    if parsed.scheme in ("http", "https", "s3", "gs", "az") and not parsed.netloc:
         raise InvalidInput(f"reference {uri!r}: names no host or bucket")
 
 
 def _relative(root: str, found: RemoteObject) -> str:
     """``found``'s path below ``root``, both URIs of one store."""
-    if root.startswith(("s3://", "az://")):  # keys are not percent-encoded in these URIs
+    if root.startswith(("s3://", "gs://", "az://")):  # keys are not percent-encoded in these URIs
         prefix = root.rstrip("/") + "/"
         return found.uri.removeprefix(prefix) if root.count("/") > 2 else found.uri.split("/", 3)[3]
     base = urllib.parse.unquote(urllib.parse.urlparse(root).path).rstrip("/")

@@ -23,21 +23,14 @@ from artfs.references.stores import (
     StreamBody,
     listed_prefix,
     remote_object,
+    split_cloud,
     translating,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["S3Store", "split_s3"]
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    rest = uri.removeprefix("s3://")
-    bucket, _, key = rest.partition("/")
-    if not bucket:
-        raise InvalidInput(f"reference {uri!r}: an s3:// URI names a bucket")
-    return bucket, key
+__all__ = ["S3Store"]
 
 
 def _error(uri: str, exc: Exception) -> ArtfsError:
@@ -101,7 +94,7 @@ class S3Store:
         )
 
     def stat(self, uri: str, pin: Pin) -> RemoteObject:
-        bucket, key = split_s3(uri)
+        bucket, key = split_cloud(uri)
         with translating(uri, _error):
             if pin.version_id:
                 answer = self.client().head_object(Bucket=bucket, Key=key, VersionId=pin.version_id)
@@ -110,7 +103,7 @@ class S3Store:
         return self._object(uri, answer, answer["ContentLength"])
 
     def list(self, uri: str, limit: int) -> list[RemoteObject] | None:
-        bucket, key = split_s3(uri)
+        bucket, key = split_cloud(uri)
         prefix = listed_prefix(self, uri, key)
         if prefix is None:
             return None
@@ -128,7 +121,7 @@ class S3Store:
 
     @contextmanager
     def _open(self, uri: str, pin: Pin, start: int, end: int) -> Iterator[Body]:
-        bucket, key = split_s3(uri)
+        bucket, key = split_cloud(uri)
         extra: dict[str, str] = {}
         if pin.version_id:
             extra["VersionId"] = pin.version_id

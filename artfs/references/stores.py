@@ -36,12 +36,13 @@ __all__ = [
     "StreamBody",
     "listed_prefix",
     "remote_object",
+    "split_cloud",
     "store_for",
     "translating",
 ]
 
 #: The schemes a reference may use.
-SCHEMES = ("file", "http", "https", "s3", "az")
+SCHEMES = ("file", "http", "https", "s3", "gs", "az")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ class ObjectStore(Protocol):
 
 class Readable(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def split_cloud(uri: str) -> tuple[str, str]:
+    """``scheme://ROOT/PATH`` → (ROOT, PATH): the bucket or container, and the key."""
+    scheme, _, rest = uri.partition("://")
+    root, _, path = rest.partition("/")
+    if not root:
+        raise InvalidInput(f"reference {uri!r}: a {scheme}:// URI names a bucket or container")
+    return root, path
 
 
 def listed_prefix(store: ObjectStore, uri: str, key: str) -> str | None:
@@ -212,18 +222,23 @@ class FileStore:
 def _stores() -> dict[str, ObjectStore]:
     """One store per scheme and process: the HTTP and S3 ones keep connection pools."""
     from artfs.references.azure import AzureStore
+    from artfs.references.gcs import GcsStore
     from artfs.references.http import HttpStore
     from artfs.references.s3 import S3Store
 
     http = HttpStore()
-    return {"file": FileStore(), "http": http, "https": http, "s3": S3Store(), "az": AzureStore()}
+    return {
+        "file": FileStore(),
+        "http": http,
+        "https": http,
+        "s3": S3Store(),
+        "gs": GcsStore(),
+        "az": AzureStore(),
+    }
 
 
 def store_for(uri: str) -> ObjectStore:
     scheme = urllib.parse.urlparse(uri).scheme
     if scheme not in SCHEMES:
-        raise InvalidInput(
-            f"reference {uri!r}: the scheme must be one of {', '.join(SCHEMES)} "
-            "(gs:// is not supported)"
-        )
+        raise InvalidInput(f"reference {uri!r}: the scheme must be one of {', '.join(SCHEMES)}")
     return _stores()[scheme]

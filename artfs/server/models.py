@@ -27,7 +27,7 @@ from artfs.server.openapi import (
 #: Digests a blob batch names, either way (artfs/server/routes/blob_batches.py).
 MAX_BLOBS = 1024
 #: The schemes a remote asset may live at.
-URI = Annotated[str, Field(json_schema_extra={"pattern": "^(?:https?|s3|az|file)://"})]
+URI = Annotated[str, Field(json_schema_extra={"pattern": "^(?:https?|s3|gs|az|file)://"})]
 
 
 class _Body(BaseModel):

@@ -117,10 +117,10 @@ class FileEntry:
             digest = check_digest(digest)
         else:
             if not isinstance(uri, str) or not uri.startswith(
-                ("http://", "https://", "s3://", "az://", "file://")
+                ("http://", "https://", "s3://", "gs://", "az://", "file://")
             ):
                 raise InvalidInput(
-                    f"{path}: reference uri must be http(s)://, s3://, az:// or file://"
+                    f"{path}: reference uri must be http(s)://, s3://, gs://, az:// or file://"
                 )
             if digest is not None:
                 digest = check_digest(digest)

@@ -16,6 +16,7 @@ import artfs
 from artfs.errors import MissingReferences, SourceChanged, UnfetchedReference
 from tests.integration.trees import read_tree
 from tests.support.azure_source import AzureSource
+from tests.support.gcs_source import GcsSource
 from tests.support.http_source import HttpSource
 from tests.support.mount import artfs as run_artfs
 from tests.support.registry import RegistryProcess
@@ -210,6 +211,35 @@ def test_azure_prefix_checksums_and_pins(
         logged.get_asset("runs/2.json").download(tmp_path / "two.json")
 
 
+def test_gcs_prefix_checksums_and_etags(
+    tmp_path: Path, client: artfs.Client, gcs_source: GcsSource, name: str
+) -> None:
+    for i in range(3):
+        gcs_source.put(f"{name}/evals/{i}.txt", b"eval %d" % i)
+    prefix = f"gs://{gcs_source.bucket}/{name}/evals"
+    artifact = artfs.Artifact(name)
+    with pytest.raises(artfs.InvalidInput, match="more than 2 objects"):
+        artifact.add_reference(prefix, max_objects=2)
+    artifact.add_reference(prefix, name="evals")
+    artifact.add_reference(prefix + "/1.txt", name="pinned.txt", checksum=False)
+    logged = client.log_artifact(artifact)
+    assert logged.get_asset("evals/2.txt").digest == sha256(b"eval 2")
+    pinned = logged.get_asset("pinned.txt")
+    assert pinned.digest is None
+    assert pinned.uri is not None
+    assert pinned.uri.startswith(prefix + "/1.txt#etag=")
+    assert read_tree(logged.download(tmp_path / "d")) == {
+        **{f"evals/{i}.txt": b"eval %d" % i for i in range(3)},
+        "pinned.txt": b"eval 1",
+    }
+    gcs_source.put(f"{name}/evals/2.txt", b"EVAL 2")
+    with pytest.raises(SourceChanged, match=r"evals/2\.txt: .*\(sha256 "):
+        logged.download(tmp_path / "later")
+    gcs_source.put(f"{name}/evals/1.txt", b"EVAL 1")  # same size, new ETag
+    with pytest.raises(SourceChanged, match=r"pinned\.txt: its source gs://.*\(etag "):
+        pinned.download(tmp_path / "pinned.txt")
+
+
 def test_artfs_pull_fetches_references(
     tmp_path: Path, shared_registry: RegistryProcess, http_source: HttpSource, name: str
 ) -> None:
@@ -245,8 +275,8 @@ def test_artfs_pull_fetches_references(
 
 def test_unsupported_schemes_are_named(name: str) -> None:
     artifact = artfs.Artifact(name)
-    for uri in ("gs://bucket/key", "ftp://host/file"):
-        with pytest.raises(artfs.InvalidInput, match="file, http, https, s3, az"):
+    for uri in ("ftp://host/file", "abfs://container/blob"):
+        with pytest.raises(artfs.InvalidInput, match="file, http, https, s3, gs, az"):
             artifact.add_reference(uri)
     with pytest.raises(artfs.InvalidInput, match="fragment"):
         artifact.add_reference("http://example.invalid/a#b")

@@ -1,5 +1,5 @@
 """References through a real mount: ordinary files, read lazily from their own URIs
-(a real HTTP server with ranges, a real S3-compatible server, Azurite), verified like blobs; a
+(a real HTTP server with ranges, SeaweedFS for S3, Azurite, fake-gcs-server), verified like blobs; a
 source that changed is EIO and a log line naming the file."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 import artfs
 from tests.support.azure_source import AzureSource
+from tests.support.gcs_source import GcsSource
 from tests.support.http_source import NO_RANGES, HttpSource
 from tests.support.mount import mounted
 from tests.support.polling import wait_until
@@ -28,6 +29,7 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
     http_source: HttpSource,
     s3_source: S3Source,
     azure_source: AzureSource,
+    gcs_source: GcsSource,
     name: str,
 ) -> None:
     big = random.Random(7).randbytes(3 * MiB + 5)  # four chunks
@@ -39,6 +41,7 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
     artifact.add_reference(small, checksum=False)
     artifact.add_reference(later, checksum=False)
     artifact.add_reference(azure_source.put(f"{name}/blob.bin", big[: MiB + 1]), name="azure.bin")
+    artifact.add_reference(gcs_source.put(f"{name}/g.bin", big[: 2 * MiB]), name="gcs.bin")
     whole = http_source.root / NO_RANGES / f"{name}.bin"
     whole.parent.mkdir(exist_ok=True)
     whole.write_bytes(big)
@@ -55,6 +58,8 @@ def test_references_read_lazily_and_a_changed_source_is_eio(
         assert os.stat(version / "big.bin").st_size == len(big)
         assert (version / "small.txt").read_bytes() == b"small and unchecksummed"
         assert (version / "azure.bin").read_bytes() == big[: MiB + 1]
+        with open(version / "gcs.bin", "rb", buffering=0) as reading:
+            assert os.pread(reading.fileno(), 10, MiB + 7) == big[MiB + 7 : MiB + 17]
         with open(version / "whole.bin", "rb", buffering=0) as reading:
             # A server that answers every range with the whole body: skipped to the range.
             assert os.pread(reading.fileno(), 100, 3 * MiB) == big[3 * MiB : 3 * MiB + 5]

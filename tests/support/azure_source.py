@@ -4,7 +4,6 @@ port with one container, and stopped when the block ends."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.support.polling import wait_until
 from tests.support.processes import started
+from tests.support.registry import free_port
 
 __all__ = ["AZURITE", "AzureSource", "azurite"]
 
@@ -36,17 +36,10 @@ class AzureSource:
         return f"az://{self.container}/{path}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def azurite(data: Path) -> Iterator[AzureSource]:
     data.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     with started(
         [
             str(AZURITE / "azurite-blob"),
