@@ -13,29 +13,15 @@ import pytest
 from sqlalchemy import Engine
 
 from artfs.errors import Conflict, NotFound
-from artfs.server.registry import FileEntry, Registry
+from artfs.server.registry import Registry
 from artfs.store.local import LocalBlobStore
-from tests.integration.test_lineage_postgres import engine
+from tests.support.postgres import commit_reference_version, engine
 
 __all__ = ["engine"]  # the fixture, used by name
 
 
 def _commit(registry: Registry, name: str, uri: str) -> str:
-    started = registry.start_upload(
-        "p",
-        name,
-        type_="model",
-        description="",
-        metadata={},
-        semver=None,
-        source={},
-        ttl_seconds=None,
-        entries=[FileEntry("w.bin", 3, None, uri=uri)],
-    )
-    committed = registry.commit_upload(
-        "p", started["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
-    )
-    return str(committed["version"])
+    return str(commit_reference_version(registry, name, uri)["version"])
 
 
 def test_collections_run_on_postgresql(engine: Engine, tmp_path: Path) -> None:

@@ -8,22 +8,16 @@ that still scans an edge table would have no index to use.
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
-from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.lineage import Lineage, RunFields, graph_queries
-from artfs.server.registry import FileEntry, Registry
+from artfs.server.registry import Registry
 from artfs.store.local import LocalBlobStore
-from tests.support.registry import free_port
+from tests.support.postgres import commit_reference_version, engine
+
+__all__ = ["engine"]  # the fixture, used by name
 
 #: The index each step of a walk must search, by query (artfs.server.lineage).
 INDEXES = {
@@ -34,60 +28,10 @@ INDEXES = {
 }
 
 
-def _bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert found, "PostgreSQL is not installed (scripts/setup installs it)"
-    return Path(found[-1]).parent
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    """A fresh PostgreSQL server of the module's own, migrated to the newest schema."""
-    # Not under pytest's tmp_path: its parents are closed to the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="artfs-pg-"))
-    bindir, data, port = _bindir(), root / "data", free_port()
-    # PostgreSQL refuses to run as root: its own system user runs it.
-    as_owner: list[str | Path] = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-    if as_owner:
-        shutil.chown(root, "postgres")
-    subprocess.run(
-        [*as_owner, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    pg_ctl: list[str | Path] = [*as_owner, bindir / "pg_ctl", "-D", data]
-    options = f"-k {root} -p {port} -c listen_addresses=''"
-    subprocess.run(
-        [*pg_ctl, "-l", root / "log", "-o", options, "-w", "start"], check=True, capture_output=True
-    )
-    engine = create_registry_engine(
-        f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
-    )
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _commit(registry: Registry, name: str, run: str) -> str:
-    started = registry.start_upload(
-        "p",
-        name,
-        type_=None,
-        description="",
-        metadata={},
-        semver=None,
-        source={"run": run, "user": "u", "host": "h"},
-        ttl_seconds=None,
-        entries=[FileEntry("f.bin", 3, None, uri=f"https://example.invalid/{name}")],
-    )
-    committed = registry.commit_upload(
-        "p", started["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
-    )
-    return str(committed["version"])
+    source = {"run": run, "user": "u", "host": "h"}
+    uri = f"https://example.invalid/{name}"
+    return str(commit_reference_version(registry, name, uri, source=source)["version"])
 
 
 def test_lineage_runs_on_postgresql(engine: Engine, tmp_path: Path) -> None:

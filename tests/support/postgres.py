@@ -1,0 +1,91 @@
+"""A real PostgreSQL for the tests that run the registry's queries on it, and a way to
+commit a version there without blobs.
+
+The server runs in a temporary folder, on a Unix socket only, started and stopped by
+the ``engine`` fixture of each module that uses it (scripts/setup installs PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from artfs.server.db.engine import create_registry_engine, migrate
+from artfs.server.registry import FileEntry, Registry
+from tests.support.registry import free_port
+
+__all__ = ["commit_reference_version", "engine"]
+
+
+def _bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    assert found, "PostgreSQL is not installed (scripts/setup installs it)"
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    """A fresh PostgreSQL server of the module's own, migrated to the newest schema."""
+    # Not under pytest's tmp_path: its parents are closed to the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="artfs-pg-"))
+    bindir, data, port = _bindir(), root / "data", free_port()
+    # PostgreSQL refuses to run as root: its own system user runs it.
+    as_owner: list[str | Path] = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    if as_owner:
+        shutil.chown(root, "postgres")
+    subprocess.run(
+        [*as_owner, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    pg_ctl: list[str | Path] = [*as_owner, bindir / "pg_ctl", "-D", data]
+    options = f"-k {root} -p {port} -c listen_addresses=''"
+    subprocess.run(
+        [*pg_ctl, "-l", root / "log", "-o", options, "-w", "start"], check=True, capture_output=True
+    )
+    engine = create_registry_engine(
+        f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
+    )
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def commit_reference_version(
+    registry: Registry,
+    name: str,
+    uri: str,
+    *,
+    semver: str | None = None,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Commit a version of ``name`` in project ``p`` holding one reference (no blob to send);
+    the registry's answer (``version``, ``semver`` …)."""
+    started = registry.start_upload(
+        "p",
+        name,
+        type_="model",
+        description="",
+        metadata={},
+        semver=semver,
+        source=source or {},
+        ttl_seconds=None,
+        entries=[FileEntry("w.bin", 3, None, uri=uri)],
+    )
+    committed: dict[str, Any] = registry.commit_upload(
+        "p", started["upload_id"], aliases_=[], tags=[], alias_expect={}, force=False
+    )
+    return committed
