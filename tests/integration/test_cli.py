@@ -393,3 +393,27 @@ def test_serve_access_log_lists_each_request(registry: RegistryProcess, name: st
     ok(registry.url, "ls")
     seen = registry.requests_seen()[before:]
     assert "GET /api/v1/projects/default/artifacts" in [line.split("?")[0] for line in seen]
+
+
+# -- rm ----------------------------------------------------------------------------
+
+
+def test_rm_deletes_a_version_or_with_all_an_artifact_and_refuses_the_unclear(
+    tmp_path: Path, url: str, existing: str
+) -> None:
+    (tmp_path / "g.txt").write_bytes(b"second")
+    assert last_line(ok(url, "push", existing, tmp_path / "g.txt")) == "v2"
+    # v1 carries prod: refused without --force, and nothing changes.
+    assert "prod" in fails(url, "rm", f"{existing}:v1")
+    assert "v1" in ok(url, "ls", existing).stdout
+    assert ok(url, "rm", f"{existing}:prod", "--force").stdout.strip() == (f"deleted {existing}:v1")
+    listing = ok(url, "ls", existing).stdout
+    assert "v1" not in listing
+    assert "v2" in listing
+    # A forgotten ":V" never deletes every version; --all with a version is unclear too.
+    assert "NAME --all" in fails(url, "rm", existing)
+    assert "NAME --all" in fails(url, "rm", f"{existing}:v2", "--all")
+    assert "v2" in ok(url, "ls", existing).stdout
+    assert ok(url, "rm", existing, "--all").stdout.startswith(f"deleted artifact {existing} (1 ")
+    assert existing not in ok(url, "ls").stdout
+    assert "does not exist" in fails(url, "rm", f"{existing}:v2")
