@@ -32,15 +32,15 @@ class ArtifactLevel:
     def tags(self, project: str, name: str) -> dict[str, Any]:
         registry = self._registry
         with registry.transaction() as conn:
-            artifact = registry._artifact(conn, project, name)
-            return {"tags": registry._artifact_tags(conn, artifact["id"])}
+            artifact = registry.artifact_row(conn, project, name)
+            return {"tags": registry.artifact_tags_of(conn, artifact["id"])}
 
     def set_tags(self, project: str, name: str, tags: Sequence[str]) -> dict[str, Any]:
         """Replace the artifact's tags with ``tags`` (in any order, duplicates once)."""
         wanted = sorted({names.check_tag(tag) for tag in tags})
         registry = self._registry
         with registry.transaction(write=True) as conn:
-            artifact = registry._artifact(conn, project, name, lock=True)
+            artifact = registry.artifact_row(conn, project, name, lock=True)
             conn.execute(delete(artifact_tags).where(artifact_tags.c.artifact_id == artifact["id"]))
             if wanted:
                 conn.execute(
@@ -52,7 +52,7 @@ class ArtifactLevel:
     def delete(self, project: str, name: str, force: bool) -> dict[str, Any]:
         registry = self._registry
         with registry.transaction(write=True) as conn:
-            artifact = registry._artifact(conn, project, name, lock=True)
+            artifact = registry.artifact_row(conn, project, name, lock=True)
             ids = list(
                 conn.execute(
                     select(versions.c.id).where(

@@ -93,13 +93,13 @@ class Collections:
         return (
             select(collection_members)
             .join(versions, versions.c.id == collection_members.c.version_id)
-            .where(collection_members.c.collection_id == collection["id"], self._registry._live())
+            .where(collection_members.c.collection_id == collection["id"], self._registry.live())
         )
 
     # -- JSON views ---------------------------------------------------------------
 
     def _collection_json(self, conn: Connection, row: RowMapping) -> dict[str, Any]:
-        live = self._registry._live()
+        live = self._registry.live()
         alias_rows = conn.execute(
             select(collection_aliases.c.name, collection_members.c.number)
             .join(collection_members, collection_members.c.id == collection_aliases.c.member_id)
@@ -172,7 +172,7 @@ class Collections:
         described: dict[int, dict[str, Any]] = {}
         for artifact_id, artifact in artifact_rows.items():
             rows = [row for row in version_rows if row["artifact_id"] == artifact_id]
-            for row, view in zip(rows, registry._versions_json(conn, artifact, rows), strict=True):
+            for row, view in zip(rows, registry.versions_json(conn, artifact, rows), strict=True):
                 described[row["id"]] = view
         return [
             {
@@ -198,7 +198,7 @@ class Collections:
         """Collections in (registry, name) order; ``cursor`` is the last path of a page."""
         names.check_name(project)
         limit = _page_limit(limit)
-        with self._registry._read() as conn:
+        with self._registry.transaction() as conn:
             query = select(collections).where(collections.c.project == project)
             if cursor:
                 after = names.check_collection_path(cursor)
@@ -229,7 +229,7 @@ class Collections:
 
     def get_collection(self, project: str, path: str) -> dict[str, Any]:
         where = names.check_collection_path(path)
-        with self._registry._read() as conn:
+        with self._registry.transaction() as conn:
             return self._collection_json(conn, self._collection(conn, project, where))
 
     def list_members(
@@ -238,7 +238,7 @@ class Collections:
         """Members in link order (their numbers)."""
         where = names.check_collection_path(path)
         limit = _page_limit(limit)
-        with self._registry._read() as conn:
+        with self._registry.transaction() as conn:
             collection = self._collection(conn, project, where)
             query = self._live_members(collection)
             if cursor is not None:
@@ -256,7 +256,7 @@ class Collections:
 
     def get_member(self, project: str, path: str, ref: str) -> dict[str, Any]:
         where = names.check_collection_path(path)
-        with self._registry._read() as conn:
+        with self._registry.transaction() as conn:
             collection = self._collection(conn, project, where)
             return self._member_json(conn, collection, self._member(conn, collection, ref))
 
@@ -264,7 +264,7 @@ class Collections:
         """Every member that links version ``name:ref``, by collection (W&B's
         ``linked_artifacts``)."""
         registry = self._registry
-        with registry._read() as conn:
+        with registry.transaction() as conn:
             _, version = registry.find_version(conn, project, name, ref)
             rows = (
                 conn.execute(
@@ -297,11 +297,11 @@ class Collections:
         for alias in aliases:
             _check_settable(alias)
         registry = self._registry
-        clock = registry._clock
+        clock = registry.clock
         try:
-            with registry._write() as conn:
-                source = registry._artifact(conn, project, artifact)
-                version = registry._version(conn, source, ref)
+            with registry.transaction(write=True) as conn:
+                source = registry.artifact_row(conn, project, artifact)
+                version = registry.version_row(conn, source, ref)
                 collection = (
                     conn.execute(
                         select(collections)
@@ -368,7 +368,7 @@ class Collections:
     def unlink(self, project: str, path: str, ref: str) -> dict[str, Any]:
         """Remove a member (and its aliases); the version itself is untouched."""
         where = names.check_collection_path(path)
-        with self._registry._write() as conn:
+        with self._registry.transaction(write=True) as conn:
             collection = self._collection(conn, project, where, lock=True)
             member = self._member(conn, collection, ref)
             answer = self._member_json(conn, collection, member)
@@ -379,7 +379,7 @@ class Collections:
         """Remove the collection with every link and alias; no version is touched.
         Linking into the same path later starts a new one, at member v1."""
         where = names.check_collection_path(path)
-        with self._registry._write() as conn:
+        with self._registry.transaction(write=True) as conn:
             collection = self._collection(conn, project, where, lock=True)
             answer = self._collection_json(conn, collection)
             conn.execute(
@@ -406,7 +406,7 @@ class Collections:
     ) -> dict[str, Any]:
         where = names.check_collection_path(path)
         _check_settable(alias)
-        with self._registry._write() as conn:
+        with self._registry.transaction(write=True) as conn:
             collection = self._collection(conn, project, where, lock=True)
             member = self._member(conn, collection, ref)
             if check_expect:
@@ -417,7 +417,7 @@ class Collections:
     def delete_alias(self, project: str, path: str, alias: str) -> None:
         where = names.check_collection_path(path)
         _check_settable(alias, "removed")
-        with self._registry._write() as conn:
+        with self._registry.transaction(write=True) as conn:
             collection = self._collection(conn, project, where, lock=True)
             gone = conn.execute(
                 delete(collection_aliases).where(
@@ -457,7 +457,7 @@ class Collections:
             )
 
     def _point(self, conn: Connection, collection_id: int, alias: str, member_id: int) -> None:
-        now = self._registry._clock()
+        now = self._registry.clock()
         moved = conn.execute(
             update(collection_aliases)
             .where(

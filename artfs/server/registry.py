@@ -197,7 +197,7 @@ class Registry:
 
     # -- lookups ------------------------------------------------------------
 
-    def _artifact(
+    def artifact_row(
         self, conn: Connection, project: str, name: str, lock: bool = False
     ) -> RowMapping:
         query = select(artifacts).where(artifacts.c.project == project, artifacts.c.name == name)
@@ -208,7 +208,7 @@ class Registry:
             raise NotFound(f"artifact {project}/{name} does not exist")
         return row
 
-    def _live(self) -> ColumnElement[bool]:
+    def live(self) -> ColumnElement[bool]:
         """A version readers may see: committed, and not past its ttl (expired versions
         vanish at once; gc marks them DELETED later)."""
         return and_(
@@ -216,9 +216,9 @@ class Registry:
             or_(versions.c.expires_at.is_(None), versions.c.expires_at > self._clock()),
         )
 
-    def _version(self, conn: Connection, artifact: RowMapping, ref: str) -> RowMapping:
+    def version_row(self, conn: Connection, artifact: RowMapping, ref: str) -> RowMapping:
         parsed = names.parse_version_ref(ref)
-        query = select(versions).where(versions.c.artifact_id == artifact["id"], self._live())
+        query = select(versions).where(versions.c.artifact_id == artifact["id"], self.live())
         if parsed.kind == "number":
             query = query.where(versions.c.number == parsed.number)
         elif parsed.kind == "semver":
@@ -240,8 +240,8 @@ class Registry:
     ) -> tuple[RowMapping, RowMapping]:
         """The artifact and committed version ``name:ref`` names, in ``conn``'s transaction."""
         names.check_name(name)
-        artifact = self._artifact(conn, project, name)
-        return artifact, self._version(conn, artifact, ref)
+        artifact = self.artifact_row(conn, project, name)
+        return artifact, self.version_row(conn, artifact, ref)
 
     def _pending(
         self, conn: Connection, project: str, upload_id: str
@@ -268,12 +268,12 @@ class Registry:
         alias_rows = conn.execute(
             select(aliases.c.name, versions.c.number)
             .join(versions, versions.c.id == aliases.c.version_id)
-            .where(aliases.c.artifact_id == artifact["id"], aliases.c.name != LATEST, self._live())
+            .where(aliases.c.artifact_id == artifact["id"], aliases.c.name != LATEST, self.live())
             .order_by(aliases.c.name)
         ).all()
         count, newest = conn.execute(
             select(func.count(), func.max(versions.c.number)).where(
-                versions.c.artifact_id == artifact["id"], self._live()
+                versions.c.artifact_id == artifact["id"], self.live()
             )
         ).one()
         alias_map = {name: f"v{number}" for name, number in alias_rows}
@@ -289,10 +289,10 @@ class Registry:
             "aliases": alias_map,
             "latest": alias_map.get(LATEST),
             "version_count": count,
-            "tags": self._artifact_tags(conn, artifact["id"]),
+            "tags": self.artifact_tags_of(conn, artifact["id"]),
         }
 
-    def _artifact_tags(self, conn: Connection, artifact_id: int) -> list[str]:
+    def artifact_tags_of(self, conn: Connection, artifact_id: int) -> list[str]:
         return list(
             conn.execute(
                 select(artifact_tags.c.tag)
@@ -301,7 +301,7 @@ class Registry:
             ).scalars()
         )
 
-    def _versions_json(
+    def versions_json(
         self, conn: Connection, artifact: RowMapping, rows: Sequence[RowMapping]
     ) -> list[dict[str, Any]]:
         ids = [row["id"] for row in rows]
@@ -351,7 +351,7 @@ class Registry:
     def _version_json(
         self, conn: Connection, artifact: RowMapping, row: RowMapping
     ) -> dict[str, Any]:
-        return self._versions_json(conn, artifact, [row])[0]
+        return self.versions_json(conn, artifact, [row])[0]
 
     # -- artifacts ----------------------------------------------------------
 
@@ -373,7 +373,7 @@ class Registry:
 
     def get_artifact(self, project: str, name: str) -> dict[str, Any]:
         with self._read() as conn:
-            return self._artifact_json(conn, self._artifact(conn, project, name))
+            return self._artifact_json(conn, self.artifact_row(conn, project, name))
 
     def create_artifact(
         self,
@@ -414,7 +414,7 @@ class Registry:
         if metadata is not None:
             values["metadata"] = names.check_metadata(metadata)
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
+            artifact = self.artifact_row(conn, project, name, lock=True)
             if values:
                 conn.execute(
                     update(artifacts).where(artifacts.c.id == artifact["id"]).values(values)
@@ -428,32 +428,30 @@ class Registry:
     ) -> dict[str, Any]:
         limit = _page_limit(limit)
         with self._read() as conn:
-            artifact = self._artifact(conn, project, name)
-            visible = (
-                versions.c.state.in_([COMMITTED, DELETED]) if include_deleted else self._live()
-            )
+            artifact = self.artifact_row(conn, project, name)
+            visible = versions.c.state.in_([COMMITTED, DELETED]) if include_deleted else self.live()
             query = select(versions).where(versions.c.artifact_id == artifact["id"], visible)
             if cursor is not None:
                 query = query.where(versions.c.number > cursor)
             rows = conn.execute(query.order_by(versions.c.number).limit(limit + 1)).mappings().all()
             page = rows[:limit]
             return {
-                "versions": self._versions_json(conn, artifact, page),
+                "versions": self.versions_json(conn, artifact, page),
                 "next_cursor": str(page[-1]["number"]) if len(rows) > limit else None,
             }
 
     def get_version(self, project: str, name: str, ref: str) -> dict[str, Any]:
         with self._read() as conn:
-            artifact = self._artifact(conn, project, name)
-            return self._version_json(conn, artifact, self._version(conn, artifact, ref))
+            artifact = self.artifact_row(conn, project, name)
+            return self._version_json(conn, artifact, self.version_row(conn, artifact, ref))
 
     def list_files(
         self, project: str, name: str, ref: str, cursor: str | None, limit: int, prefix: str | None
     ) -> dict[str, Any]:
         limit = _page_limit(limit)
         with self._read() as conn:
-            artifact = self._artifact(conn, project, name)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name)
+            version = self.version_row(conn, artifact, ref)
             query = select(files).where(files.c.version_id == version["id"])
             if cursor:
                 query = query.where(files.c.path > cursor)
@@ -474,8 +472,8 @@ class Registry:
     def manifest(self, project: str, name: str, ref: str) -> bytes:
         """Every file of a committed version as one columnar JSON document (``manifests``)."""
         with self._read() as conn:
-            artifact = self._artifact(conn, project, name)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name)
+            version = self.version_row(conn, artifact, ref)
 
             def build() -> bytes:
                 query = (
@@ -644,7 +642,7 @@ class Registry:
                 names.parse_version_ref(expected)
         with self._write() as conn:
             artifact, pending = self._pending(conn, project, upload_id)
-            artifact = self._artifact(conn, project, artifact["name"], lock=True)
+            artifact = self.artifact_row(conn, project, artifact["name"], lock=True)
             if pending["state"] == COMMITTED:
                 # A retried commit whose first answer was lost: same answer again.
                 return {**self._version_json(conn, artifact, pending), "noop": False}
@@ -724,7 +722,7 @@ class Registry:
 
     def _latest(self, conn: Connection, artifact: RowMapping) -> RowMapping | None:
         try:
-            return self._version(conn, artifact, LATEST)
+            return self.version_row(conn, artifact, LATEST)
         except NotFound:
             return None
 
@@ -818,7 +816,9 @@ class Registry:
             shown = "nothing" if current is None else f"v{current}"
             try:
                 expected_number = (
-                    None if expected is None else self._version(conn, artifact, expected)["number"]
+                    None
+                    if expected is None
+                    else self.version_row(conn, artifact, expected)["number"]
                 )
             except NotFound as exc:  # e.g. deleted since the caller read the alias: CAS lost
                 raise Conflict(
@@ -868,8 +868,8 @@ class Registry:
         if set_ttl and ttl_seconds is not None:
             names.check_ttl_seconds(ttl_seconds)
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name, lock=True)
+            version = self.version_row(conn, artifact, ref)
             if set_ttl:
                 values["ttl_seconds"] = ttl_seconds
                 values["expires_at"] = _expiry(version["committed_at"], ttl_seconds)
@@ -886,8 +886,8 @@ class Registry:
         self, project: str, name: str, ref: str, delete_aliases: bool
     ) -> dict[str, Any]:
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name, lock=True)
+            version = self.version_row(conn, artifact, ref)
             pointing = (
                 conn.execute(select(aliases.c.name).where(aliases.c.version_id == version["id"]))
                 .scalars()
@@ -943,8 +943,8 @@ class Registry:
         if alias == LATEST:
             raise InvalidInput("latest is maintained automatically and cannot be set")
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name, lock=True)
+            version = self.version_row(conn, artifact, ref)
             if check_expect:
                 self._check_alias_expectations(conn, artifact, {alias: expect})
             self._point_alias(conn, artifact["id"], alias, version["id"])
@@ -955,7 +955,7 @@ class Registry:
         if alias == LATEST:
             raise InvalidInput("latest is maintained automatically and cannot be removed")
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
+            artifact = self.artifact_row(conn, project, name, lock=True)
             gone = conn.execute(
                 delete(aliases).where(
                     aliases.c.artifact_id == artifact["id"], aliases.c.name == alias
@@ -983,8 +983,8 @@ class Registry:
     def add_tag(self, project: str, name: str, ref: str, tag: str) -> dict[str, Any]:
         names.check_tag(tag)
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name, lock=True)
+            version = self.version_row(conn, artifact, ref)
             self._add_tag(conn, version["id"], tag)
             return self._version_json(conn, artifact, version)
 
@@ -1000,8 +1000,8 @@ class Registry:
     def remove_tag(self, project: str, name: str, ref: str, tag: str) -> dict[str, Any]:
         names.check_tag(tag)
         with self._write() as conn:
-            artifact = self._artifact(conn, project, name, lock=True)
-            version = self._version(conn, artifact, ref)
+            artifact = self.artifact_row(conn, project, name, lock=True)
+            version = self.version_row(conn, artifact, ref)
             gone = conn.execute(
                 delete(version_tags).where(
                     version_tags.c.version_id == version["id"], version_tags.c.tag == tag
