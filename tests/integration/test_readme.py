@@ -26,8 +26,17 @@ from tests.support.registry import RegistryProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "guide.md"
 #: Sections whose examples a reader runs one after another, in this order.
 WALKED_SECTIONS = ("Using it", "Writing: staging and commit")
+#: The guide's, walked after the README's, on the same registry and mount.
+GUIDE_SECTIONS = (
+    "Versions and drafts",
+    "Runs and lineage",
+    "References",
+    "Collections",
+    "Code from W&B, Comet and DVCLive",
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,8 @@ class Command:
     expect: str | None
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """The fenced code blocks of the walked sections, in the README's order."""
+def readme_blocks(text: str, walked: tuple[str, ...] = WALKED_SECTIONS) -> list[Block]:
+    """The fenced code blocks of the ``walked`` sections, in the document's order."""
     blocks: list[Block] = []
     section = ""
     fence: list[str] | None = None
@@ -53,7 +62,7 @@ def readme_blocks(text: str) -> list[Block]:
     for line in text.splitlines():
         if fence is not None:
             if line.startswith("```"):
-                if section in WALKED_SECTIONS:
+                if section in walked:
                     blocks.append(Block(section, language, "\n".join(fence)))
                 fence = None
             else:
@@ -93,6 +102,8 @@ def test_readme_blocks_are_found() -> None:
     """The walk below covers what it claims: both sections, shell and Python."""
     blocks = readme_blocks(README.read_text())
     assert {block.section for block in blocks} == set(WALKED_SECTIONS)
+    guide = readme_blocks(GUIDE.read_text(), GUIDE_SECTIONS)
+    assert {block.section for block in guide} == set(GUIDE_SECTIONS)
     assert {block.language for block in blocks} >= {"sh", "python"}
     assert shell_commands("a \\\n  b # -> v1\n# -> v2\n# note\nc") == [
         Command("a b # -> v1", "v2"),
@@ -143,7 +154,9 @@ def test_readme_walkthrough(registry: RegistryProcess, tmp_path: Path) -> None:
     # scripts/start's mount, which the examples assume is running.
     with mounted(mountpoint, registry.url, tmp_path / "cache"):
         try:
-            for block in readme_blocks(README.read_text()):
+            walk = readme_blocks(README.read_text())
+            walk += readme_blocks(GUIDE.read_text(), GUIDE_SECTIONS)
+            for block in walk:
                 text = block.text
                 for old, new in replacements.items():
                     text = text.replace(old, new)
