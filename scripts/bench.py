@@ -1,12 +1,14 @@
 """The performance table of artfs, each row against a reference measured in the same run,
 and the push/pull rows A-D vs curl (docs/benchmarks.md: current figures, what limits each row).
 
-Run it as ``scripts/bench [--rows table,transfer | 1,2,A …] [--runs 3] [--size-mib 1024]
+Run it as ``scripts/bench [--rows table,ml,transfer | 1,2,A …] [--runs 3] [--size-mib 1024]
+[--model-mib 1024] [--loader-files 10000] [--loader-workers 8] [--device cpu]
 [--small-files 10000] [--many-files 100000] [--stream-gib 10] [--json PATH] [--quick]``.
-``--rows`` takes groups (``table`` = rows 1-14, ``transfer`` = A-D, ``push`` = A,C,
-``pull`` = B,D) and/or row ids (``1``-``14``, ``A``-``D``); the default is everything.
-``--quick`` shrinks every size (64 MiB, 500 files, 5,000 files, 0.25 GiB, 3 s of load,
-one run) to check the bench end to end in a few minutes.
+``--rows`` takes groups (``table`` = rows 1-14 and 21, ``ml`` = 15-20, ``issue19`` = the
+rows of issue 19's targets: 1, 7, 11, 15-21, ``transfer`` = A-D, ``push`` = A,C, ``pull`` =
+B,D) and/or row ids (``1``-``21``, ``A``-``D``); the default is everything. ``--quick``
+shrinks every size (64 MiB, 500 files, 5,000 files, 200 loader files, 0.25 GiB, 3 s of
+load, one run) to check the bench end to end in a few minutes.
 
 SETUP
 
@@ -98,7 +100,9 @@ THE TABLE
    any copy of the version pays there at that moment. Both directories are kept until the
    end: deleting them would make the next run's creates beside them slower (ext4 without a
    journal scans past recently deleted inodes).
-11 fetch amplification: on a fresh mount (empty cache) a ``python -c`` probe opens the big
+11 fetch amplification (target: at most 1 chunk per read, whatever the order of the
+   offsets; it was 2 before issue 19): on a fresh mount (empty cache) a ``python -c`` probe
+   opens the big
    file, ``posix_fadvise(POSIX_FADV_RANDOM)``, 64 ``os.pread(fd, 4096, off)`` at random 4 KiB
    aligned offsets (seeded per run), bytes compared with the local copy; half a second later
    the chunks (1 MiB) in the cache dir are counted, in files of their own or in packs.
@@ -121,6 +125,51 @@ THE TABLE
    before (untimed): both serve from a warm page cache. Requests/s as wrk counts them; wrk's
    own CPU seconds (RUSAGE_CHILDREN) and the server's are printed under the table, to show
    wrk was not the bottleneck.
+
+21 daemon CPU per cold GiB: the mount daemon's utime + stime (``/proc/PID/stat``) before
+   and after row 1's cold ``cat``, per GiB read, for the FUSE-serving process (the pid in
+   the mount's record; the figure judged: at most 0.5, it was 1.4-1.6). Its descendants
+   (worker processes, if the daemon has any: utime + stime of the live ones plus
+   cutime + cstime, the reaped ones) are printed beside it as "workers".
+
+ML LOADERS (15-20, group ``ml``)
+
+Each runs the real loader in a probe (``python -c`` of the venv's Python) that imports first
+and times inside, so interpreter start and ``import torch`` are not in the figures; both
+sides run the very same probe, on the mount and on the local source copy of the same
+file(s). "Cold" is a fresh mount (empty cache), dropped, against the local copy, dropped;
+unlike the issue's own measurement the registry process is not restarted (one server per
+bench run), its page cache is dropped with the rest. The side that goes first alternates.
+The packages they need (``safetensors``, ``pyarrow``, ``torch==2.13.0``: a local wheel
+pip takes on the project's machines, CPU here and CUDA on GPU hosts) are installed by the
+bench into its venv with ``pip install`` when the rows are selected, not put in the dev
+extras: torch alone is 190 MB of wheel and the tests do not need it. A row whose package
+does not install is not run; the table says ``skipped: needs torch`` in its place.
+
+15 ``safetensors.torch.load_file(FILE, device=--device)`` of a ``--model-mib`` file
+   (1024 here, the issue's is 4096 on a 128 GiB host) of 194 tensors (130 float16
+   matrices of (rows, 4096), 64 float32 vectors of 4096, as a transformer's weights and
+   norms), written by hand in the safetensors layout with the big files' pattern bytes. On
+   the CPU ``load_file`` only maps the file, so the probe clones every tensor, as a copy to
+   the GPU reads it. Seconds; cold vs the local copy, cold.
+16 the same probe again right after, on the same mount (page cache warm) vs the local copy
+   again (warm).
+17 ``torch.load(FILE, mmap=True, weights_only=True)`` of a ``--size-mib`` checkpoint
+   (``torch.save`` of 100 float16 tensors), then ``t.to(--device, copy=True)`` of every
+   tensor: with ``mmap`` the load only maps the file, the copies fault its bytes in.
+   Seconds, cold vs cold.
+18 a ``torch.utils.data.DataLoader`` (``--loader-workers``: 8, or 4 on a machine under 8
+   cores; batch 16, shuffled with a fixed seed) over a Dataset that reads each of
+   ``--loader-files`` files (100 KiB-1 MiB, sizes seeded, every file distinct) whole; one
+   epoch on a fresh mount, dropped, vs the local tree, dropped. The bytes read are checked.
+19 the second epoch, right after the first in the same probe (new workers, page cache warm,
+   the mount's cache full).
+20 ``pyarrow.parquet.read_table(FILE, columns=[c03, c11])`` of a ``--size-mib`` Parquet
+   file of 20 int64 columns of random values (uncompressed, row groups of 2^20 rows) on a
+   fresh mount (empty cache), dropped; half a second later the bytes in the cache are
+   counted (chunks, in files or packs). Figure: MiB fetched vs the MiB of those two
+   columns' chunks (``total_compressed_size`` in the file's footer); the values read are
+   checked against the local copy's, and the seconds of both sides printed under the table.
 
 PUSH AND PULL (A-D, after the table)
 
@@ -190,7 +239,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchlib import transfer
+from benchlib import ml, transfer
 from benchlib.harness import (
     ARTFS,
     CURL,
@@ -216,14 +265,26 @@ from benchlib.table import (
 )
 
 TRANSFER_ROWS = ["A", "B", "C", "D"]
+ML_ROWS = ml.ALL
+ROW_ORDER = [*(str(n) for n in range(1, 22)), *TRANSFER_ROWS]
 GROUPS = {
     "table": TABLE_ROWS,
+    "ml": ML_ROWS,
+    # The rows of issue 19's target table.
+    "issue19": ["1", "7", "11", "21", *ML_ROWS],
     "transfer": TRANSFER_ROWS,
     "push": ["A", "C"],
     "pull": ["B", "D"],
 }
 PULL_FILES = 1000
-QUICK = {"size_mib": 64, "small_files": 500, "many_files": 5000, "stream_gib": 0.25}
+QUICK = {
+    "size_mib": 64,
+    "model_mib": 64,
+    "small_files": 500,
+    "many_files": 5000,
+    "loader_files": 200,
+    "stream_gib": 0.25,
+}
 
 
 def parse_rows(text: str) -> list[str]:
@@ -232,13 +293,13 @@ def parse_rows(text: str) -> list[str]:
     for token in (part.strip() for part in text.split(",")):
         if token.lower() in GROUPS:
             chosen |= set(GROUPS[token.lower()])
-        elif token.upper() in TABLE_ROWS + TRANSFER_ROWS:
+        elif token.upper() in ROW_ORDER:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-14, A-D"
+                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D"
             )
-    return [key for key in TABLE_ROWS + TRANSFER_ROWS if key in chosen]
+    return [key for key in ROW_ORDER if key in chosen]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -246,21 +307,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="scripts/bench",
         description=(
             "The issue-5 table (artfs vs curl, rclone over nginx, local disk, nginx; rows "
-            "1-14) and push/pull vs curl (rows A-D), on one local artfs serve. Prints "
-            "Markdown. Method: the docstring of scripts/bench.py."
+            "1-14, 21), ML loaders vs a local copy (rows 15-20) and push/pull vs curl (rows "
+            "A-D), on one local artfs serve. Prints Markdown. Method: the docstring of "
+            "scripts/bench.py."
         ),
     )
     parser.add_argument(
         "--rows",
         type=parse_rows,
-        default=TABLE_ROWS + TRANSFER_ROWS,
+        default=ROW_ORDER,
         metavar="LIST",
-        help="comma-separated groups table (1-14), transfer (A-D), push (A,C), pull (B,D) "
-        "and/or row ids 1-14, A-D (default: all)",
+        help="comma-separated groups table (1-14, 21), ml (15-20), issue19 (1, 7, 11, 15-21), "
+        "transfer (A-D), push (A,C), pull (B,D) and/or row ids 1-21, A-D (default: all)",
     )
     parser.add_argument("--runs", type=int, help="runs; medians are reported (default 3)")
     parser.add_argument(
-        "--size-mib", type=int, help="big file: rows 1-4, 7 (/4), 11, 12, 14, A-B (1024)"
+        "--size-mib",
+        type=int,
+        help="big file: rows 1-4, 7 (/4), 11, 12, 14, 21, A-B; checkpoint (17) and Parquet "
+        "file (20) (1024)",
+    )
+    parser.add_argument(
+        "--model-mib",
+        type=int,
+        help="safetensors file of rows 15-16 (1024 here; the issue's is 4096: give "
+        "--model-mib 4096 on a machine with the memory and disk for it)",
+    )
+    parser.add_argument(
+        "--loader-files", type=int, help="files of 100 KiB-1 MiB, rows 18-19 (10000)"
+    )
+    parser.add_argument(
+        "--loader-workers",
+        type=int,
+        help=f"DataLoader workers, rows 18-19 (8; 4 under 8 cores: {ml.default_loader_workers()})",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where rows 15-17 load the tensors (cpu; cuda on a GPU)"
     )
     parser.add_argument("--small-files", type=int, help="4 KiB files: rows 5, 6, C, D (10000)")
     parser.add_argument("--many-files", type=int, help="files of rows 8 and 9 (100000)")
@@ -278,6 +360,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "runs": 1 if args.quick else 3,
         "server_seconds": 3 if args.quick else 10,
         "size_mib": 1024,
+        "model_mib": 1024,
+        "loader_files": 10_000,
+        "loader_workers": ml.default_loader_workers(),
         "small_files": 10_000,
         "many_files": 100_000,
         "stream_gib": 10,
@@ -327,6 +412,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_seconds=args.server_seconds,
     )
     rows = table_rows(sizes)
+    ml_selected = selected & set(ML_ROWS)
+    ml_sizes = ml.MlSizes(
+        model=args.model_mib << 20,
+        checkpoint=size,
+        loader_files=args.loader_files,
+        loader_workers=args.loader_workers,
+        parquet=size,
+        device=args.device,
+    )
+    rows |= ml.ml_rows(ml_sizes)
+    # The rows whose packages would not install say so in the table and are not run.
+    for key, reason in ml.install(ml_selected).items():
+        rows[key].skipped = reason
+    ml_selected -= {key for key in ml_selected if rows[key].skipped}
     big_label, small_label = f"{args.size_mib} MiB", f"{args.small_files} x 4 KiB"
     transfer_rows = {
         "A": transfer.Row("A", f"A push {big_label}", size),
@@ -347,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     leftovers: list[str] = []
     harness: Harness | None = None
     table: TableBench | None = None
+    ml_bench: ml.MlBench | None = None
     context: dict[str, Any] = {}
     try:
         version_at_start = code_version()
@@ -362,11 +462,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             table.prepare()
             print(f"data created in {time.perf_counter() - started:.1f}s", file=sys.stderr)
             table.start_peers()
+        if ml_selected:
+            ml_bench = ml.MlBench(harness, ml_sizes, rows, ml_selected)
+            ml_bench.prepare()
         moves = transfer.Transfer(harness)
         for run in range(args.runs):
             started = time.perf_counter()
             if table is not None:
                 table.run(run)
+            if ml_bench is not None:
+                ml_bench.run(run)
             if selected & {"A", "B"}:
                 moves.big(
                     run,
@@ -402,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if commit != version_at_start:
         print(f"WARNING: artfs/ changed during the run ({version_at_start} -> {commit})")
         commit = f"{version_at_start}..{commit}"
-    shown = [rows[key] for key in TABLE_ROWS if key in selected]
+    shown = [rows[key] for key in ROW_ORDER if key in rows and key in selected]
     moved = [transfer_rows[key].summary() for key in TRANSFER_ROWS if key in selected]
     if shown:
         print(
@@ -426,6 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "rows": args.rows,
                         "runs": args.runs,
                         "size_mib": args.size_mib,
+                        "model_mib": args.model_mib,
+                        "loader_files": args.loader_files,
+                        "loader_workers": args.loader_workers,
+                        "device": args.device,
                         "small_files": args.small_files,
                         "many_files": args.many_files,
                         "stream_gib": args.stream_gib,
@@ -495,6 +604,15 @@ def notes(rows: list[TableRow], context: dict[str, Any], harness: Harness | None
             found.append(
                 f"11: bytes fetched / bytes read {median(d['bytes_fetched_per_byte_read']):.1f}; "
                 f"distinct chunks under the {64} offsets {median(d['distinct_chunks'])}"
+            )
+        if row.key in {"15", "17", "18"} and d:
+            found.append(
+                f"{row.key}: daemon CPU in the cold load {median(d['artfs_daemon_cpu']):.2f} CPU-s"
+            )
+        if row.key == "20" and d:
+            found.append(
+                f"20: read_table took {median(d['artfs_seconds']):.3f} s through the mount, "
+                f"{median(d['local_seconds']):.3f} s on the local copy (both cold)"
             )
         if row.key == "13" and d:
             found.append(

@@ -51,8 +51,10 @@ class Sample:
     wall: float
     client_cpu: float
     server_cpu: float
-    #: CPU of the mount daemon meanwhile (mount rows only).
+    #: CPU of the mount daemon meanwhile (mount rows only): the FUSE-serving process alone.
     daemon_cpu: float = 0.0
+    #: CPU of the daemon's descendants meanwhile (worker processes, live or reaped).
+    workers_cpu: float = 0.0
 
 
 class BenchMount:
@@ -152,6 +154,7 @@ class Harness:
         os.sync()
         client_before, server_before = children_cpu(), self.server_cpu()
         daemon_before = process_cpu(daemon_pid) if daemon_pid else 0.0
+        family_before = family_cpu(daemon_pid) if daemon_pid else 0.0
         start = time.perf_counter()
         done = subprocess.run(
             argv,
@@ -164,11 +167,14 @@ class Harness:
             check=False,
         )
         elapsed = time.perf_counter() - start
+        daemon = (process_cpu(daemon_pid) - daemon_before) if daemon_pid else 0.0
+        family = (family_cpu(daemon_pid) - family_before) if daemon_pid else 0.0
         sample = Sample(
             elapsed,
             children_cpu() - client_before,
             self.server_cpu() - server_before,
-            (process_cpu(daemon_pid) - daemon_before) if daemon_pid else 0.0,
+            daemon,
+            max(0.0, family - daemon),
         )
         if done.returncode != 0:
             raise RuntimeError(
@@ -313,14 +319,37 @@ def recorded_daemon_pid(records: Path, mountpoint: Path) -> int | None:
     return None
 
 
-def process_cpu(pid: int) -> float:
-    """utime + stime of a live process (all its threads), in seconds."""
+def process_cpu(pid: int, *, reaped_children: bool = False) -> float:
+    """utime + stime of a live process (all its threads), in seconds; with
+    ``reaped_children`` also cutime + cstime (its children that exited and were waited for)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def family_cpu(pid: int) -> float:
+    """CPU of a process and all its descendants, live ones and those already reaped."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += process_cpu(current, reaped_children=True)
+        todo.extend(child_pids(current))
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (a worker pool may be started by any)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(FileNotFoundError):
+            found.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 def tree_cpu(pid: int) -> float:
@@ -329,11 +358,7 @@ def tree_cpu(pid: int) -> float:
     while todo:
         current = todo.pop()
         total += process_cpu(current)
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except FileNotFoundError:
-            children = []
-        todo.extend(int(child) for child in children)
+        todo.extend(child_pids(current))
     return total
 
 

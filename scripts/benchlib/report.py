@@ -12,7 +12,7 @@ from typing import Any, Literal
 #: How a row is judged: ``ratio >=`` / ``ratio <=`` compare artfs / reference (rates or
 #: times); ``below`` / ``at most`` compare the artfs figure itself with the target.
 Judge = Literal["ratio >=", "ratio <=", "below", "at most"]
-DIGITS = {"MB/s": 1, "s": 3, "req/s": 0, "MiB": 1, "chunks/read": 2}
+DIGITS = {"MB/s": 1, "s": 3, "req/s": 0, "MiB": 1, "chunks/read": 2, "CPU-s/GiB": 2}
 
 
 @dataclass
@@ -34,6 +34,8 @@ class TableRow:
     #: Context printed under the table and written to the JSON (CPU, mount times …).
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: Why the row was not measured ("needs torch"): printed in its cells, never a figure.
+    skipped: str = ""
 
     def median(self) -> float | None:
         return statistics.median(self.artfs) if self.artfs else None
@@ -48,6 +50,8 @@ class TableRow:
         return artfs / ref
 
     def met(self) -> bool | None:
+        if self.skipped:
+            return None
         value = self.ratio() if self.judge.startswith("ratio") else self.median()
         if value is None:
             return None
@@ -78,6 +82,7 @@ class TableRow:
             "artfs_samples": self.artfs,
             "reference_samples": self.ref,
             "notes": self.notes,
+            "skipped": self.skipped or None,
             **self.details,
         }
 
@@ -92,6 +97,8 @@ def markdown(rows: list[TableRow]) -> str:
         reference = f"{row.figure(row.ref_median())} ({row.reference})" if row.reference else "—"
         met = {True: "yes", False: "**no**", None: "—"}[row.met()]
         artfs = row.figure(row.median()) + (f", {row.artfs_suffix}" if row.artfs_suffix else "")
+        if row.skipped:
+            artfs, met = f"skipped: {row.skipped}", "—"
         lines.append(
             f"| {row.key} | {row.what} | {artfs} | {reference} | "
             f"{'—' if ratio is None else f'{ratio:.2f}×'} | {row.target_text} | {met} |"
