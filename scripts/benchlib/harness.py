@@ -237,7 +237,7 @@ class Harness:
         return self.timed(
             [
                 CURL, "-sS", "--fail", "-o", os.devnull, "-H", "Expect:",
-                "-H", f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}",
+                "-H", authorization(),
                 "-H", "Content-Type: application/octet-stream",
                 "-T", str(path), self.blob_url(digest),
             ]
@@ -291,6 +291,11 @@ class Harness:
         else:
             if self.dropped_caches is None:
                 self.dropped_caches = True
+
+
+def authorization() -> str:
+    """The header presenting the bench's registry token (set in the bench's environment)."""
+    return f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}"
 
 
 def mounted_paths() -> set[str]:

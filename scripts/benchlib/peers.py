@@ -203,7 +203,11 @@ function init(args)
 end
 function request()
   local first = math.random(0, pieces - 1) * size
-  return wrk.format("GET", nil, {{["Range"] = "bytes=" .. first .. "-" .. (first + size - 1)}})
+  -- A headers table replaces wrk.headers (the -H ones: the registry's token): copy them.
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Range"] = "bytes=" .. first .. "-" .. (first + size - 1)
+  return wrk.format("GET", nil, headers)
 end
 function done(summary, latency, requests)
   local e = summary.errors

@@ -20,6 +20,7 @@ from benchlib.harness import (
     SMALL_SIZE,
     Harness,
     Sample,
+    authorization,
     both,
     file_name,
     write_pattern,
@@ -97,6 +98,9 @@ class Transfer:
                 CURL,
                 "-sS",
                 "--fail",
+                # On the command line, it goes with every transfer of the config.
+                "-H",
+                authorization(),
                 "--parallel",
                 "--parallel-max",
                 str(PARALLEL),
@@ -129,16 +133,7 @@ class Transfer:
                 f"curl-big-{run}", [{"path": "x.bin", "size": size, "digest": digest_x}]
             )
 
-            def curl_put() -> Sample:
-                return self.timed(
-                    [
-                        CURL, "-sS", "--fail", "-o", os.devnull, "-H", "Expect:",
-                        "-H", "Content-Type: application/octet-stream",
-                        "-T", str(file_x), self.blob_url(digest_x),
-                    ]
-                )[0]  # fmt: skip
-
-            record(run, push, artfs_push, curl_put)
+            record(run, push, artfs_push, lambda: self.h.curl_put(file_x, digest_x))
             self.check_stored([digest_x])
             file_x.unlink()
 
@@ -148,9 +143,8 @@ class Transfer:
             curl_dest.mkdir()
 
             def curl_get() -> Sample:
-                return self.timed(
-                    [CURL, "-sS", "--fail", "-o", str(curl_dest / "y.bin"), self.blob_url(digest_y)]
-                )[0]
+                get = [CURL, "-sS", "--fail", "-H", authorization(), "-o", str(curl_dest / "y.bin")]
+                return self.timed([*get, self.blob_url(digest_y)])[0]
 
             record(run, pull, lambda: self.artfs_pull(f"{name}:{version}", artfs_dest), curl_get)
             for got in (artfs_dest / "y.bin", curl_dest / "y.bin"):
