@@ -38,6 +38,7 @@ trio loop never stalls a download.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -128,6 +129,10 @@ class ChunkFetcher:
             self.cache.store_layout(layout)
         self._layouts[digest] = layout
         return layout
+
+    def start_soon(self, task: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``task`` in the fetcher's nursery: work that outlives the read that began it."""
+        self._nursery.start_soon(task, *args)
 
     # -- chunks -----------------------------------------------------------------
 

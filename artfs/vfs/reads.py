@@ -1,7 +1,8 @@
 """``BlobReads``: open handles on committed blobs, and reads served from the chunk cache.
 
 A read asks the fetcher for read-ahead (how much: each handle's ``ReadAhead``,
-``artfs.fetch.readahead``), then copies its
+``artfs.fetch.readahead``; the first read of an ML file also starts the plan
+its format announces, ``artfs.fetch.planned``), then copies its
 bytes out of the cache at once if every chunk it covers is ready (verified and
 held in memory, which read-ahead sees to): that fast path awaits nothing, so a
 warm or streamed read costs a copy and no trip through the scheduler.
@@ -22,6 +23,7 @@ from artfs.cache.chunks import ChunkCache
 from artfs.cache.layout import ChunkLayout
 from artfs.errors import ArtfsError, Transient
 from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.planned import FormatPrefetch
 from artfs.vfs.nodes import Node, OpenFile, TreeSettings
 
 __all__ = ["BlobReads"]
@@ -47,6 +49,8 @@ class BlobReads:
         #: Read-ahead windows grow in whole requests of this many chunks.
         self._group = fetcher.chunks_per_request
         self.handles: dict[int, OpenFile] = {}
+        #: Files whose format announces what a loader reads get it fetched ahead.
+        self.formats = FormatPrefetch(fetcher, cache)
 
     async def open(self, node: Node, digest: str, size: int) -> OpenFile:
         layout = await self.fetcher.layout(digest, size)
@@ -69,6 +73,7 @@ class BlobReads:
             return b""
         size = min(size, layout.size - offset)
         needed = layout.chunks_for(offset, size)
+        self.formats.first_read(layout)
         self._read_ahead(handle, needed, offset, size)
         # Fast path: every chunk verified and in memory already, so nothing to await.
         data = self._copy_ready(layout, needed, offset, size)

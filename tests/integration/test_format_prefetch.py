@@ -1,0 +1,84 @@
+"""ML files through the mount: the first read starts the plan their format announces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tests.integration.trees import push_tree
+from tests.support.mount import mounted
+from tests.support.registry import RegistryProcess
+
+MiB = 1 << 20
+
+
+def tensor_file() -> tuple[bytes, dict[str, np.ndarray]]:
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(7)
+    kinds = [np.float64, np.float32, np.float16, np.int8]
+    tensors = {
+        f"layer{i:02d}.w": rng.integers(0, 100, 512 * 1024 // kinds[i % 4]().itemsize).astype(
+            kinds[i % 4]
+        )
+        for i in range(40)
+    }
+    # 40 tensors of 512 KiB, 20 chunks. safetensors lays them out by dtype, then
+    # name: read by name, they jump about the file.
+    return save(tensors), tensors
+
+
+def requests_for(registry: RegistryProcess, data: bytes, since: int) -> list[str]:
+    digest = hashlib.sha256(data).hexdigest()
+    seen = registry.requests_seen()[since:]
+    return [line for line in seen if digest in line and not line.endswith("/chunks")]
+
+
+def read_like_mmap(path: Path, offsets: list[int]) -> None:
+    """A 4 KiB read at each offset, the kernel's read-ahead off: page faults of an mmap loader."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for offset in offsets:
+            assert len(os.pread(fd, 4096, offset)) == 4096
+    finally:
+        os.close(fd)
+
+
+def test_a_safetensors_file_read_tensor_by_tensor_comes_in_few_large_requests(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    from safetensors import safe_open
+
+    data, tensors = tensor_file()
+    # Bytes of no format, read the same way.
+    plain = np.random.default_rng(8).bytes(len(data))
+    push_tree(registry.url, name, tmp_path / "src", {"m.safetensors": data, "plain.bin": plain})
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    # By name, as ``safe_open(...).keys()`` gives them to a loader.
+    starts = [8 + length + header[k]["data_offsets"][0] for k in sorted(tensors)]
+    offsets = [0, *(s + inner for s in starts for inner in (0, 256 * 1024))]
+    assert offsets[1:] != sorted(offsets[1:])
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        version = mount.path / name / "v1"
+        before = len(registry.requests_seen())
+        read_like_mmap(version / "plain.bin", offsets)
+        unplanned = requests_for(registry, plain, before)
+
+        before = len(registry.requests_seen())
+        read_like_mmap(version / "m.safetensors", offsets)
+        with safe_open(str(version / "m.safetensors"), framework="numpy") as loaded:
+            for key in loaded.keys():  # noqa: SIM118 -- safe_open has no __iter__
+                assert np.array_equal(loaded.get_tensor(key), tensors[key])
+        planned = requests_for(registry, data, before)
+        assert (version / "m.safetensors").read_bytes() == data
+    # 20 chunks: fetched by the plan in requests of 8 MiB (plus the header's chunk),
+    # where scattered faults without it fetch about a chunk each.
+    assert len(planned) <= 5, planned
+    assert len(unplanned) > len(planned), unplanned
+    print(f"requests: {len(planned)} planned, {len(unplanned)} without a plan")

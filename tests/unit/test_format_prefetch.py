@@ -1,0 +1,74 @@
+"""``FormatPrefetch`` over an in-process registry: what a plan fetches, in what order, how much."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from artfs.cache.chunks import ChunkCache
+from artfs.fetch.fetcher import ChunkFetcher
+from artfs.fetch.planned import FormatPrefetch
+from tests.support.fake_registry import FakeRegistry
+from tests.unit.test_fetcher import cached, with_fetcher
+
+MiB = 1 << 20
+
+
+def safetensors_blob(fake: FakeRegistry, tensors: int) -> tuple[str, bytes]:
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(5)
+    data = save({f"t{i:03d}": rng.random(MiB // 8) for i in range(tensors)})  # 1 MiB each
+    fake.add_version("a", {"m.safetensors": data})
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def plan_and_fetch(fake: FakeRegistry, cache: ChunkCache, digest: str) -> FormatPrefetch:
+    async def body(fetcher: ChunkFetcher) -> FormatPrefetch:
+        prefetch = FormatPrefetch(fetcher, cache)
+        await prefetch.carry_out(await fetcher.layout(digest))
+        return prefetch
+
+    return with_fetcher(fake, cache, body)
+
+
+def test_a_plan_fetches_the_header_then_the_tensors_in_whole_requests(tmp_path: Path) -> None:
+    fake = FakeRegistry()
+    digest, data = safetensors_blob(fake, 20)
+    cache = ChunkCache(tmp_path / "cache", 1 << 30)
+    prefetch = plan_and_fetch(fake, cache, digest)
+    assert prefetch.plans_made == 1
+    reads = fake.range_reads
+    assert reads[0] == (digest, 0, MiB)  # the header's chunk, to plan with
+    # Then runs of 8 chunks (the fetcher's request size), in flight at once, less chunk 0.
+    assert sorted(r[1:] for r in reads[1:]) == [
+        (MiB, 8 * MiB),
+        (8 * MiB, 16 * MiB),
+        (16 * MiB, len(data)),
+    ]
+    assert cached(cache, digest, len(data)) == data
+
+
+def test_a_plan_takes_no_more_than_its_share_of_the_cache(tmp_path: Path) -> None:
+    fake = FakeRegistry()
+    digest, _ = safetensors_blob(fake, 40)
+    cache = ChunkCache(tmp_path / "cache", 16 * MiB)
+    prefetch = plan_and_fetch(fake, cache, digest)
+    assert prefetch.chunks_planned == 4  # a quarter of 16 MiB
+    assert sum(end - start for _, start, end in fake.range_reads) == 4 * MiB
+
+
+def test_a_lying_header_costs_a_bounded_fetch_and_no_plan(tmp_path: Path) -> None:
+    fake = FakeRegistry()
+    # Claims a 30 MiB JSON header and holds garbage: the planner asks for it all.
+    data = struct.pack("<Q", 30 * MiB) + b"{" + np.random.default_rng(6).bytes(40 * MiB)
+    fake.add_version("a", {"liar.safetensors": data})
+    digest = hashlib.sha256(data).hexdigest()
+    cache = ChunkCache(tmp_path / "cache", 16 * MiB)
+    prefetch = plan_and_fetch(fake, cache, digest)
+    assert prefetch.plans_made == 0
+    # Within a quarter of the cache (and two chunks) it gave up before fetching the lie.
+    assert sum(end - start for _, start, end in fake.range_reads) <= 6 * MiB
