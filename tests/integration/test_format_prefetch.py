@@ -20,12 +20,10 @@ def tensor_file() -> tuple[bytes, dict[str, np.ndarray]]:
     from safetensors.numpy import save
 
     rng = np.random.default_rng(7)
-    kinds = [np.float64, np.float32, np.float16, np.int8]
+    kinds = ["float64", "float32", "float16", "int8"]
     tensors = {
-        f"layer{i:02d}.w": rng.integers(0, 100, 512 * 1024 // kinds[i % 4]().itemsize).astype(
-            kinds[i % 4]
-        )
-        for i in range(40)
+        f"layer{i:02d}.w": rng.integers(0, 100, 512 * 1024 // np.dtype(kind).itemsize).astype(kind)
+        for i, kind in ((i, kinds[i % 4]) for i in range(40))
     }
     # 40 tensors of 512 KiB, 20 chunks. safetensors lays them out by dtype, then
     # name: read by name, they jump about the file.
