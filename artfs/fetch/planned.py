@@ -68,6 +68,10 @@ class FormatPrefetch:
                 await self._fetch_in_order(layout, order)
         except ArtfsError as exc:
             log.info("prefetch plan of %s stopped: %s", layout.digest[:12], exc)
+        except Exception:
+            # Best effort in the fetcher's nursery: a bug here must not take the
+            # mount down with it; the reader's own read goes on regardless.
+            log.exception("prefetch plan of %s failed", layout.digest[:12])
 
     async def _plan(self, layout: ChunkLayout) -> list[int]:
         """The chunks the plan touches, each once, in the order the loader reads them."""
@@ -93,8 +97,15 @@ class FormatPrefetch:
             if ranges is None:
                 return []
             budget = max(1, int(self.cache.max_bytes * self.share) // layout.chunk_size)
+            # Chunks ready already (the header's, a reader's) are left out, so that
+            # the runs around them are whole requests.
+            absent, on_disk = self.cache.pending(layout, range(layout.chunk_count))
+            todo = {*absent, *on_disk}
             order = dict.fromkeys(
-                index for r in ranges for index in layout.chunks_for(r.start, r.end - r.start)
+                index
+                for r in ranges
+                for index in layout.chunks_for(r.start, r.end - r.start)
+                if index in todo
             )
             log.debug("prefetch plan of %s: %d ranges", layout.digest[:12], len(ranges))
             return list(order)[:budget]

@@ -43,7 +43,7 @@ def test_a_plan_fetches_the_header_then_the_tensors_in_whole_requests(tmp_path: 
     assert prefetch.plans_made == 1
     reads = fake.range_reads
     assert reads[0] == (digest, 0, MiB)  # the header's chunk, to plan with
-    # Then runs of 8 chunks (the fetcher's request size), in flight at once, less chunk 0.
+    # Then runs of 8 chunks (the fetcher's request size), in flight at once, around chunk 0.
     assert sorted(r[1:] for r in reads[1:]) == [
         (MiB, 8 * MiB),
         (8 * MiB, 16 * MiB),
@@ -58,6 +58,7 @@ def test_a_plan_takes_no_more_than_its_share_of_the_cache(tmp_path: Path) -> Non
     cache = ChunkCache(tmp_path / "cache", 16 * MiB)
     prefetch = plan_and_fetch(fake, cache, digest)
     assert prefetch.chunks_planned == 4  # a quarter of 16 MiB
+    # The header's chunk counts too: read back from disk by then, it is checked, not fetched.
     assert sum(end - start for _, start, end in fake.range_reads) == 4 * MiB
 
 
