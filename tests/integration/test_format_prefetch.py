@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,9 @@ def tensor_file() -> tuple[bytes, dict[str, np.ndarray]]:
     kinds = ["float64", "float32", "float16", "int8"]
     tensors = {
         f"layer{i:02d}.w": rng.integers(0, 100, 512 * 1024 // np.dtype(kind).itemsize).astype(kind)
-        for i, kind in ((i, kinds[i % 4]) for i in range(40))
+        for i, kind in ((i, kinds[i % 4]) for i in range(80))
     }
-    # 40 tensors of 512 KiB, 20 chunks. safetensors lays them out by dtype, then
+    # 80 tensors of 512 KiB, 40 chunks. safetensors lays them out by dtype, then
     # name: read by name, they jump about the file.
     return save(tensors), tensors
 
@@ -58,8 +59,10 @@ def test_a_safetensors_file_read_tensor_by_tensor_comes_in_few_large_requests(
     push_tree(registry.url, name, tmp_path / "src", {"m.safetensors": data, "plain.bin": plain})
     length = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + length])
-    # By name, as ``safe_open(...).keys()`` gives them to a loader.
-    starts = [8 + length + header[k]["data_offsets"][0] for k in sorted(tensors)]
+    # In an order of their own, as a model's layers may ask for them.
+    names = sorted(tensors)
+    random.Random(9).shuffle(names)
+    starts = [8 + length + header[k]["data_offsets"][0] for k in names]
     offsets = [0, *(s + inner for s in starts for inner in (0, 256 * 1024))]
     assert offsets[1:] != sorted(offsets[1:])
     with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
@@ -75,8 +78,8 @@ def test_a_safetensors_file_read_tensor_by_tensor_comes_in_few_large_requests(
                 assert np.array_equal(loaded.get_tensor(key), tensors[key])
         planned = requests_for(registry, data, before)
         assert (version / "m.safetensors").read_bytes() == data
-    # 20 chunks: fetched by the plan in requests of 8 MiB (plus the header's chunk),
-    # where scattered faults without it fetch about a chunk each.
-    assert len(planned) <= 5, planned
-    assert len(unplanned) > len(planned), unplanned
+    # 40 chunks: the plan fetches them in 8 MiB requests (6 with the header's), and
+    # a few faults that outran it fetch their own; without a plan, one a chunk.
+    assert len(planned) <= 10, planned
+    assert len(unplanned) >= 30, unplanned
     print(f"requests: {len(planned)} planned, {len(unplanned)} without a plan")
