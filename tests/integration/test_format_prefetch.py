@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
@@ -56,7 +57,11 @@ def test_a_safetensors_file_read_tensor_by_tensor_comes_in_few_large_requests(
     data, tensors = tensor_file()
     # Bytes of no format, read the same way.
     plain = np.random.default_rng(8).bytes(len(data))
-    push_tree(registry.url, name, tmp_path / "src", {"m.safetensors": data, "plain.bin": plain})
+    array = np.random.default_rng(10).random((3072, 1024))  # 24 MiB, 24 chunks
+    npy = io.BytesIO()
+    np.save(npy, array)
+    files = {"m.safetensors": data, "plain.bin": plain, "a.npy": npy.getvalue()}
+    push_tree(registry.url, name, tmp_path / "src", files)
     length = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + length])
     # In an order of their own, as a model's layers may ask for them.
@@ -78,8 +83,20 @@ def test_a_safetensors_file_read_tensor_by_tensor_comes_in_few_large_requests(
                 assert np.array_equal(loaded.get_tensor(key), tensors[key])
         planned = requests_for(registry, data, before)
         assert (version / "m.safetensors").read_bytes() == data
+
+        before = len(registry.requests_seen())
+        rows = list(range(0, 3072, 64))
+        random.Random(11).shuffle(rows)
+        read_like_mmap(version / "a.npy", [0, *(128 + row * 8192 for row in rows)])
+        loaded_array = np.load(version / "a.npy", mmap_mode="r")
+        assert all(np.array_equal(loaded_array[row], array[row]) for row in rows)
+        del loaded_array  # its mapping holds the file open, and the mount busy
+        assert np.array_equal(np.load(version / "a.npy"), array)
+        planned_npy = requests_for(registry, files["a.npy"], before)
     # 40 chunks: the plan fetches them in 8 MiB requests (6 with the header's), and
     # a few faults that outran it fetch their own; without a plan, one a chunk.
     assert len(planned) <= 10, planned
     assert len(unplanned) >= 30, unplanned
-    print(f"requests: {len(planned)} planned, {len(unplanned)} without a plan")
+    # The .npy file: its header's chunk, then three 8 MiB runs (and a fault or two).
+    assert len(planned_npy) <= 9, planned_npy  # 24 without a plan
+    print(f"requests: {len(planned)} planned, {len(unplanned)} without, {len(planned_npy)} npy")
