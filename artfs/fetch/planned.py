@@ -80,7 +80,11 @@ class FormatPrefetch:
         most = min(MAX_HEADER, int(self.cache.max_bytes * self.share)) // layout.chunk_size + 2
         for _round in range(MAX_ROUNDS):
             try:
-                ranges = plan_for(layout.size, lambda o, n: _read(layout, chunks, o, n))
+                # In a worker thread: a GGUF header of a large vocabulary is many
+                # thousand small reads, and a JSON header may be megabytes.
+                ranges = await trio.to_thread.run_sync(
+                    plan_for, layout.size, lambda o, n: _read(layout, chunks, o, n)
+                )
             except Missing as missing:
                 wanted = layout.chunks_for(missing.offset, missing.length)
                 # Doubling what was read: a long header takes a few rounds, not one per chunk.
@@ -145,9 +149,13 @@ def _read(layout: ChunkLayout, chunks: dict[int, bytes], offset: int, length: in
     wanted = layout.chunks_for(offset, length) if length else range(0)
     if any(index not in chunks for index in wanted):
         raise Missing(offset, length)
-    joined = b"".join(chunks[index] for index in wanted)
-    start = offset - wanted.start * layout.chunk_size if wanted else 0
-    return joined[start : start + length]
+    # Only the bytes asked for are copied: a header is read a few bytes at a time.
+    parts = []
+    for index in wanted:
+        inner = max(offset - index * layout.chunk_size, 0)
+        end = min(offset + length - index * layout.chunk_size, layout.chunk_length(index))
+        parts.append(chunks[index][inner:end])
+    return b"".join(parts)
 
 
 def _runs_in_order(order: list[int], longest: int) -> list[range]:

@@ -73,3 +73,29 @@ def test_a_lying_header_costs_a_bounded_fetch_and_no_plan(tmp_path: Path) -> Non
     assert prefetch.plans_made == 0
     # Within a quarter of the cache (and two chunks) it gave up before fetching the lie.
     assert sum(end - start for _, start, end in fake.range_reads) <= 6 * MiB
+
+
+def test_a_gguf_header_of_several_chunks_is_planned_in_a_few_rounds(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "m.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    # A vocabulary of 120,000 tokens: a header of about 2.3 MiB, read a few bytes at a time.
+    writer.add_array("tokenizer.ggml.tokens", [f"token{i}" for i in range(120_000)])
+    rng = np.random.default_rng(8)
+    for i in range(6):
+        writer.add_tensor(f"blk.{i}.w", rng.random((256, 1024), dtype=np.float32))  # 1 MiB
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = path.read_bytes()
+    fake = FakeRegistry()
+    fake.add_version("a", {"m.gguf": data})
+    digest = hashlib.sha256(data).hexdigest()
+    cache = ChunkCache(tmp_path / "cache", 1 << 30)
+    prefetch = plan_and_fetch(fake, cache, digest)
+    assert prefetch.plans_made == 1
+    assert cached(cache, digest, len(data)) == data  # header and every tensor
+    # Rounds of doubling reads of the header, then the tensors: a handful of requests.
+    assert len(fake.range_reads) <= 6, fake.range_reads
