@@ -64,9 +64,10 @@ __all__ = [
 log = logging.getLogger("artfs.daemon")
 
 READY = "ready"
-#: The kernel's read-ahead for the mount, in KiB: enough for sequential reads to
-#: arrive as 1 MiB requests, several in flight (docs/design.md, "A read, traced").
-READ_AHEAD_KB = 4096
+#: The kernel's read-ahead for the mount, in KiB: one chunk, so sequential reads
+#: arrive as 1 MiB requests, while an mmap fault's read-around (as large as this)
+#: touches at most two chunks (docs/design.md, "A read, traced").
+READ_AHEAD_KB = 1024
 
 
 @dataclass(frozen=True)
