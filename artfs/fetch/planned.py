@@ -47,12 +47,26 @@ class FormatPrefetch:
         self.share = share
         #: Blobs planned already (or being planned): a second reader finds their chunks.
         self._planned: LRUCache[str, bool] = LRUCache(maxsize=4096)
+        #: Plans being fetched: each planned chunk's run, by blob.
+        self._active: dict[str, dict[int, range]] = {}
         #: Plans carried out, and chunks they asked for: for tests and the benchmark.
         self.plans_made = 0
         self.chunks_planned = 0
 
-    def first_read(self, layout: ChunkLayout) -> None:
-        """A read of ``layout``'s blob: plan it in the background, once, if it is big enough."""
+    def on_read(self, layout: ChunkLayout, needed: range) -> None:
+        """A read of ``needed`` chunks: plan the blob on its first read, if it is big enough.
+
+        A read that gets ahead of a plan being carried out starts the planned
+        run its chunks lie in at once, so it too comes as a whole request
+        rather than a one-chunk request and the rest of its run later.
+        """
+        runs = self._active.get(layout.digest)
+        if runs is not None:
+            for index in (needed.start, needed.stop - 1):
+                run = runs.get(index)
+                if run is not None:
+                    self.fetcher.prefetch(layout, run)
+            return
         if layout.chunk_count < 3 or layout.digest in self._planned:
             return  # a file of two chunks: ordinary read-ahead fetches it in one request
         self._planned[layout.digest] = True
@@ -127,7 +141,8 @@ class FormatPrefetch:
         Runs are handed out one by one as lanes free up, so the front of the
         plan is fetched first whatever order trio starts tasks in.
         """
-        runs = iter(_runs_in_order(order, self.fetcher.chunks_per_request))
+        planned = _runs_in_order(order, self.fetcher.chunks_per_request)
+        runs = iter(planned)
 
         async def lane() -> None:
             try:
@@ -137,9 +152,13 @@ class FormatPrefetch:
                 log.info("prefetch plan of %s stopped: %s", layout.digest[:12], exc)
                 nursery.cancel_scope.cancel()
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(LANES):
-                nursery.start_soon(lane)
+        self._active[layout.digest] = {index: run for run in planned for index in run}
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(LANES):
+                    nursery.start_soon(lane)
+        finally:
+            del self._active[layout.digest]
 
 
 def _read(layout: ChunkLayout, chunks: dict[int, bytes], offset: int, length: int) -> bytes:

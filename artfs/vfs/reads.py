@@ -73,7 +73,7 @@ class BlobReads:
             return b""
         size = min(size, layout.size - offset)
         needed = layout.chunks_for(offset, size)
-        self.formats.first_read(layout)
+        self.formats.on_read(layout, needed)
         self._read_ahead(handle, needed, offset, size)
         # Fast path: every chunk verified and in memory already, so nothing to await.
         data = self._copy_ready(layout, needed, offset, size)
