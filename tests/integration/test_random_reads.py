@@ -30,7 +30,9 @@ def pattern(tag: int) -> bytes:
 
 
 def chunks_of(mount: Mount, digest: str) -> set[int]:
-    return {index for (blob, index) in mount.chunks() if blob == digest}
+    """The chunks of a blob cached now, less chunk 0: on a file's first read the format
+    prefetch (``artfs.fetch.planned``) reads its header there, once per file, not per read."""
+    return {index for (blob, index) in mount.chunks() if blob == digest and index != 0}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root may set a device's read-ahead")
@@ -68,7 +70,7 @@ def test_random_reads_in_any_order_fetch_only_their_chunks(
         # mmap: the kernel reads around each fault; far-apart faults, at most two
         # chunks each (the fault's and, for a read-around across a boundary, one more).
         data = files["mmap.bin"]
-        faults = [4, 44, 12, 36, 20, 28]
+        faults = [5, 44, 12, 36, 20, 28]
         fd = os.open(version / "mmap.bin", os.O_RDONLY)
         try:
             with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mapped:
