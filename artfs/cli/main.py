@@ -511,6 +511,7 @@ from artfs.cli import lineage as _lineage  # noqa: E402, F401
 from artfs.cli import listing as _listing  # noqa: E402, F401
 from artfs.cli import log_path as _log_path  # noqa: E402, F401
 from artfs.cli import mounting as _mounting  # noqa: E402, F401
+from artfs.cli import prefetching as _prefetching  # noqa: E402, F401
 from artfs.cli import removing as _removing  # noqa: E402, F401
 from artfs.cli import tokens as _tokens  # noqa: E402, F401
 from artfs.cli import verifying as _verifying  # noqa: E402, F401

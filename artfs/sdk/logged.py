@@ -10,6 +10,7 @@ pages, and kept: a committed version never changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -230,6 +231,18 @@ class LoggedArtifact:
             return self.manifest[logical_path]
         except KeyError:
             raise NotFound(f"{self.name}:{self.version} has no asset {logical_path!r}") from None
+
+    def prefetch(self, paths: Sequence[str] | None = None, *, progress: bool | None = None) -> int:
+        """Fill the machine's cache (the one mounts read) with these files, verified.
+
+        ``paths``: files or directories of the version (all of it by default);
+        one that names nothing is ``InvalidInput``, and nothing is fetched.
+        Returns the bytes now cached for them. ``progress``: a bar on stderr
+        (default: when it is a terminal).
+        """
+        from artfs.sdk.prefetching import prefetch
+
+        return prefetch(self, paths, progress)
 
     def download(
         self,
