@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +116,11 @@ def _with_mount_params(function: F) -> F:
 @click.argument("mountpoint", type=click.Path(path_type=Path))
 @_with_mount_params
 @click.option("--foreground", is_flag=True, help="Stay in the foreground, logging to stderr too.")
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append the ranges readers ask for to FILE (replay: artfs prefetch --trace FILE).",
+)
 @click.option("--ready-fd", type=int, hidden=True)
 @offline_option
 @pass_context
@@ -131,6 +136,7 @@ def mount(
     staging_dir: Path | None,
     allow_other: bool,
     foreground: bool,
+    trace: Path | None,
     ready_fd: int | None,
 ) -> None:
     """Mount the registry's artifacts at MOUNTPOINT; returns once the mount is ready."""
@@ -149,6 +155,8 @@ def mount(
         staging_dir,
         allow_other,
     )
+    if trace is not None:
+        options = replace(options, trace=trace.absolute())
     if ready_fd is None:
         _refuse_if_in_use(options.mountpoint)
     if foreground:
@@ -172,6 +180,7 @@ def mount(
         str(listing_timeout),
         *(["--staging-dir", str(options.staging_dir)] if options.staging_dir else []),
         *(["--allow-other"] if options.allow_other else []),
+        *(["--trace", str(options.trace)] if options.trace else []),
     ]
     mount_in_background(argv, log_path_for(mountpoint.resolve()))
     click.echo(mounted_message(options.config.url, mountpoint.absolute()), err=True)

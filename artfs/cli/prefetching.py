@@ -21,8 +21,13 @@ __all__: list[str] = []
 
 
 @cli.command()
-@click.argument("ref", metavar="NAME[:VERSION|:ALIAS]")
+@click.argument("ref", metavar="NAME[:VERSION|:ALIAS]", required=False)
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option(
+    "--trace",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay a read trace (artfs mount --trace FILE) instead, in its order.",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -31,18 +36,26 @@ __all__: list[str] = []
 @click.option("--background", is_flag=True, help="Warm in a process of its own; print its pid.")
 @pass_context
 def prefetch(
-    ctx: _Context, ref: str, paths: tuple[str, ...], cache_dir: Path | None, background: bool
+    ctx: _Context,
+    ref: str | None,
+    paths: tuple[str, ...],
+    trace: Path | None,
+    cache_dir: Path | None,
+    background: bool,
 ) -> None:
     """Fill the local cache with a version's files (or PATHs of it), verified."""
+    if (ref is None) == (trace is None):
+        raise click.UsageError("give NAME[:VERSION|:ALIAS] [PATH]... or --trace FILE")
     if background:
         argv = [sys.executable, "-m", "artfs"]
         if ctx.url:
             argv += ["--registry", ctx.url]
         if ctx.project:
             argv += ["--project", ctx.project]
-        argv += ["prefetch", ref, *paths]
+        what = [ref, *paths] if ref is not None else ["--trace", str(Path(str(trace)).absolute())]
+        argv += ["prefetch", *what]
         if cache_dir is not None:
-            argv += ["--cache-dir", str(cache_dir)]
+            argv += ["--cache-dir", str(cache_dir.absolute())]
         child = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -55,6 +68,14 @@ def prefetch(
     from artfs.sdk.client import Client
 
     with Client(url=ctx.url, project=ctx.project, cache_dir=cache_dir) as client:
+        if trace is not None:
+            from artfs.sdk.prefetching import replay
+            from artfs.vfs.trace import read_trace
+
+            warmed = replay(client, read_trace(trace))
+            click.echo(f"{trace}: {human_size(warmed)} cached", err=True)
+            return
+        assert ref is not None
         logged = client.get_artifact(ref)
         warmed = logged.prefetch(list(paths) or None)
     click.echo(f"{logged.name}:{logged.version}: {human_size(warmed)} cached", err=True)

@@ -49,6 +49,7 @@ from artfs.fs import session
 from artfs.fs.kernel import FuseKernelCache
 from artfs.fs.operations import ArtfsOperations
 from artfs.vfs.catalog import Catalog
+from artfs.vfs.trace import ReadTrace
 from artfs.vfs.tree import Tree, TreeSettings
 from artfs.vfs.uses import MountRun, UseRecorder
 
@@ -83,6 +84,8 @@ class MountOptions:
     read_ahead_kb: int = READ_AHEAD_KB
     #: Let users other than the daemon's in (see ``artfs.fs.session.kernel_options``).
     allow_other: bool = False
+    #: Append the ranges readers ask for to this file (``artfs.vfs.trace``).
+    trace: Path | None = None
 
 
 def is_mounted(mountpoint: Path) -> bool:
@@ -215,6 +218,8 @@ async def _serve(
             ),
         )
         tree = Tree(catalog, fetcher, cache, settings, kernel=FuseKernelCache(), uses=uses)
+        if options.trace is not None:
+            tree.reads.trace = ReadTrace(options.trace)
         operations = ArtfsOperations(tree)
         try:
             session.init(operations, mountpoint, session.kernel_options(options.allow_other))
@@ -231,6 +236,8 @@ async def _serve(
             await session.serve()
         finally:
             session.close()
+            if tree.reads.trace is not None:
+                tree.reads.trace.close()
             control_path_for(mountpoint).unlink(missing_ok=True)
             nursery.cancel_scope.cancel()
 

@@ -28,8 +28,17 @@ PARALLEL_BLOBS = 4
 
 @dataclass(frozen=True)
 class BlobToWarm:
+    """A blob of ``size`` bytes, or only its bytes ``start`` to ``end`` (a traced range)."""
+
     digest: str
     size: int
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def length(self) -> int:
+        end = self.size if self.end is None else min(self.end, self.size)
+        return max(end - self.start, 0)
 
 
 def warm(
@@ -38,11 +47,12 @@ def warm(
     blobs: Sequence[BlobToWarm],
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Make every chunk of ``blobs`` cached and verified; return the bytes they hold.
+    """Make every chunk of ``blobs`` cached and verified, about in their order; return the
+    bytes they span.
 
-    ``progress`` is called with each blob's size as it is done.
+    ``progress`` is called with each item's length as it is done.
     """
-    unique = list({blob.digest: blob for blob in blobs if blob.size > 0}.values())
+    unique = list(dict.fromkeys(blob for blob in blobs if blob.length > 0))
 
     async def main() -> None:
         limiter = trio.CapacityLimiter(PARALLEL_BLOBS)
@@ -58,9 +68,9 @@ def warm(
             layout = await fetcher.layout(blob.digest, blob.size)
             # The fetcher sends runs of missing chunks as ranged GETs of a request's
             # worth each, as many at once as its limit allows, and verifies each chunk.
-            await fetcher.ensure(layout, range(layout.chunk_count))
+            await fetcher.ensure(layout, layout.chunks_for(blob.start, blob.length))
         if progress is not None:
-            progress(blob.size)
+            progress(blob.length)
 
     trio.run(main)
-    return sum(blob.size for blob in unique)
+    return sum(blob.length for blob in unique)

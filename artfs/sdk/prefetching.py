@@ -15,9 +15,12 @@ from artfs.errors import InvalidInput
 from artfs.transfer.progress import Progress
 
 if TYPE_CHECKING:
+    from artfs.fetch.warming import BlobToWarm
+    from artfs.sdk.client import Client
     from artfs.sdk.logged import LoggedArtifact, LoggedAsset
+    from artfs.vfs.trace import TracedRange
 
-__all__ = ["prefetch", "select"]
+__all__ = ["prefetch", "replay", "select"]
 
 
 def select(assets: Iterable[LoggedAsset], paths: Sequence[str] | None) -> list[LoggedAsset]:
@@ -44,17 +47,31 @@ def prefetch(
     logged: LoggedArtifact, paths: Sequence[str] | None, progress: bool | None = None
 ) -> int:
     """Warm the cache with ``paths`` of ``logged`` (all its files by default); the bytes warmed."""
-    from artfs.fetch.warming import BlobToWarm, warm  # trio only when warming
+    from artfs.fetch.warming import BlobToWarm  # trio only when warming
 
-    cache = logged.client.cache
-    if cache is None:
-        raise InvalidInput("prefetch fills the machine's cache, and this client uses none")
     chosen = select(logged.assets, paths)
     _note_listings(logged)
     blobs = [BlobToWarm(a.digest, a.size) for a in chosen if a.digest is not None]
-    bar = Progress(sum(b.size for b in blobs), f"prefetch {logged.name}:{logged.version}", progress)
+    return _warm(logged.client, blobs, f"prefetch {logged.name}:{logged.version}", progress)
+
+
+def replay(client: Client, ranges: Sequence[TracedRange], progress: bool | None = None) -> int:
+    """Warm the cache with the ranges of a read trace (``artfs mount --trace``), in order."""
+    from artfs.fetch.warming import BlobToWarm
+
+    blobs = [BlobToWarm(r.digest, r.size, r.offset, r.offset + r.length) for r in ranges]
+    return _warm(client, blobs, "prefetch trace", progress)
+
+
+def _warm(client: Client, blobs: list[BlobToWarm], what: str, progress: bool | None) -> int:
+    from artfs.fetch.warming import warm
+
+    cache = client.cache
+    if cache is None:
+        raise InvalidInput("prefetch fills the machine's cache, and this client uses none")
+    bar = Progress(sum(b.length for b in blobs), what, progress)
     try:
-        return warm(logged.client.registry, cache, blobs, bar.update)
+        return warm(client.registry, cache, blobs, bar.update)
     finally:
         bar.close()
 

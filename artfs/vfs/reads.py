@@ -25,6 +25,7 @@ from artfs.errors import ArtfsError, Transient
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.planned import FormatPrefetch
 from artfs.vfs.nodes import Node, OpenFile, TreeSettings
+from artfs.vfs.trace import ReadTrace
 
 __all__ = ["BlobReads"]
 
@@ -49,6 +50,8 @@ class BlobReads:
         #: Read-ahead windows grow in whole requests of this many chunks.
         self._group = fetcher.chunks_per_request
         self.handles: dict[int, OpenFile] = {}
+        #: ``artfs mount --trace``: where the ranges readers ask for are recorded.
+        self.trace: ReadTrace | None = None
         #: Files whose format announces what a loader reads get it fetched ahead.
         self.formats = FormatPrefetch(fetcher, cache)
 
@@ -73,6 +76,17 @@ class BlobReads:
             return b""
         size = min(size, layout.size - offset)
         needed = layout.chunks_for(offset, size)
+        if self.trace is not None:
+            node = handle.node
+            self.trace.record(
+                node.artifact,
+                f"v{node.number}",
+                node.path,
+                layout.digest,
+                layout.size,
+                offset,
+                size,
+            )
         self.formats.on_read(layout, needed)
         self._read_ahead(handle, needed, offset, size)
         # Fast path: every chunk verified and in memory already, so nothing to await.
