@@ -6,16 +6,20 @@ cache reads every byte with the registry stopped.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 from pathlib import Path
 
 import pytest
 
 import artfs
+from artfs.cache.ondisk import chunk_places
 from artfs.errors import InvalidInput
 from tests.integration.trees import push_tree
 from tests.support.mount import artfs as run_artfs
 from tests.support.mount import mounted
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -76,3 +80,32 @@ def test_sdk_prefetch_of_some_paths_fills_only_those(
             assert not cache.missing(layout, range(layout.chunk_count))
         skipped = cache.layout(digests["skip.bin"], MiB)
         assert skipped is None or cache.missing(skipped, range(1))
+
+
+def test_background_prefetch_returns_at_once_and_fills_the_cache(
+    shared_registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    data = random.Random(10).randbytes(3 * MiB)
+    push_tree(shared_registry.url, name, tmp_path / "src", {"w.bin": data})
+    cache = tmp_path / "cache"
+    started = run_artfs(
+        "--registry", shared_registry.url, "prefetch", name, "--background", "--cache-dir",
+        str(cache),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.strip())
+    digest = hashlib.sha256(data).hexdigest()
+    wait_until(
+        lambda: {i for (d, i) in chunk_places(cache) if d == digest} == {0, 1, 2},
+        "the background prefetch to cache every chunk",
+        timeout=60,
+    )
+    wait_until(lambda: not _alive(pid), "the background prefetch to exit", timeout=60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
