@@ -147,8 +147,8 @@ def test_an_offline_mount_serves_the_machine_and_never_the_network(
 ) -> None:
     rng = random.Random(29)
     cached = {"small.txt": b"seen before", "weights.bin": rng.randbytes(3 * MiB + 1)}
-    push_files(registry.url, name, {**cached, "never-read.bin": rng.randbytes(2 * MiB)}, tmp_path,
-         aliases=["prod"])  # fmt: skip
+    files = {**cached, "never-read.bin": rng.randbytes(2 * MiB)}
+    push_files(registry.url, name, files, tmp_path, aliases=["prod"])
     cache_dir = default_cache_dir()
     with mounted(tmp_path / "online", registry.url, cache_dir) as mount:
         for path, data in cached.items():
@@ -157,10 +157,8 @@ def test_an_offline_mount_serves_the_machine_and_never_the_network(
     with registry_replaced_by_a_counter(registry) as counter:
         # Without --offline a mount needs its registry, and says what else there is.
         (tmp_path / "refused").mkdir()
-        result = run_artfs(
-            "mount", str(tmp_path / "refused"), "--registry", registry.url, "--cache-dir",
-            str(cache_dir),
-        )  # fmt: skip
+        refused = ["mount", str(tmp_path / "refused"), "--registry", registry.url]
+        result = run_artfs(*refused, "--cache-dir", str(cache_dir))
         assert result.returncode != 0
         assert "--offline" in result.stderr
         connections_of_the_refused_mount = counter.count
