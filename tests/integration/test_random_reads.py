@@ -1,8 +1,9 @@
 """Random readers through a real mount fetch the chunks they touch, whatever their order.
 
 docs/design.md, "A read, traced" (step 1): the kernel's read-ahead of the mount is
-one chunk, so an ``mmap`` fault's read-around touches at most two chunks, and the
-daemon's read-ahead gives a reader that seeks nothing ahead.
+one chunk, so an ``mmap`` fault's read-around touches at most two chunks; files
+report a 4 KiB ``st_blksize``, so Python's buffered reads ask for 4 KiB, not a
+chunk; and the daemon's read-ahead gives a reader that seeks nothing ahead.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def test_random_reads_in_any_order_fetch_only_their_chunks(
             finally:
                 os.close(fd)
         assert chunks_of(mount, digests["pread.bin"]) == touched
+
+        # Python's buffered file objects fill their buffer (``st_blksize`` bytes) from the
+        # offset sought: 4 KiB at a time, as on a local disk, never on into the next chunk
+        # (each chunk read here is followed by one nobody has read).
+        fresh = [i for i in range(1, CHUNKS - 1) if not {i, i + 1} & touched]
+        with (version / "pread.bin").open("rb") as stream:
+            for index in rng.sample(fresh, min(6, len(fresh))):
+                offset = index * MiB + rng.randrange(1, MiB // 4096) * 4096
+                stream.seek(offset)
+                assert stream.read(4096) == data[offset : offset + 4096]
+                touched.add(index)
+                assert chunks_of(mount, digests["pread.bin"]) == touched
 
         # mmap: the kernel reads around each fault; far-apart faults, at most two
         # chunks each (the fault's and, for a read-around across a boundary, one more).
