@@ -78,6 +78,8 @@ class SmallBlobBatches:
         #: Requests sent and blob bytes received, for tests and the benchmark.
         self.requests_made = 0
         self.bytes_fetched = 0
+        #: Batch requests running now.
+        self.running = 0
 
     def wanted(self, blob: SmallBlob) -> bool:
         """Neither in the cache nor on its way there."""
@@ -93,13 +95,31 @@ class SmallBlobBatches:
         walker reads on while the rest of the batch arrives. Never raises.
         ``on_stored`` is told of each blob of the batch as it is kept.
         """
-        batch = batch_to_send(first, ahead, self.wanted, self.max_bytes)
-        if batch:
-            take_off = self._flights.take_off
-            flights = {blob.digest: take_off(blob.digest) for blob in batch}
-            # A system task: it outlives this request and nobody waits for all of it.
-            trio.lowlevel.spawn_system_task(self._run, batch, flights, on_stored)
-        if (flight := self._flights.in_flight.get(first.digest)) is not None:
+        self.send(first, ahead, on_stored)
+        await self.arrival(first)
+
+    def send(
+        self,
+        first: SmallBlob,
+        ahead: Sequence[SmallBlob],
+        on_stored: OnStored | None = None,
+        max_bytes: int | None = None,
+    ) -> bool:
+        """Start the request ``fetch`` would make (of up to ``max_bytes``, by default
+        ``self.max_bytes``), if there is one to make; wait for nothing."""
+        batch = batch_to_send(first, ahead, self.wanted, max_bytes or self.max_bytes)
+        if not batch:
+            return False
+        take_off = self._flights.take_off
+        flights = {blob.digest: take_off(blob.digest) for blob in batch}
+        self.running += 1
+        # A system task: it outlives this request and nobody waits for all of it.
+        trio.lowlevel.spawn_system_task(self._run, batch, flights, on_stored)
+        return True
+
+    async def arrival(self, blob: SmallBlob) -> None:
+        """Wait until ``blob``, if a batch carries it, is in the cache or its batch gave up."""
+        if (flight := self._flights.in_flight.get(blob.digest)) is not None:
             with trio.move_on_after(self.timeout):
                 await flight.done.wait()
 
@@ -116,6 +136,7 @@ class SmallBlobBatches:
         except Exception as exc:  # noqa: BLE001 - a system task must not crash the mount
             log.info("batch of %d small blobs failed (%s); fetching one by one", len(batch), exc)
         finally:
+            self.running -= 1
             for digest in flights:
                 self._settle(digest, flights)
 

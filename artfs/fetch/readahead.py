@@ -25,6 +25,14 @@ files: walks and the page cache"):
   opens files at random fetches only what it opens; a few walks are followed
   at once (parallel copies of several directories).
 
+* ``ScatterSweep``, files within a directory opened in no order (a
+  ``DataLoader`` epoch, shuffled). No walk predicts the next open, but a
+  reader that has opened ``min_opens`` different files of a directory in no
+  order is reading the directory: from then on the directory the scattered
+  opens share is fetched whole, in path order, a few batch requests ahead
+  of the reader at a time (``artfs.vfs.siblings``), so its opens find their
+  files fetched instead of each waiting for a round trip of its own.
+
 The fetch layer carries these decisions out (``ChunkFetcher.prefetch``,
 ``SmallBlobBatches``); ``artfs.vfs`` feeds them what readers do.
 """
@@ -40,6 +48,7 @@ from artfs.digests import CHUNK_SIZE
 __all__ = [
     "MAX_BATCH_BYTES",
     "ReadAhead",
+    "ScatterSweep",
     "WalkAhead",
     "batch_to_send",
     "is_small",
@@ -121,6 +130,9 @@ class WalkAhead:
     max_walks: int = WALKS_PER_VERSION
     _walks: list[_Walk] = field(default_factory=list)  # the most recently used last
 
+    #: Whether the latest open started a walk of its own (continued none).
+    started_walk: bool = False
+
     def after_open(self, position: int) -> tuple[int, int]:
         """Record an open of the file at ``position``; return where to look for files to
         fetch ahead and how many small files to take from there (0: none now).
@@ -128,6 +140,7 @@ class WalkAhead:
         Whoever takes them calls ``fetched_through`` with the last position it looked at.
         """
         walk = self._follow(position)
+        self.started_walk = walk.window == 0
         if walk.window and walk.fetched_to - position < walk.window // 2 + 1:
             walk.window = min(walk.window * 2, self.max_files)
             return walk.fetched_to + 1, walk.window
@@ -156,6 +169,44 @@ class WalkAhead:
             walk.window = max(walk.window, 1)
         walks.append(walk)
         return walk
+
+
+@dataclass
+class ScatterSweep:
+    """The opens of one version's files that continued no walk, and the directory they share."""
+
+    min_opens: int = 32
+    #: The directory (a path in the version, "" for its root) the scattered opens share.
+    directory: str | None = None
+    _opened: set[int] = field(default_factory=set)
+    started: bool = False
+
+    def after_scattered_open(self, position: int, path: str) -> str | None:
+        """Record an open of the file at ``position`` (``path``) that started a walk of its
+        own; return the directory to sweep, once, when ``min_opens`` different files were
+        opened so."""
+        if self.started:
+            return None
+        parent = path.rpartition("/")[0]
+        self.directory = (
+            parent if self.directory is None else common_directory(self.directory, parent)
+        )
+        self._opened.add(position)
+        if len(self._opened) < self.min_opens:
+            return None
+        self.started = True
+        self._opened.clear()
+        return self.directory
+
+
+def common_directory(a: str, b: str) -> str:
+    """The deepest directory both paths (directories, "" the root) lie in."""
+    shared: list[str] = []
+    for x, y in zip(a.split("/"), b.split("/"), strict=False):
+        if x != y:
+            break
+        shared.append(x)
+    return "/".join(shared)
 
 
 class _Blob(Protocol):

@@ -88,6 +88,13 @@ class ManifestIndex:
             self._uris.get(position),
         )
 
+    def subtree(self, path: str) -> range:
+        """The positions of every file below directory ``path`` ("" the root): one run."""
+        if not path:
+            return range(len(self._paths))
+        start = bisect_left(self._paths, path + "/")
+        return range(start, bisect_left(self._paths, path + _AFTER_SLASH, start))
+
     def files(self) -> list[ManifestFile]:
         return [self.entry_at(position) for position in range(len(self._paths))]
 

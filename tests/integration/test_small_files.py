@@ -19,6 +19,7 @@ from artfs.errors import Corrupt
 from tests.integration.trees import push_tree
 from tests.support.mount import artfs as artfs_cli
 from tests.support.mount import mounted
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 FILES = 60
@@ -125,6 +126,40 @@ def test_random_opens_fetch_only_the_files_opened(
             assert (mount.path / name / "v1" / path).read_bytes() == files[path]
         assert len(mount.chunks()) == 6
         assert not any("/blob-batch" in line for line in blob_requests(registry, before))
+
+
+def test_opens_in_no_order_sweep_their_directory_and_nothing_beside_it(
+    registry: RegistryProcess, tmp_path: Path, name: str
+) -> None:
+    """A shuffled epoch (a ``DataLoader``'s): after 32 opens of ``train/`` that continue no
+    walk (of 40 here: a few land right after one opened just before), the rest of
+    ``train/`` arrives in batches, and its neighbours stay where they are."""
+    rng = random.Random(19)
+    files = {f"train/c{i % 3}/s{i:03d}.bin": rng.randbytes(rng.randint(1, 9000)) for i in range(96)}
+    files |= {
+        f"{d}/f{i}.bin": rng.randbytes(3000) for d in ("a-before", "z-after") for i in range(4)
+    }
+    push_tree(registry.url, name, tmp_path / "src", files)
+    train = sorted(path for path in files if path.startswith("train/"))
+    digests = {hashlib.sha256(files[path]).hexdigest() for path in train}
+    with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
+        version = mount.path / name / "v1"
+        before = len(registry.requests_seen())
+        order = rng.sample(train, len(train))
+        for path in order[:40]:
+            assert (version / path).read_bytes() == files[path]
+        cached = wait_until(
+            lambda: (got := {blob for blob, _ in mount.chunks()}) >= digests and got,
+            "the rest of train/ fetched ahead",
+        )
+        assert cached == digests  # nothing of a-before/ or z-after/
+        requests = blob_requests(registry, before)
+        # 40 files one by one or with a few after them, then the rest in a batch or two.
+        assert any("/blob-batch" in line for line in requests)
+        assert len(requests) <= 40 + 4, requests
+        for path in order[40:]:
+            assert (version / path).read_bytes() == files[path]
+        assert len(blob_requests(registry, before)) == len(requests)
 
 
 def test_a_rotten_blob_in_a_batch_is_eio_and_its_neighbours_read(

@@ -95,3 +95,12 @@ def test_columns_from_the_registry_keep_remote_uris() -> None:
     assert remote.uri == "s3://bucket/b"
     assert local is not None
     assert local.uri is None
+
+
+def test_a_subtree_is_the_run_of_positions_below_a_directory() -> None:
+    paths = sorted(TRICKY)
+    index = ManifestIndex(paths, [1] * len(paths), [None] * len(paths))
+    for directory in ("", "a", "a/b", "a/b.c", "Z", "é", "a0", "none"):
+        prefix = directory + "/" if directory else ""
+        below = [i for i, path in enumerate(paths) if path.startswith(prefix)]
+        assert list(index.subtree(directory)) == below, directory

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artfs.fetch.readahead import ReadAhead, WalkAhead, batch_to_send, is_small
+from artfs.fetch.readahead import (
+    ReadAhead,
+    ScatterSweep,
+    WalkAhead,
+    batch_to_send,
+    common_directory,
+    is_small,
+)
 
 MiB = 1 << 20
 
@@ -73,6 +80,31 @@ def test_a_walk_earns_a_window_that_doubles_up_to_the_cap() -> None:
 def test_random_opens_start_walks_that_fetch_nothing() -> None:
     walks = WalkAhead()
     assert [walks.after_open(p)[1] for p in (40, 3, 25, 10, 55, 31)] == [0] * 6
+
+
+def test_only_opens_that_start_a_walk_count_as_scattered() -> None:
+    walks = WalkAhead()
+    started = []
+    for position in (40, 41, 7):  # 41 continues the walk at 40
+        walks.after_open(position)
+        started.append(walks.started_walk)
+    assert started == [True, False, True]
+
+
+def test_enough_scattered_opens_sweep_the_directory_they_share_once() -> None:
+    scatter = ScatterSweep(min_opens=4)
+    opened = [(9, "train/b/x9"), (2, "train/a/x2"), (9, "train/b/x9"), (5, "train/a/x5")]
+    assert [scatter.after_scattered_open(p, path) for p, path in opened] == [None] * 4
+    assert scatter.after_scattered_open(7, "train/b/x7") == "train"  # 4 different files
+    assert scatter.after_scattered_open(8, "train/b/x8") is None  # once
+    assert ScatterSweep(min_opens=1).after_scattered_open(0, "top.bin") == ""
+
+
+def test_the_common_directory_is_cut_at_whole_names() -> None:
+    assert common_directory("train/ab", "train/a") == "train"
+    assert common_directory("a/b/c", "a/b/c") == "a/b/c"
+    assert common_directory("x", "y") == ""
+    assert common_directory("", "a/b") == ""
 
 
 def test_a_few_walks_are_followed_at_once_and_the_oldest_makes_room() -> None:
