@@ -49,12 +49,15 @@ class FormatPrefetch:
         self._planned: LRUCache[str, bool] = LRUCache(maxsize=4096)
         #: Plans being fetched: each planned chunk's run, by blob.
         self._active: dict[str, dict[int, range]] = {}
-        #: Plans carried out, and chunks they asked for: for tests and the benchmark.
+        #: Plans begun by reads, plans carried out, and chunks they asked for: for tests
+        #: and the benchmark.
+        self.plans_started = 0
         self.plans_made = 0
         self.chunks_planned = 0
 
     def on_read(self, layout: ChunkLayout, needed: range) -> None:
-        """A read of ``needed`` chunks: plan the blob on its first read, if it is big enough.
+        """A read of ``needed`` chunks: plan the blob on its first read of its first or
+        last chunk, if it is big enough.
 
         A read that gets ahead of a plan being carried out starts the planned
         run its chunks lie in at once, so it too comes as a whole request
@@ -69,7 +72,13 @@ class FormatPrefetch:
             return
         if layout.chunk_count < 3 or layout.digest in self._planned:
             return  # a file of two chunks: ordinary read-ahead fetches it in one request
+        if needed.start != 0 and needed.stop != layout.chunk_count:
+            # A loader reads a header (at the start) or a footer (Parquet, a zip's
+            # directory, at the end) first: a read anywhere else is a random reader's,
+            # which must not pay for the head chunk the sniff reads.
+            return
         self._planned[layout.digest] = True
+        self.plans_started += 1
         self.fetcher.start_soon(self.carry_out, layout)
 
     async def carry_out(self, layout: ChunkLayout) -> None:

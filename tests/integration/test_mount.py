@@ -314,9 +314,7 @@ def test_random_4k_reads_fetch_only_their_chunks(
                 assert got == expected
         finally:
             os.close(fd)
-        # At most the chunks read, and chunk 0: the first read of a large file looks at
-        # its head for a format with a layout to prefetch (artfs/fetch/planned.py).
-        assert 1 <= len(mount.chunks()) <= 16 + 1
+        assert 1 <= len(mount.chunks()) <= 16
 
 
 def test_corrupted_cache_chunk_is_detected_and_refetched(

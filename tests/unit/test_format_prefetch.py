@@ -99,3 +99,29 @@ def test_a_gguf_header_of_several_chunks_is_planned_in_a_few_rounds(tmp_path: Pa
     assert cached(cache, digest, len(data)) == data  # header and every tensor
     # Rounds of doubling reads of the header, then the tensors: a handful of requests.
     assert len(fake.range_reads) <= 6, fake.range_reads
+
+
+def test_only_a_read_of_the_first_or_last_chunk_starts_a_plan(tmp_path: Path) -> None:
+    """A random reader's read in the middle of a file fetches no head chunk to sniff;
+    a footer read (Parquet, a zip's directory) at the end starts the plan."""
+    import trio
+
+    fake = FakeRegistry()
+    digest, data = safetensors_blob(fake, 20)
+    cache = ChunkCache(tmp_path / "cache", 1 << 30)
+
+    async def body(fetcher: ChunkFetcher) -> FormatPrefetch:
+        prefetch = FormatPrefetch(fetcher, cache)
+        layout = await fetcher.layout(digest)
+        prefetch.on_read(layout, range(5, 6))
+        assert prefetch.plans_started == 0  # nothing to sniff for a read in the middle
+        prefetch.on_read(layout, range(layout.chunk_count - 1, layout.chunk_count))
+        with trio.fail_after(30):
+            while prefetch.plans_made == 0 or cache.missing(layout, range(layout.chunk_count)):
+                await trio.sleep(0.01)
+        return prefetch
+
+    prefetch = with_fetcher(fake, cache, body)
+    assert prefetch.plans_made == 1
+    assert fake.range_reads[0] == (digest, 0, MiB)  # the header, sniffed
+    assert cached(cache, digest, len(data)) == data
