@@ -11,6 +11,9 @@ reference to it, so a buffer still being replied from is never reused.
 The pool shares the cache's lock: the fresh tier retires a buffer under it,
 and a buffer leaves the pool under it, so no reader can take a new view of a
 buffer between its reference count being read and its reuse.
+
+With fetch workers, chunks are fetched into slots of the shared ``ChunkArena``
+instead (``new_shared``); a slot is reused on the same terms.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import mmap
 import sys
 import threading
 
+from artfs.cache.arena import ChunkArena
 from artfs.cache.packs import ALIGN
 from artfs.digests import CHUNK_SIZE
 from artfs.fileio import Buffer
@@ -33,11 +37,40 @@ _PRIVATE_ANONYMOUS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_
 
 
 class BufferPool:
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: threading.Lock, arena: ChunkArena | None = None) -> None:
         #: The cache's lock (see the module doc).
         self._lock = lock
         #: Chunk buffers the fresh tier let go of, to be reused once no view of them is left.
         self._retired: list[mmap.mmap] = []
+        self.arena = arena
+        #: Arena slots not handed out, each reusable once no view of it is left.
+        self._free_slots = list(range(len(arena.buffers))) if arena is not None else []
+
+    def new_shared(self, length: int) -> tuple[int, Buffer] | None:
+        """A free arena slot for a chunk of ``length`` bytes, and the buffer that is that
+        chunk in it; ``None`` if there is no arena or no slot free now."""
+        arena = self.arena
+        if arena is None or length > arena.slot_bytes:
+            return None
+        with self._lock:
+            for position in range(len(self._free_slots)):
+                slot = self._free_slots[position]
+                buffer = arena.buffers[slot]
+                # Held by the arena's list, this variable and the call: no view is left.
+                if sys.getrefcount(buffer) <= _RETIRED_REFERENCES:
+                    del self._free_slots[position]
+                    whole = length == len(buffer)
+                    return slot, buffer if whole else memoryview(buffer)[:length]
+        return None
+
+    def release_slot(self, slot: int) -> None:
+        """Give back a slot whose chunk was never kept (a failed or refused fetch)."""
+        with self._lock:
+            self._free_slot(slot)
+
+    def _free_slot(self, slot: int) -> None:
+        if slot not in self._free_slots:
+            self._free_slots.append(slot)
 
     def new(self, length: int, *, direct: bool) -> Buffer:
         """A buffer for a chunk of ``length`` bytes; a mapping if the cache writes ``direct``."""
@@ -62,6 +95,12 @@ class BufferPool:
 
         Called under the cache's lock (the fresh tier calls it as it drops a chunk).
         """
+        if self.arena is not None:
+            owner = buffer.obj if isinstance(buffer, memoryview) else buffer
+            slot = self.arena.slot_of(owner)
+            if slot is not None:
+                self._free_slot(slot)
+                return
         if (
             isinstance(buffer, mmap.mmap)
             and len(buffer) == CHUNK_SIZE

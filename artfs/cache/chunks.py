@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from artfs.cache.arena import ChunkArena
 from artfs.cache.buffers import BufferPool
 from artfs.cache.eviction import NO_SPACE_RELIEF, Lru
 from artfs.cache.externals import ExternalCopies, ExternalCopy
@@ -83,11 +84,17 @@ class Verdict(enum.Enum):
 
 
 class ChunkCache:
-    def __init__(self, root: Path, max_bytes: int, fresh_bytes: int = FRESH_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_bytes: int,
+        fresh_bytes: int = FRESH_BYTES,
+        arena: ChunkArena | None = None,
+    ) -> None:
         self.root = root
         self._lock = threading.Lock()
         self._writer = ChunkWriter(root)
-        self._buffers = BufferPool(self._lock)
+        self._buffers = BufferPool(self._lock, arena)
         #: Chunks stored by this process lately, kept in memory, oldest first.
         self._fresh = FreshChunks(fresh_bytes, on_drop=self._buffers.retire)
         make_dirs(root)
@@ -487,6 +494,69 @@ class ChunkCache:
             emptied = self._list(key, len(data), packed)
         remove(emptied)
         self._evict_if_needed()
+
+    # -- chunks stored by fetch workers (``artfs.fetch.workers``) -------------
+
+    @property
+    def arena(self) -> ChunkArena | None:
+        return self._buffers.arena
+
+    @property
+    def writes_direct(self) -> bool:
+        """Whether the cache's filesystem takes ``O_DIRECT`` (as far as learnt here)."""
+        return self._writer.direct
+
+    def fresh_room(self) -> int:
+        """Bytes the fresh tier holds no chunk in now."""
+        with self._lock:
+            return self._fresh.max_bytes - self._fresh.bytes
+
+    def shared_buffer(self, length: int) -> tuple[int, Buffer] | None:
+        """An arena slot for a chunk a worker will fetch, and the chunk's buffer in it."""
+        return self._buffers.new_shared(length)
+
+    def release_slot(self, slot: int) -> None:
+        """Give back a slot whose chunk a worker did not store."""
+        self._buffers.release_slot(slot)
+
+    def begin_worker_run(self, layout: ChunkLayout, indexes: range) -> Run:
+        """The pack a worker will write the chunks of one download into; held (not deleted)
+        until ``end_worker_run``."""
+        run = self._writer.start_run(layout, indexes)
+        with self._lock:
+            self._places.hold(run.part)
+        return run
+
+    def adopt(
+        self, layout: ChunkLayout, index: int, data: Buffer, run: Run | None, offset: int | None
+    ) -> None:
+        """List a chunk a worker verified in ``data`` (an arena slot) and wrote to disk: in
+        ``run``'s pack at ``offset``, or (``run`` is ``None``) in a file of its own."""
+        key = (layout.digest, index)
+        packed = None if run is None or offset is None else (run.part, offset)
+        with self._lock:
+            if not self._fresh.admit(key, data):
+                self._buffers.retire(data)  # no room in memory: read from disk instead
+            emptied = self._list(key, len(data), packed)
+        if run is not None:
+            run.keys.append(key)
+        remove(emptied)
+        self._evict_if_needed()
+
+    def end_worker_run(self, run: Run) -> None:
+        """A worker is done with ``run``'s pack: rename it into place, or delete it if none
+        of its chunks is listed."""
+        with self._lock:
+            doomed = self._places.release(run.part, run.final, run.keys)
+        remove(doomed)
+
+    def relieve_full_disk(self) -> bool:
+        """A worker found the disk full below our bound: give up our own oldest chunks
+        for room, as ``_making_room`` does; whether anything went."""
+        relieved = self.evict_to(self.total_bytes - NO_SPACE_RELIEF, pressed=True) > 0
+        if relieved:
+            log.warning("cache disk full at %s; evicted chunks below the bound", self.root)
+        return relieved
 
     def _making_room(self, write: Callable[[], T]) -> T:
         """Run a cache write; if the disk filled up below our bound (other files grew),

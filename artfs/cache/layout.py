@@ -15,7 +15,7 @@ from artfs.digests import BLOB_HASH, CHUNK_HASHES, CHUNK_SIZE
 from artfs.errors import Corrupt
 from artfs.fileio import Buffer
 
-__all__ = ["DIGEST_BYTES", "ChunkLayout", "Key"]
+__all__ = ["DIGEST_BYTES", "ChunkLayout", "Key", "chunk_matches"]
 
 #: A chunk, as the cache names it: its blob's digest and its index in the blob.
 Key = tuple[str, int]
@@ -25,6 +25,13 @@ _LAYOUT_HEADER = 16  # size (8 bytes) + chunk size (8 bytes), big-endian
 # A layout file naming its chunk hash starts with this byte, then the hash's name
 # and a newline. The older files (sha256 only) start with a size's high byte: 0.
 _NAMED_HASH = b"\xff"
+
+
+def chunk_matches(chunk_hash: str, expected: bytes, data: Buffer) -> bool:
+    """Whether ``data`` hashes to ``expected`` with the layout's chunk hash."""
+    hasher = CHUNK_HASHES[chunk_hash]()
+    hasher.update(data)
+    return hasher.digest() == expected
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,7 @@ class ChunkLayout:
     def verify(self, index: int, data: Buffer) -> bool:
         if len(data) != self.chunk_length(index):
             return False
-        hasher = CHUNK_HASHES[self.chunk_hash]()
-        hasher.update(data)
-        return hasher.digest() == self.chunk_digest(index)
+        return chunk_matches(self.chunk_hash, self.chunk_digest(index), data)
 
     @classmethod
     def implied(cls, digest: str, size: int) -> ChunkLayout | None:

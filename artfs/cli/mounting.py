@@ -121,6 +121,14 @@ def _with_mount_params(function: F) -> F:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append the ranges readers ask for to FILE (replay: artfs prefetch --trace FILE).",
 )
+@click.option(
+    "--fetch-workers",
+    type=click.IntRange(min=0, max=64),
+    metavar="N",
+    envvar="ARTFS_FETCH_WORKERS",
+    help="Processes that fetch, verify and store chunks [$ARTFS_FETCH_WORKERS, half the "
+    "cores, 2 to 8]; 0: the daemon's threads.",
+)
 @click.option("--ready-fd", type=int, hidden=True)
 @offline_option
 @pass_context
@@ -137,6 +145,7 @@ def mount(
     allow_other: bool,
     foreground: bool,
     trace: Path | None,
+    fetch_workers: int | None,
     ready_fd: int | None,
 ) -> None:
     """Mount the registry's artifacts at MOUNTPOINT; returns once the mount is ready."""
@@ -157,6 +166,8 @@ def mount(
     )
     if trace is not None:
         options = replace(options, trace=trace.absolute())
+    if fetch_workers is not None:
+        options = replace(options, fetch_workers=fetch_workers)
     if ready_fd is None:
         _refuse_if_in_use(options.mountpoint)
     if foreground:
@@ -181,6 +192,7 @@ def mount(
         *(["--staging-dir", str(options.staging_dir)] if options.staging_dir else []),
         *(["--allow-other"] if options.allow_other else []),
         *(["--trace", str(options.trace)] if options.trace else []),
+        *(["--fetch-workers", str(fetch_workers)] if fetch_workers is not None else []),
     ]
     mount_in_background(argv, log_path_for(mountpoint.resolve()))
     click.echo(mounted_message(options.config.url, mountpoint.absolute()), err=True)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import trio
 
-from artfs.cache.chunks import ChunkCache
+from artfs.cache.arena import ChunkArena
+from artfs.cache.chunks import FRESH_BYTES, ChunkCache
 from artfs.client.answers import AnswerBook
 from artfs.client.failures import unreachable
 from artfs.client.offline import OfflineRegistry
@@ -42,9 +43,11 @@ from artfs.daemon.state import (
     staging_root_for,
     write_record,
 )
+from artfs.digests import CHUNK_SIZE
 from artfs.errors import ArtfsError, InvalidInput, Transient, error_for_code
 from artfs.fetch.fetcher import ChunkFetcher
 from artfs.fetch.sources import ReferenceSource, RegistrySource
+from artfs.fetch.workers import FetchWorkers, default_worker_count
 from artfs.fs import session
 from artfs.fs.kernel import FuseKernelCache
 from artfs.fs.operations import ArtfsOperations
@@ -69,6 +72,10 @@ READY = "ready"
 #: arrive as 1 MiB requests, while an mmap fault's read-around (as large as this)
 #: touches at most two chunks (docs/design.md, "A read, traced").
 READ_AHEAD_KB = 1024
+#: Ranged fetches at once, in threads or across the fetch workers.
+MAX_PARALLEL_FETCHES = 16
+#: Arena slots: the fresh tier's chunks, every fetch in flight (8 chunks each), spares.
+ARENA_SLOTS = FRESH_BYTES // CHUNK_SIZE + MAX_PARALLEL_FETCHES * 8 + 16
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class MountOptions:
     allow_other: bool = False
     #: Append the ranges readers ask for to this file (``artfs.vfs.trace``).
     trace: Path | None = None
+    #: Fetch worker processes (``artfs.fetch.workers``); ``None``: as many as the machine
+    #: suits, 0: fetch in the daemon's threads.
+    fetch_workers: int | None = None
 
 
 def is_mounted(mountpoint: Path) -> bool:
@@ -148,7 +158,13 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
                 f"{unreachable(options.config.url).message}; "
                 "'artfs mount --offline' serves what this machine holds"
             ) from exc
-        cache = ChunkCache(options.cache_dir, options.cache_size)
+        arena = None
+        workers_wanted = (
+            default_worker_count() if options.fetch_workers is None else options.fetch_workers
+        )
+        if workers_wanted and not options.config.offline:
+            arena = ChunkArena(ARENA_SLOTS)
+        cache = ChunkCache(options.cache_dir, options.cache_size, arena=arena)
     except ArtfsError as exc:
         _report(ready_fd, f"error: {exc.code}: {exc.message}")
         raise
@@ -172,8 +188,21 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
     gc.set_threshold(50_000, 20, 100)
     # Lineage: this mount is a run; what it reads is told to the registry by a thread.
     uses = UseRecorder(registry, MountRun.of(str(mountpoint)))
+    workers = (
+        None
+        if arena is None
+        else FetchWorkers(
+            options.config,
+            arena,
+            str(options.cache_dir),
+            count=workers_wanted,
+            threads=-(-MAX_PARALLEL_FETCHES // workers_wanted),
+            range_timeout=options.read_timeout,
+            log_file=str(log_file),
+        )
+    )
     try:
-        trio.run(_serve, options, mountpoint, registry, cache, uses, ready_fd)
+        trio.run(_serve, options, mountpoint, registry, cache, uses, workers, ready_fd)
     except Exception as exc:
         # In the background stderr is /dev/null: the log is the only witness,
         # and a parent still waiting for readiness hears why.
@@ -182,6 +211,8 @@ def run_mount(options: MountOptions, ready_fd: int | None = None) -> None:
         raise
     finally:
         forget_record(mountpoint)
+        if workers is not None:
+            workers.close()
         uses.close()
         registry.close()
         log.info("unmounted %s", mountpoint)
@@ -193,6 +224,7 @@ async def _serve(
     registry: RegistryAPI,
     cache: ChunkCache,
     uses: UseRecorder,
+    workers: FetchWorkers | None,
     ready_fd: int | None,
 ) -> None:
     async with trio.open_nursery() as nursery:
@@ -205,7 +237,9 @@ async def _serve(
             else ReferenceSource(RegistrySource(registry)),
             cache,
             nursery,
+            max_parallel=MAX_PARALLEL_FETCHES,
             fetch_timeout=options.read_timeout,
+            workers=workers,
         )
         catalog = Catalog(registry, nursery, listing_ttl=options.listing_timeout)
         settings = TreeSettings(

@@ -45,14 +45,17 @@ import trio
 from cachetools import LRUCache
 
 from artfs.cache.chunks import ChunkCache
-from artfs.cache.layout import ChunkLayout
+from artfs.cache.layout import DIGEST_BYTES, ChunkLayout
 from artfs.client.models import ChunkList
 from artfs.digests import CHUNK_SIZE
-from artfs.errors import ArtfsError, Corrupt, Transient
+from artfs.errors import ArtfsError, Corrupt, NoSpace, Transient
 from artfs.fetch.singleflight import Flight, SingleFlight
+from artfs.fetch.work import FetchTask, Stored
+from artfs.fileio import Buffer
 
 if TYPE_CHECKING:
     from artfs.fetch.sources import BlobSource
+    from artfs.fetch.workers import FetchWorkers
 
 __all__ = ["ChunkFetcher", "layout_from_answer"]
 
@@ -76,9 +79,12 @@ class ChunkFetcher:
         max_parallel: int = 16,
         max_request_bytes: int = 8 << 20,
         fetch_timeout: float = 60.0,
+        workers: FetchWorkers | None = None,
     ) -> None:
         self.source = source
         self.cache = cache
+        #: Worker processes for ranged fetches (``None``: worker threads of this process).
+        self.workers = workers
         self._nursery = nursery
         self._token = trio.lowlevel.current_trio_token()
         self._limiter = trio.CapacityLimiter(max_parallel)
@@ -216,14 +222,15 @@ class ChunkFetcher:
                     # Shielded: an outer cancellation (unmount) still waits for it,
                     # so no chunk is left half-written by this process.
                     with trio.CancelScope(shield=True), trio.move_on_at(deadline) as attempt:
-                        await trio.to_thread.run_sync(
-                            self._download_run,
-                            layout,
-                            sorted(owned),
-                            owned,
-                            limiter=self._limiter,
-                            abandon_on_cancel=True,
-                        )
+                        if not await self._download_in_worker(layout, sorted(owned), owned):
+                            await trio.to_thread.run_sync(
+                                self._download_run,
+                                layout,
+                                sorted(owned),
+                                owned,
+                                limiter=self._limiter,
+                                abandon_on_cancel=True,
+                            )
                     if attempt.cancelled_caught:
                         raise Transient(
                             f"chunks of blob {layout.digest} did not come "
@@ -324,6 +331,79 @@ class ChunkFetcher:
                         f"cannot store chunk {index} of {layout.digest}: {exc}"
                     ) from exc
                 announce(self._arrived, layout, owned, index)
+
+    async def _download_in_worker(
+        self, layout: ChunkLayout, run: list[int], owned: dict[int, _Flight]
+    ) -> bool:
+        """``_download_run`` in a worker process, into arena slots; ``False`` if it cannot
+        be (no workers, not a registry blob, no slot free now): the caller uses a thread.
+
+        The task's bookkeeping ends in its ``on_end`` callback, not here: a task
+        abandoned at its deadline still gives back its slots and its pack when it ends.
+        """
+        workers = self.workers
+        if workers is None or not workers.usable or not self.source.in_workers(layout.digest):
+            return False
+        indexes = range(run[0], run[-1] + 1)
+        borrower = object()
+        await self._limiter.acquire_on_behalf_of(borrower)
+        slots: dict[int, tuple[int, Buffer]] = {}
+        for index in indexes:
+            shared = self.cache.shared_buffer(layout.chunk_length(index))
+            if shared is None:
+                for slot, _ in slots.values():
+                    self.cache.release_slot(slot)
+                self._limiter.release_on_behalf_of(borrower)
+                return False
+            slots[index] = shared
+        # An error raised below keeps this frame in its traceback, which a failed flight
+        # keeps for a while: no slot's buffer may stay referenced from it.
+        del shared
+        pack = self.cache.begin_worker_run(layout, indexes) if len(indexes) > 1 else None
+        size = layout.chunk_size
+        task = FetchTask(
+            task_id=0,
+            digest=layout.digest,
+            chunk_size=size,
+            chunk_hash=layout.chunk_hash,
+            first=indexes.start,
+            lengths=tuple(layout.chunk_length(i) for i in indexes),
+            chunk_digests=layout.chunk_digests[
+                indexes.start * DIGEST_BYTES : indexes.stop * DIGEST_BYTES
+            ],
+            slots=tuple(slot for slot, _ in slots.values()),
+            pack=None if pack is None else pack.part,
+            direct=self.cache.fresh_room() >= len(indexes) * size,
+        )
+        ended = trio.Event()
+        outcome: list[ArtfsError | None] = []
+
+        def on_stored(reply: Stored) -> None:
+            taken = slots.pop(reply.index, None)
+            if taken is None:
+                return
+            self.cache.adopt(layout, reply.index, taken[1], pack, reply.offset)
+            self._arrived(layout, owned, reply.index)
+
+        def on_end(error: ArtfsError | None) -> None:
+            for slot, _ in slots.values():
+                self.cache.release_slot(slot)
+            slots.clear()
+            if pack is not None:
+                self.cache.end_worker_run(pack)
+            self._limiter.release_on_behalf_of(borrower)
+            outcome.append(error)
+            ended.set()
+
+        self.requests_made += 1
+        workers.submit(task, on_stored, on_end)
+        await ended.wait()
+        error = outcome[0]
+        if isinstance(error, NoSpace) and self.cache.relieve_full_disk():
+            raise Transient(f"cache disk was full; retrying chunks of {layout.digest}")
+        if error is not None:
+            raise error
+        return True
 
     def close(self) -> None:
         """Let go of the source's connections."""

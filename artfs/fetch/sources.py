@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from artfs.cache.layout import ChunkLayout
+from artfs.client.http import RegistryClient
 from artfs.client.protocol import BlobRange, RegistryAPI
 from artfs.fetch.fetcher import layout_from_answer
 from artfs.references import ReferenceRead, hash_reference, open_reference
@@ -42,6 +43,11 @@ class BlobSource(Protocol):
     ) -> AbstractContextManager[Iterator[memoryview | None]]:
         """Several small blobs in one request: each one's bytes in order, ``None`` (and no
         more) if the answer breaks off. Unverified: the caller checks each digest."""
+        ...
+
+    def in_workers(self, digest: str) -> bool:
+        """Whether the fetch workers can read this blob's ranges themselves: from the
+        registry the mount's configuration names (``artfs.fetch.workers``)."""
         ...
 
     def close(self) -> None:
@@ -71,6 +77,10 @@ class RegistrySource:
         self, digests: Sequence[str], sizes: Sequence[int], timeout: float
     ) -> AbstractContextManager[Iterator[memoryview | None]]:
         return self.registry.open_blob_batch(digests, sizes, timeout)
+
+    def in_workers(self, digest: str) -> bool:
+        # Only a registry over HTTP: a test's in-process registry has no address to give.
+        return isinstance(self.registry, RegistryClient)
 
     def close(self) -> None:
         """Nothing of its own to let go: the connections are the registry's, closed with it."""
@@ -113,6 +123,9 @@ class ReferenceSource:
     ) -> AbstractContextManager[Iterator[memoryview | None]]:
         # Only small registry blobs are batched (a reference is never a sibling).
         return self.blobs.open_batch(digests, sizes, timeout)
+
+    def in_workers(self, digest: str) -> bool:
+        return digest not in self._references and self.blobs.in_workers(digest)
 
     def close(self) -> None:
         self.blobs.close()
