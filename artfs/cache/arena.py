@@ -20,12 +20,16 @@ of it is left (``BufferPool``, as for the daemon's private buffers). docs/design
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 
 from artfs.digests import CHUNK_SIZE
 
 __all__ = ["ArenaView", "ChunkArena"]
+
+#: ``madvise`` advice (Linux 5.14) that maps every page of a range at once.
+_MADV_POPULATE_READ = 22
 
 
 class ChunkArena:
@@ -43,6 +47,17 @@ class ChunkArena:
             for slot in range(slots)
         ]
         self._slot_of = {id(buffer): slot for slot, buffer in enumerate(self.buffers)}
+        self._populated: set[int] = set()
+
+    def populate(self, slot: int) -> None:
+        """Map a slot's pages in, once, as its first chunk arrives: a page at a time (a
+        fault each) cost more than the chunk's hash. The worker that wrote it first
+        allocated them all at once (``ArenaView``); slots never used take no memory."""
+        if slot in self._populated:
+            return
+        self._populated.add(slot)
+        with contextlib.suppress(OSError, ValueError):  # older kernels: fault page by page
+            self.buffers[slot].madvise(_MADV_POPULATE_READ)
 
     @property
     def path(self) -> str:
@@ -54,8 +69,9 @@ class ChunkArena:
         return len(self.buffers) * self.slot_bytes
 
     def slot_of(self, buffer: object) -> int | None:
-        """The slot ``buffer`` is, if it is one of this arena's."""
-        return self._slot_of.get(id(buffer))
+        """The slot ``buffer`` is (or is a view of), if it is one of this arena's."""
+        owner = buffer.obj if isinstance(buffer, memoryview) else buffer
+        return self._slot_of.get(id(owner))
 
     def close(self) -> None:
         # The mappings stay valid until the last view of them goes; the file then with them.
@@ -82,8 +98,12 @@ class ArenaView:
             raise ValueError(f"slot {slot} of {length} bytes is outside the arena")
         mapped = self._slots.get(slot)
         if mapped is None:
+            # Populated: the slot's pages allocated and mapped at once, not a fault per page.
             mapped = mmap.mmap(
-                self._fd, self.slot_bytes, mmap.MAP_SHARED, offset=slot * self.slot_bytes
+                self._fd,
+                self.slot_bytes,
+                mmap.MAP_SHARED | mmap.MAP_POPULATE,
+                offset=slot * self.slot_bytes,
             )
             self._slots[slot] = mapped
         return mapped if length == self.slot_bytes else memoryview(mapped)[:length]

@@ -96,8 +96,7 @@ class BufferPool:
         Called under the cache's lock (the fresh tier calls it as it drops a chunk).
         """
         if self.arena is not None:
-            owner = buffer.obj if isinstance(buffer, memoryview) else buffer
-            slot = self.arena.slot_of(owner)
+            slot = self.arena.slot_of(buffer)
             if slot is not None:
                 self._free_slot(slot)
                 return

@@ -534,6 +534,10 @@ class ChunkCache:
         ``run``'s pack at ``offset``, or (``run`` is ``None``) in a file of its own."""
         key = (layout.digest, index)
         packed = None if run is None or offset is None else (run.part, offset)
+        arena = self._buffers.arena
+        slot = None if arena is None else arena.slot_of(data)
+        if arena is not None and slot is not None:
+            arena.populate(slot)
         with self._lock:
             if not self._fresh.admit(key, data):
                 self._buffers.retire(data)  # no room in memory: read from disk instead

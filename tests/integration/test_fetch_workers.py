@@ -274,3 +274,30 @@ def _bytes_read(pid: int) -> int:
     except OSError:
         return 0
     return next(int(line.split()[1]) for line in lines if line.startswith("rchar"))
+
+
+def test_workers_that_keep_dying_leave_the_fetch_to_threads(
+    shared_registry: RegistryProcess, tmp_path: Path, name: str, error_logs: ErrorLogPolicy
+) -> None:
+    error_logs.allow("fetch workers keep stopping")
+    data = random.Random(5).randbytes(2 * MiB)
+    digest = push_bytes(shared_registry.url, name, tmp_path, data)
+    pool = Workers(shared_registry.url, tmp_path, count=1)
+    # Workers open the arena through the daemon's descriptor: gone, each dies at start.
+    pool.arena.close()
+    seen: dict[str, object] = {}
+
+    async def body(fetcher: ChunkFetcher) -> None:
+        layout = await fetcher.layout(digest)
+        await fetcher.ensure(layout, range(layout.chunk_count))
+        seen["layout"] = layout
+
+    try:
+        pool.run(body)
+    finally:
+        pool.pool.close()
+    layout = seen["layout"]
+    assert isinstance(layout, ChunkLayout)
+    assert not pool.pool.usable
+    assert pool.read(layout) == data
+    assert "Traceback" in (tmp_path / "workers.log").read_text()  # why each one died
