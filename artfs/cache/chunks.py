@@ -497,15 +497,6 @@ class ChunkCache:
 
     # -- chunks stored by fetch workers (``artfs.fetch.workers``) -------------
 
-    @property
-    def arena(self) -> ChunkArena | None:
-        return self._buffers.arena
-
-    @property
-    def writes_direct(self) -> bool:
-        """Whether the cache's filesystem takes ``O_DIRECT`` (as far as learnt here)."""
-        return self._writer.direct
-
     def fresh_room(self) -> int:
         """Bytes the fresh tier holds no chunk in now."""
         with self._lock:

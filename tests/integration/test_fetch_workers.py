@@ -86,6 +86,15 @@ class Workers:
 
         trio.run(main)
 
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the pool; none of its workers, dead or alive, may be left running."""
+        pids = self.pool.pids()
+        self.pool.close()
+        assert not [pid for pid in pids if alive(pid)], "a worker outlived its pool"
+
     def read(self, layout: ChunkLayout) -> bytes:
         data = bytearray(layout.size)
         view = memoryview(data)
@@ -100,13 +109,8 @@ class Workers:
 
 @pytest.fixture
 def workers(shared_registry: RegistryProcess, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(shared_registry.url, tmp_path)
-    try:
+    with Workers(shared_registry.url, tmp_path) as pool:
         yield pool
-    finally:
-        pids = pool.pool.pids()
-        pool.pool.close()
-        assert not [pid for pid in pids if alive(pid)], "a worker outlived its pool"
 
 
 def test_workers_fetch_verify_and_store_once_for_many_readers(
@@ -164,18 +168,14 @@ def test_a_worker_killed_mid_chunk_costs_a_retry_not_a_wrong_byte(
                 await fetcher.ensure(layout, range(layout.chunk_count))
             seen.update(layout=layout, requests=fetcher.requests_made)
 
-        try:
+        with pool:
             pool.run(body)
-            layout = seen["layout"]
-            assert isinstance(layout, ChunkLayout)
             assert workers_replaced(pool, killed)
-            assert pool.read(layout) == data
-            assert seen["requests"] == 2  # the one the worker died in, and its retry
-            assert f"fetch worker {killed[0]} stopped" in caplog.text
-        finally:
-            pids = pool.pool.pids()
-            pool.pool.close()
-            assert not [pid for pid in pids if alive(pid)]
+    layout = seen["layout"]
+    assert isinstance(layout, ChunkLayout)
+    assert pool.read(layout) == data
+    assert seen["requests"] == 2  # the one the worker died in, and its retry
+    assert f"fetch worker {killed[0]} stopped" in caplog.text
 
 
 def workers_replaced(pool: Workers, killed: list[int]) -> bool:
@@ -208,10 +208,8 @@ def test_a_corrupt_chunk_from_a_worker_is_refused_and_its_slot_reused(
             await fetcher.ensure(layout, range(layout.chunk_count))
             seen["layout"] = layout
 
-        try:
+        with pool:
             pool.run(body)
-        finally:
-            pool.pool.close()
     layout = seen["layout"]
     assert isinstance(layout, ChunkLayout)
     assert proxy.faults["corrupt"] == 1
@@ -292,10 +290,8 @@ def test_workers_that_keep_dying_leave_the_fetch_to_threads(
         await fetcher.ensure(layout, range(layout.chunk_count))
         seen["layout"] = layout
 
-    try:
+    with pool:
         pool.run(body)
-    finally:
-        pool.pool.close()
     layout = seen["layout"]
     assert isinstance(layout, ChunkLayout)
     assert not pool.pool.usable
