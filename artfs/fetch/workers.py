@@ -202,7 +202,7 @@ class FetchWorkers:
         if not worker.alive and not worker.tasks:
             return
         worker.alive = False
-        worker.connection.close()
+        _hang_up(worker.connection)
         code = worker.process.poll()
         log.warning(
             "fetch worker %d stopped (exit status %s) with %d tasks in hand; retrying them",
@@ -223,16 +223,37 @@ class FetchWorkers:
             log.error("fetch workers keep stopping; fetching in the daemon's threads instead")
             self.usable = False
 
-    def close(self) -> None:
-        """Stop every worker: its socket closed, it exits; one that does not is killed."""
+    def close(self) -> list[int]:
+        """Stop every worker: its socket hung up, it exits. One that has not exited
+        5 seconds later is killed; says which ones were (their pids)."""
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.alive = False
-            worker.connection.close()
+            _hang_up(worker.connection)
+        deadline = time.monotonic() + 5
+        killed: list[int] = []
         for process in [*(w.process for w in workers), *self._stopped]:
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("fetch worker %d did not stop when hung up on; killed", process.pid)
                 process.kill()
                 process.wait()
+                killed.append(process.pid)
         self._stopped = []
+        return killed
+
+
+def _hang_up(connection: Connection) -> None:
+    """Close a worker's socket so that the worker sees its end now.
+
+    ``close`` alone does not do it while the receiver thread is blocked reading
+    the socket: that read holds the socket open, the worker never sees EOF and
+    would only stop when killed.
+    """
+    try:
+        with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed, or the worker already gone
+    connection.close()

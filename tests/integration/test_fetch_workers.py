@@ -90,10 +90,12 @@ class Workers:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        """Stop the pool; none of its workers, dead or alive, may be left running."""
+        """Stop the pool; none of its workers, dead or alive, may be left running, and
+        those running stop on their own when hung up on, not killed."""
         pids = self.pool.pids()
-        self.pool.close()
+        killed = self.pool.close()
         assert not [pid for pid in pids if alive(pid)], "a worker outlived its pool"
+        assert not killed, "workers did not stop when hung up on"
 
     def read(self, layout: ChunkLayout) -> bytes:
         data = bytearray(layout.size)
