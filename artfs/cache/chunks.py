@@ -11,13 +11,14 @@ fetches it again.
 
 What a reader wants next is usually what just arrived, so the chunks this
 process stored or verified lately also stay in memory, the *fresh tier*
-(``FreshChunks``): at most ``fresh_bytes``, each chunk dropped as soon as a
-reader has read its last byte (the kernel's page cache of the mount holds it
-from then on). Bytes in the fresh tier were verified before they entered it
-and are served from there as they are: the rule is about the disk, which
-other processes, tools and hardware can change under the daemon; its own
-memory they cannot. So a chunk is *ready* (served without waiting) exactly
-when it is in the fresh tier; one that is only on disk is verified first.
+(``FreshChunks``): at most ``fresh_bytes``, each chunk dropped as soon as
+readers have taken as many bytes as it holds, in whatever order (the kernel's
+page cache of the mount holds them from then on). Bytes in the fresh tier
+were verified before they entered it and are served from there as they are:
+the rule is about the disk, which other processes, tools and hardware can
+change under the daemon; its own memory they cannot. So a chunk is *ready*
+(served without waiting) exactly when it is in the fresh tier; one that is
+only on disk is verified first.
 
 An *external copy* is a file an SDK pull wrote for the user: rather than write
 every byte twice, the pull records where the blob now lies
@@ -213,8 +214,8 @@ class ChunkCache:
         view[:got] = memoryview(data)[offset : offset + got]
         if offset + got < len(data):
             with self._lock:
-                if key in self._lru:
-                    self._fresh.admit(key, data, push=True)  # its reader comes back for the rest
+                if key in self._lru and self._fresh.admit(key, data, push=True):
+                    self._fresh.served(key, got)  # its reader comes back for the rest
         return got
 
     def read_ready(
@@ -231,9 +232,9 @@ class ChunkCache:
         source = self._ready_source(key)
         if source is None:
             return None
-        if offset + length >= len(source):
-            self._consumed(key)
-        return memoryview(source)[offset : offset + length]
+        view = memoryview(source)[offset : offset + length]
+        self._consumed(key, len(view))
+        return view
 
     def read_ready_into(
         self, layout: ChunkLayout, index: int, offset: int, view: memoryview
@@ -256,8 +257,7 @@ class ChunkCache:
     def _copy_fresh(self, key: Key, source: Buffer, offset: int, view: memoryview) -> int:
         got = max(min(len(view), len(source) - offset), 0)
         view[:got] = memoryview(source)[offset : offset + got]
-        if offset + got >= len(source):
-            self._consumed(key)
+        self._consumed(key, got)
         return got
 
     def _open_chunk(self, key: Key) -> tuple[int, int] | None:
@@ -389,7 +389,8 @@ class ChunkCache:
         view[:got] = data[offset : offset + got]
         if offset + got < len(data):
             with self._lock:
-                self._fresh.admit(key, data, push=True)  # its reader comes back for the rest
+                if self._fresh.admit(key, data, push=True):
+                    self._fresh.served(key, got)  # its reader comes back for the rest
         return got
 
     # -- storing --------------------------------------------------------------
@@ -625,12 +626,15 @@ class ChunkCache:
         if target is not None:
             self.evict_to(target)
 
-    def _consumed(self, key: Key) -> None:
-        # A reader took the chunk's last bytes: a sequential reader is done with
-        # it (the kernel's page cache has it now), so it makes room for chunks
-        # read ahead of it.
+    def _consumed(self, key: Key, count: int) -> None:
+        # Once readers took all of a chunk's bytes they are done with it (the
+        # kernel's page cache has them now): it makes room for chunks read ahead.
         with self._lock:
-            self._fresh.drop(key)
+            if key not in self._fresh:
+                return
+            self._fresh.served(key, count)
+            if key in self._fresh:
+                return
         # Chunks read ahead were spared by the evictions their own stores ran;
         # once read, they may go, or a finished stream would stay above the bound.
         self._evict_if_needed()

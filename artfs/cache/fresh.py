@@ -6,7 +6,9 @@ cache wrote with ``O_DIRECT`` (so not in the page cache). The tier is bounded by
 not push out chunks not yet read to make room for newer ones (those are the
 ones readers want soonest): a chunk that finds no room is simply not admitted,
 and the cache writes it through the page cache instead. Room comes from
-readers (``drop`` once a chunk's last byte is read) and from age: an entry
+readers (``served``: a chunk goes once readers took as many bytes as it holds,
+whatever their order, as an ``mmap`` loader reads a chunk's parts out of
+order) and from age: an entry
 older than ``stale_after`` seconds (a random reader's chunk, read in part) may
 be pushed out. A chunk verified from disk for a reader waiting on it may push
 out the oldest entries whatever their age (``admit(push=True)``): left out,
@@ -41,6 +43,9 @@ class FreshChunks:
         #: Given each buffer the tier lets go of (for reuse once nobody holds it).
         self._on_drop = on_drop
         self._entries: OrderedDict[Key, tuple[float, Buffer]] = OrderedDict()  # oldest first
+        #: Bytes readers took of each entry; bytes read twice count twice, which
+        #: only drops a chunk early (a read back from disk), never keeps one forever.
+        self._served: dict[Key, int] = {}
         self.bytes = 0
 
     def __contains__(self, key: Key) -> bool:
@@ -69,8 +74,20 @@ class FreshChunks:
         self.bytes += len(data)
         return True
 
+    def served(self, key: Key, count: int) -> None:
+        """Readers took ``count`` more bytes of ``key``; once they took them all, it goes."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        total = self._served.get(key, 0) + count
+        if total >= len(entry[1]):
+            self.drop(key)
+        else:
+            self._served[key] = total
+
     def drop(self, key: Key) -> None:
         entry = self._entries.pop(key, None)
+        self._served.pop(key, None)
         if entry is not None:
             self.bytes -= len(entry[1])
             if self._on_drop is not None:

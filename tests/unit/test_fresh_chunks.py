@@ -55,3 +55,20 @@ def test_a_pushed_admission_makes_room_from_the_oldest_whatever_their_age() -> N
     assert not fresh.admit(("d", 9), b"x" * 5, push=True)
     assert fresh.bytes == 4
     assert len(fresh) == 2
+
+
+def test_a_chunk_stays_until_readers_took_all_its_bytes_in_any_order() -> None:
+    fresh = FreshChunks(max_bytes=8, clock=Clock())
+    assert fresh.admit(("d", 0), b"abcd")
+    fresh.served(("d", 0), 1)  # its last byte first, as an mmap read-around does
+    fresh.served(("d", 0), 2)
+    assert fresh.get(("d", 0)) == b"abcd"  # one byte still to come
+    fresh.served(("d", 0), 1)
+    assert ("d", 0) not in fresh
+    assert fresh.bytes == 0
+    # Once admitted anew, the count starts again.
+    assert fresh.admit(("d", 0), b"abcd")
+    fresh.served(("d", 0), 3)
+    assert ("d", 0) in fresh
+    fresh.served(("d", 9), 4)  # not held: nothing happens
+    assert fresh.bytes == 4
