@@ -605,9 +605,10 @@ def notes(rows: list[TableRow], context: dict[str, Any], harness: Harness | None
                 f"11: bytes fetched / bytes read {median(d['bytes_fetched_per_byte_read']):.1f}; "
                 f"distinct chunks under the {64} offsets {median(d['distinct_chunks'])}"
             )
-        if row.key in {"15", "17", "18"} and d:
+        if row.key in {"15", "17", "18", "19"} and d:
+            when = "the second epoch" if row.key == "19" else "the cold load"
             found.append(
-                f"{row.key}: daemon CPU in the cold load {median(d['artfs_daemon_cpu']):.2f} CPU-s"
+                f"{row.key}: daemon CPU in {when} {median(d['artfs_daemon_cpu']):.2f} CPU-s"
             )
         if row.key == "20" and d:
             found.append(

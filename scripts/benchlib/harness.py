@@ -156,16 +156,17 @@ class Harness:
         daemon_before = process_cpu(daemon_pid) if daemon_pid else 0.0
         family_before = family_cpu(daemon_pid) if daemon_pid else 0.0
         start = time.perf_counter()
-        done = subprocess.run(
-            argv,
-            env=self.env,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL if to_devnull else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        with profiled(daemon_pid):
+            done = subprocess.run(
+                argv,
+                env=self.env,
+                cwd=cwd,
+                stdout=subprocess.DEVNULL if to_devnull else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         elapsed = time.perf_counter() - start
         daemon = (process_cpu(daemon_pid) - daemon_before) if daemon_pid else 0.0
         family = (family_cpu(daemon_pid) - family_before) if daemon_pid else 0.0
@@ -291,6 +292,35 @@ class Harness:
         else:
             if self.dropped_caches is None:
                 self.dropped_caches = True
+
+
+#: Where ``ARTFS_BENCH_PROFILE`` asks for a py-spy profile of the mount daemon during each
+#: timed step (collapsed stacks, one file per step): how a row's bottleneck is measured.
+PROFILE_DIR = os.environ.get("ARTFS_BENCH_PROFILE")
+_profiles = itertools.count(1)
+
+
+@contextlib.contextmanager
+def profiled(daemon_pid: int | None) -> Iterator[None]:
+    """Record the daemon (its threads, native frames too) with py-spy while the step runs."""
+    if not PROFILE_DIR or not daemon_pid:
+        yield
+        return
+    out = Path(PROFILE_DIR) / f"step{next(_profiles):03d}-pid{daemon_pid}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(daemon_pid),
+            "--rate", "250", "--threads", "--format", "raw", "--output", str(out), "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=30)
 
 
 def authorization() -> str:

@@ -101,6 +101,14 @@ import json, os, sys, time
 import torch
 from torch.utils.data import DataLoader, Dataset
 root, workers, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+daemon = int(sys.argv[4])  # the mount daemon's pid; 0 on the local side
+
+def daemon_cpu():
+    if not daemon:
+        return 0.0
+    with open(f"/proc/{daemon}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 class Files(Dataset):
     def __init__(self, root):
@@ -122,8 +130,10 @@ def epoch():
     return time.perf_counter() - start, total
 
 first, first_bytes = epoch()
+before = daemon_cpu()
 second, second_bytes = epoch()
-print(json.dumps({"first": first, "second": second, "bytes": [first_bytes, second_bytes]}))
+print(json.dumps({"first": first, "second": second, "bytes": [first_bytes, second_bytes],
+                  "second_daemon_cpu": daemon_cpu() - before}))
 """
 
 #: Row 20's data: ``columns`` int64 columns of random values, uncompressed.
@@ -454,7 +464,9 @@ class MlBench:
         d, workers = self.data, self.sizes.loader_workers
 
         def epochs(path: Path, pid: int | None = None) -> dict[str, object]:
-            sample, out = self.probe(PROBE_LOADER, path, workers, LOADER_BATCH, daemon_pid=pid)
+            sample, out = self.probe(
+                PROBE_LOADER, path, workers, LOADER_BATCH, pid or 0, daemon_pid=pid
+            )
             if out["bytes"] != [d.loader_bytes, d.loader_bytes]:
                 raise RuntimeError(f"the DataLoader read {out['bytes']}, not {d.loader_bytes}")
             out["daemon_cpu"] = sample.daemon_cpu
@@ -466,6 +478,7 @@ class MlBench:
         second.artfs.append(float(str(m["second"])))
         second.ref.append(float(str(local["second"])))
         cold.details.setdefault("artfs_daemon_cpu", []).append(m["daemon_cpu"])
+        second.details.setdefault("artfs_daemon_cpu", []).append(m["second_daemon_cpu"])
 
     def parquet(self, run: int) -> None:
         """Row 20: read_table of 2 columns on a fresh mount: bytes fetched vs column bytes."""
