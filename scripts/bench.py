@@ -613,7 +613,9 @@ def notes(rows: list[TableRow], context: dict[str, Any], harness: Harness | None
         if row.key == "20" and d:
             found.append(
                 f"20: read_table took {median(d['artfs_seconds']):.3f} s through the mount, "
-                f"{median(d['local_seconds']):.3f} s on the local copy (both cold)"
+                f"{median(d['local_seconds']):.3f} s on the local copy (both cold); "
+                f"fetched in chunks holding no byte of those columns "
+                f"{median(d['fetched_outside_mib']):.1f} MiB"
             )
         if row.key == "13" and d:
             found.append(

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artfs.cache.ondisk import ChunkPlace
+from artfs.digests import CHUNK_SIZE
 from benchlib.harness import Harness, MiB, Sample, both, pattern_blocks
 from benchlib.report import TableRow
 
@@ -168,14 +170,20 @@ for column in table.columns:
     for chunk in column.chunks:
         hasher.update(chunk.buffers()[1])
 meta = pq.ParquetFile(path).metadata
-wanted = sum(
-    meta.row_group(g).column(c).total_compressed_size
+read = [
+    meta.row_group(g).column(c)
     for g in range(meta.num_row_groups)
     for c in range(meta.num_columns)
     if meta.row_group(g).column(c).path_in_schema in columns
-)
+]
+ranges = [
+    [min(o for o in (c.dictionary_page_offset, c.data_page_offset) if o is not None),
+     c.total_compressed_size]
+    for c in read
+]
 print(json.dumps({"seconds": seconds, "rows": table.num_rows, "sha256": hasher.hexdigest(),
-                  "column_bytes": wanted, "file_bytes": meta.serialized_size}))
+                  "column_bytes": sum(c.total_compressed_size for c in read),
+                  "column_ranges": ranges, "file_bytes": meta.serialized_size}))
 """
 
 
@@ -494,6 +502,7 @@ class MlBench:
                 )  # fmt: skip
                 time.sleep(0.5)  # let any read-ahead the reads triggered land
                 out["fetched"] = mount.cached_bytes()
+                out["fetched_outside"] = _outside(mount.chunks(), out["column_ranges"])
                 out["daemon_cpu"] = sample.daemon_cpu
             return out
 
@@ -509,9 +518,24 @@ class MlBench:
         row.details.setdefault("artfs_seconds", []).append(m["seconds"])
         row.details.setdefault("local_seconds", []).append(on_disk["seconds"])
         row.details.setdefault("artfs_daemon_cpu", []).append(m["daemon_cpu"])
+        row.details.setdefault("fetched_outside_mib", []).append(
+            int(str(m["fetched_outside"])) / MiB
+        )
 
     def cleanup(self) -> None:
         shutil.rmtree(self.h.work / "ml-src", ignore_errors=True)
+
+
+def _outside(cached: dict[tuple[str, int], ChunkPlace], ranges: object) -> int:
+    """Bytes of the cached chunks (of the one blob read) that hold no byte of ``ranges``
+    (``[offset, length]`` pairs): what was fetched beyond the chunks the reader needed."""
+    assert isinstance(ranges, list)
+    needed = {
+        index
+        for offset, length in ranges
+        for index in range(offset // CHUNK_SIZE, (offset + length - 1) // CHUNK_SIZE + 1)
+    }
+    return sum(place.size for (_, index), place in cached.items() if index not in needed)
 
 
 def default_loader_workers() -> int:
