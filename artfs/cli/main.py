@@ -165,6 +165,12 @@ def cli(
 @click.option(
     "--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM key."
 )
+@click.option(
+    "--db",
+    "db_url",
+    envvar="ARTFS_DB",
+    help="Metadata database: postgresql://… or sqlite:///… [$ARTFS_DB; SQLite in --data].",
+)
 def serve(
     data_dir: Path | None,
     host: str,
@@ -177,9 +183,11 @@ def serve(
     uploads_per_token: int | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    db_url: str | None,
 ) -> None:
-    """Run the embedded registry (SQLite + blob folder)."""
+    """Run the registry: embedded (SQLite + blob folder), or on PostgreSQL."""
     from artfs.server.app import serve as run
+    from artfs.server.db.engine import database_url
     from artfs.server.settings import (
         ServerSettings,
         check_exposure,
@@ -203,6 +211,7 @@ def serve(
             workers=parse_workers(workers),
             tls_cert=tls_cert,
             tls_key=tls_key,
+            database_url=None if db_url is None else database_url(db_url),
             # The settings' own defaults for the bounds not given.
             **{key: value for key, value in bounds.items() if value is not None},
         )

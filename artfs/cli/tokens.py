@@ -1,17 +1,18 @@
 """``artfs token create|ls|revoke``: the registry's bearer tokens.
 
 Through the registry with an admin token, or with ``--data DIR`` straight on a
-registry's data folder: that is how the machine's owner makes the first admin
-token of a new registry, which has none. A secret is printed once, on stdout,
+registry's data folder (``--db URL`` on its PostgreSQL database): that is how
+the machine's owner makes the first admin token of a new registry, which has
+none. A secret is printed once, on stdout,
 and nowhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -24,12 +25,23 @@ if TYPE_CHECKING:
 
 SCOPES = ("read", "write", "admin")
 
-data_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Work on this registry data folder directly, without a running registry.",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def direct_options(function: F) -> F:
+    """``--data DIR`` and ``--db URL``: work on a registry's own data, not through it."""
+    function = click.option(
+        "--db",
+        "db_url",
+        metavar="URL",
+        help="Work on this registry database (postgresql://…) directly, as --data does.",
+    )(function)
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Work on this registry data folder directly, without a running registry.",
+    )(function)
 
 
 @cli.group()
@@ -50,18 +62,28 @@ def _registry(ctx: _Context) -> RegistryClient:
 
 
 @contextmanager
-def _local_store(data_dir: Path, *, made_here: bool = False) -> Iterator[TokenStore]:
-    """The token store of a data folder; ``made_here``: the folder may be new."""
-    from artfs.errors import NotFound
+def _local_store(
+    data_dir: Path | None, db_url: str | None = None, *, made_here: bool = False
+) -> Iterator[TokenStore]:
+    """The token store of a database (``db_url``) or of a data folder; ``made_here``: the
+    folder may be new."""
+    from artfs.errors import InvalidInput, NotFound
+    from artfs.server.db.engine import database_url
     from artfs.server.settings import ServerSettings
     from artfs.server.tokens import open_token_store
 
-    settings = ServerSettings(data_dir=data_dir)
-    if made_here:
-        data_dir.mkdir(parents=True, exist_ok=True)  # a registry to be: its first token first
-    elif not (data_dir / "registry.db").is_file():
-        raise NotFound(f"{data_dir} is not a registry data folder (no registry.db)")
-    store, engine = open_token_store(settings.resolved_database_url)
+    if db_url is not None:
+        if data_dir is not None:
+            raise InvalidInput("give --data or --db, not both")
+        url = database_url(db_url)
+    else:
+        assert data_dir is not None
+        if made_here:
+            data_dir.mkdir(parents=True, exist_ok=True)  # a registry to be: its first token
+        elif not (data_dir / "registry.db").is_file():
+            raise NotFound(f"{data_dir} is not a registry data folder (no registry.db)")
+        url = ServerSettings(data_dir=data_dir).resolved_database_url
+    store, engine = open_token_store(url)
     try:
         yield store
     finally:
@@ -81,18 +103,24 @@ def _describe(info: TokenInfo) -> str:
 @token.command("create")
 @click.option("--scope", type=click.Choice(SCOPES), default="read", show_default=True)
 @click.option("--project", "only_project", metavar="P", help="Only this project [every project].")
-@data_option
+@direct_options
 @pass_context
-def create(ctx: _Context, scope: str, only_project: str | None, data_dir: Path | None) -> None:
+def create(
+    ctx: _Context,
+    scope: str,
+    only_project: str | None,
+    data_dir: Path | None,
+    db_url: str | None,
+) -> None:
     """Make a token; its secret is printed once, on stdout, and never again."""
     from artfs import names
 
     if only_project is not None:
         names.check_name(only_project)
-    if data_dir is not None:
+    if data_dir is not None or db_url is not None:
         from artfs.server.tokens import Scope
 
-        with _local_store(data_dir, made_here=True) as store:
+        with _local_store(data_dir, db_url, made_here=True) as store:
             made = store.create(Scope(scope), only_project)
         info, secret = _info(made.record), made.secret
     else:
@@ -103,12 +131,12 @@ def create(ctx: _Context, scope: str, only_project: str | None, data_dir: Path |
 
 
 @token.command("ls")
-@data_option
+@direct_options
 @pass_context
-def list_tokens(ctx: _Context, data_dir: Path | None) -> None:
+def list_tokens(ctx: _Context, data_dir: Path | None, db_url: str | None) -> None:
     """List tokens: id, scope, project, when made and revoked (never their secrets)."""
-    if data_dir is not None:
-        with _local_store(data_dir) as store:
+    if data_dir is not None or db_url is not None:
+        with _local_store(data_dir, db_url) as store:
             infos = [_info(record) for record in store.list()]
     else:
         with closing(_registry(ctx)) as client:
@@ -131,12 +159,12 @@ def list_tokens(ctx: _Context, data_dir: Path | None) -> None:
 
 @token.command("revoke")
 @click.argument("token_id", metavar="ID")
-@data_option
+@direct_options
 @pass_context
-def revoke(ctx: _Context, token_id: str, data_dir: Path | None) -> None:
+def revoke(ctx: _Context, token_id: str, data_dir: Path | None, db_url: str | None) -> None:
     """Revoke the token ID (from 'artfs token ls'); requests with it get 401 from now on."""
-    if data_dir is not None:
-        with _local_store(data_dir) as store:
+    if data_dir is not None or db_url is not None:
+        with _local_store(data_dir, db_url) as store:
             info = _info(store.revoke(token_id))
     else:
         with closing(_registry(ctx)) as client:

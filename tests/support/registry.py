@@ -40,15 +40,20 @@ class RegistryProcess:
         workers: str = "1",
         serve_args: Sequence[str] = (),
         tls: tuple[Path, Path] | None = None,
+        database_url: str | None = None,
     ) -> None:
-        """``tls``: (certificate, key) to serve HTTPS with; the client trusts the certificate."""
+        """``tls``: (certificate, key) to serve HTTPS with; the client trusts the certificate.
+        ``database_url``: the metadata database (``--db``) instead of SQLite in ``data_dir``."""
         self.data_dir = data_dir
+        self.database_url = database_url
         self.workers = workers
         #: More ``artfs serve`` flags (its bounds, say).
         self.serve_args = list(serve_args)
         self.tls = tls
         if tls is not None:
             self.serve_args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if database_url is not None:
+            self.serve_args += ["--db", database_url]
         self.log_path = log_path or data_dir.with_name(data_dir.name + ".log")
         self.access_log = data_dir.with_name(data_dir.name + ".access.log")
         self.port = free_port()
@@ -71,7 +76,8 @@ class RegistryProcess:
         from artfs.server.tokens import Scope, open_token_store
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        store, engine = open_token_store(ServerSettings(self.data_dir).resolved_database_url)
+        settings = ServerSettings(self.data_dir, database_url=self.database_url)
+        store, engine = open_token_store(settings.resolved_database_url)
         try:
             store.install(secret, Scope.parse(scope))
         finally:

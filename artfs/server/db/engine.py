@@ -15,12 +15,39 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 
-__all__ = ["WRITE", "create_registry_engine", "migrate"]
+from artfs.errors import InvalidInput
+
+__all__ = ["WRITE", "create_registry_engine", "database_url", "migrate"]
 
 #: Execution options for a write transaction: ``engine.connect().execution_options(**WRITE)``.
 WRITE = {"artfs_write": True}
+
+
+def database_url(text: str) -> str:
+    """``--db``: a PostgreSQL or SQLite URL, as SQLAlchemy takes it, with our driver.
+
+    ``postgresql://`` (and ``postgres://``, as many hosting services write it) goes
+    through psycopg 3, the driver we install; anything else is refused here, with
+    the forms we take, rather than at the first query.
+    """
+    try:
+        url = make_url(text.strip())
+    except ArgumentError:
+        url = None
+    backend, _, driver = ("" if url is None else url.drivername).partition("+")
+    if url is None or backend not in {"postgresql", "postgres", "sqlite"}:
+        raise InvalidInput(
+            f"--db takes postgresql://USER:PASSWORD@HOST:PORT/DATABASE or "
+            f"sqlite:////path/to/registry.db, not {text!r}"
+        )
+    if backend == "sqlite":
+        return url.render_as_string(hide_password=False)
+    if driver not in {"", "psycopg"}:
+        raise InvalidInput(f"--db: PostgreSQL is reached through psycopg, not {driver}")
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def create_registry_engine(url: str) -> Engine:
