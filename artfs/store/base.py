@@ -1,4 +1,5 @@
-"""The blob-store interface the registry needs, so that an S3-compatible store can follow.
+"""The blob-store interface the registry needs: a local folder (``local.py``) or an
+S3-compatible bucket (``s3.py``) behind it.
 
 A store only holds bytes by digest. It knows nothing of artifacts or versions;
 which blobs are referenced is the registry's business (and gc's).
@@ -12,7 +13,17 @@ from io import RawIOBase
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter"]
+from artfs.errors import InvalidInput
+
+__all__ = ["RANGE_PIECE", "BlobInfo", "BlobStore", "BlobWriter", "check_range"]
+
+#: The largest piece ``BlobStore.read_range`` yields: one chunk (``CHUNK_SIZE``).
+RANGE_PIECE = 1 << 20
+
+
+def check_range(start: int, end: int) -> None:
+    if not 0 <= start <= end:
+        raise InvalidInput(f"byte range [{start}, {end}) is not a range")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,30 @@ class BlobStore(Protocol):
     def writer(self, expected_digest: str) -> BlobWriter: ...
 
     def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int:
+        """The blob's length in bytes (``NotFound``; ``Corrupt`` if quarantined)."""
+        ...
+
+    def read_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        """The bytes ``[start, end)`` of a blob, streamed in pieces of at most 1 MiB.
+
+        ``end`` past the blob's end reads up to its end; ``start`` at or past it
+        reads nothing. Unverified, like ``open_stored``: the caller checks the
+        chunk digests. ``NotFound`` or ``Corrupt`` (quarantined) are raised by
+        the call itself, before any piece; iterate to the end or ``close()`` the
+        iterator to let go of the file or connection.
+        """
+        ...
+
+    def presign_get(self, digest: str, expires: float) -> str | None:
+        """A URL that GETs the blob's bytes from the store itself for ``expires`` seconds,
+        without credentials; a ``Range`` header sent with it is honoured (it is not
+        signed into the URL). ``None`` where the store cannot hand out URLs.
+
+        The URL is made without asking the store: it does not say the blob exists.
+        """
+        ...
 
     def local_path(self, digest: str) -> Path | None:
         """A path the server can hand to ``sendfile``, when the store is on local disk."""

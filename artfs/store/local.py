@@ -25,28 +25,17 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent import futures
+from collections.abc import Collection, Iterator, Sequence
 from io import RawIOBase
 from pathlib import Path
 
 from artfs.digests import CHUNK_SIZE, BlobHasher
-from artfs.errors import Corrupt, DigestMismatch, NotFound, TooLarge, Transient
-from artfs.store.base import BlobInfo
+from artfs.errors import Corrupt, NotFound, TooLarge, Transient
+from artfs.store.base import RANGE_PIECE, BlobInfo, check_range
 from artfs.store.direct import BlockWriter
+from artfs.store.hashing import hash_and_store, verified
 
 __all__ = ["LocalBlobStore"]
-
-
-#: Enough threads for several large uploads at once; they only hash.
-_HASH_HELPER = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="artfs-hash")
-
-
-def _each(
-    function: Callable[[bytes | memoryview], None], pieces: Sequence[bytes | memoryview]
-) -> None:
-    for piece in pieces:
-        function(piece)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,51 +59,40 @@ class _LocalBlobWriter:
         self._file.write(data)
 
     def write_many(self, pieces: Sequence[bytes | memoryview]) -> None:
-        # The whole-blob sha256 runs in a helper thread beside the per-chunk one
-        # and the file write (hashlib releases the GIL): on two cores a large
-        # upload then costs one sha256 pass of wall time, not two.
-        whole = _HASH_HELPER.submit(_each, self._hasher.update_whole, pieces)
-        try:
-            for piece in pieces:
-                self._hasher.update_chunks(piece)
-                self._file.write(piece)
-        finally:
-            futures.wait([whole])  # the hasher must be left alone before anything else
-        whole.result()
+        hash_and_store(self._hasher, pieces, self._file.write)
 
     def commit(self, *, durable: bool = True) -> BlobInfo:
         try:
-            digest = self._hasher.finish()
-            if digest != self._expected:
-                raise DigestMismatch(
-                    f"uploaded bytes hash to {digest}, not the claimed {self._expected}"
-                )
+            info = verified(self._hasher, self._expected)
             # The bytes must be on disk before the name is: after a crash the final
             # name may then be missing, but never points at a partly written file.
             self._file.finish()
             self._file.close()
-            final = self._store.path_for(digest)
+            final = self._store.path_for(info.digest)
             self._store.ensure_shard(final.parent)
             os.replace(self._tmp, final)
             if durable:
                 _fsync_dir(final.parent)
             # Good bytes are back: a quarantined copy has nothing left to tell.
-            self._store.quarantine_path(digest).unlink(missing_ok=True)
+            self._store.quarantine_path(info.digest).unlink(missing_ok=True)
         except BaseException:
             self.abort()
             raise
-        return BlobInfo(
-            digest=digest,
-            size=self._hasher.size,
-            chunk_size=self._hasher.chunk_size,
-            chunk_digests=b"".join(self._hasher.chunk_digests),
-            chunk_hash=self._hasher.chunk_hash,
-        )
+        return info
 
     def abort(self) -> None:
         self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
+
+
+def _pieces_of(stored: RawIOBase, start: int, end: int) -> Iterator[bytes]:
+    with stored:
+        stored.seek(start)
+        left = end - start
+        while left > 0 and (piece := stored.read(min(left, RANGE_PIECE))):
+            left -= len(piece)
+            yield piece
 
 
 class LocalBlobStore:
@@ -178,6 +156,19 @@ class LocalBlobStore:
 
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path_for(digest).stat().st_size
+        except FileNotFoundError:
+            raise self._absent(digest) from None
+
+    def read_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        check_range(start, end)
+        return _pieces_of(self.open_stored(digest), start, end)
+
+    def presign_get(self, digest: str, expires: float) -> None:
+        return None  # the registry serves these bytes itself (``sendfile``)
 
     def local_path(self, digest: str) -> Path:
         path = self.path_for(digest)

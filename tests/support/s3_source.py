@@ -49,6 +49,12 @@ class S3Source:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         return f"s3://{self.bucket}/{key}"
 
+    def pending_uploads(self, prefix: str) -> list[str]:
+        """The keys of multipart uploads begun under ``prefix`` and neither completed
+        nor aborted."""
+        answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+        return [upload["Key"] for upload in answer.get("Uploads", [])]
+
 
 def _free(port: int) -> bool:
     with socket.socket() as probe:
