@@ -200,7 +200,7 @@ class Collections:
         limit = _page_limit(limit)
         with self._registry.transaction() as conn:
             query = select(collections).where(collections.c.project == project)
-            if cursor:
+            if cursor is not None:  # empty: refused (400) as the schema says
                 after = names.check_collection_path(cursor)
                 query = query.where(
                     or_(
