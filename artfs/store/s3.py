@@ -385,8 +385,12 @@ class S3BlobStore:
 
     def check(self) -> None:
         """Fail now, saying why, if the bucket cannot be reached (for a server starting)."""
-        with _translated(f"blob store {self.url}"):
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            with _translated(f"blob store {self.url}"):
+                self.client.head_bucket(Bucket=self.bucket)
+        except NotFound:
+            # A HEAD's 404 has no body to say NoSuchBucket; here it can mean nothing else.
+            raise ArtfsError(f"blob store {self.url}: the bucket does not exist") from None
 
     def key_for(self, digest: str) -> str:
         return f"{self._root}sha256/{digest[:2]}/{digest}"

@@ -17,7 +17,15 @@ import pytest
 import requests
 from botocore.config import Config
 
-from artfs.errors import ArtfsError, Corrupt, DigestMismatch, InvalidInput, NotFound, TooLarge
+from artfs.errors import (
+    ArtfsError,
+    Corrupt,
+    DigestMismatch,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Transient,
+)
 from artfs.store.base import RANGE_PIECE, BlobInfo, BlobStore
 from artfs.store.local import LocalBlobStore
 from artfs.store.s3 import PART_SIZE, S3BlobStore
@@ -113,9 +121,18 @@ def test_an_aborted_upload_leaves_nothing_behind(case: StoreCase) -> None:
 
 def test_publishing_a_digest_again_is_harmless(case: StoreCase) -> None:
     for data in (SMALL, SMALL, LARGE, LARGE):
-        publish(case.store, data)
+        publish(case.store, data, piece=3_000_017)  # pieces that straddle the parts
     assert sorted(case.store.iter_digests()) == sorted([sha(SMALL), sha(LARGE)])
     assert stored_bytes(case.store, sha(LARGE)) == LARGE
+
+
+def test_a_writer_keeps_the_bytes_of_a_buffer_its_caller_reuses(case: StoreCase) -> None:
+    buffer = bytearray(SMALL)
+    writer = case.store.writer(sha(SMALL))
+    writer.write(memoryview(buffer))
+    buffer[:] = bytes(len(buffer))  # as a receiver reusing its buffer would
+    writer.commit()
+    assert stored_bytes(case.store, sha(SMALL)) == SMALL
 
 
 def test_ranges_read_what_they_name_in_pieces_of_at_most_a_chunk(case: StoreCase) -> None:
@@ -233,8 +250,12 @@ def test_interrupted_multipart_uploads_are_aborted_once_old_enough(s3_source: S3
 def test_a_store_the_server_cannot_use_says_why(s3_source: S3Source) -> None:
     """Not ``NotFound`` (the blob may well be there) nor ``Forbidden`` (the caller's
     token is fine): the server is set up wrong."""
+    missing = S3BlobStore.from_url("s3://no-such-bucket/x")
+    with pytest.raises(ArtfsError, match="bucket does not exist") as raised:
+        missing.check()
+    assert not isinstance(raised.value, NotFound)
     with pytest.raises(ArtfsError, match="bucket does not exist"):
-        S3BlobStore.from_url("s3://no-such-bucket/x").read_many([sha(SMALL)], 100)
+        missing.read_many([sha(SMALL)], 100)
     wrong = boto3.client(
         "s3",
         aws_access_key_id="wrong",
@@ -244,3 +265,15 @@ def test_a_store_the_server_cannot_use_says_why(s3_source: S3Source) -> None:
     with pytest.raises(ArtfsError, match="refuses the server's credentials"):
         S3BlobStore(wrong, s3_source.bucket).check()
     S3BlobStore.from_url(f"s3://{s3_source.bucket}/x").check()
+
+
+def test_the_store_checks_the_bytes_it_receives_against_their_sha256(s3_source: S3Source) -> None:
+    """What SeaweedFS does with ``x-amz-checksum-sha256``: bytes that do not hash to it
+    (damaged on the way) are refused, and nothing is stored."""
+    store = S3BlobStore.from_url(f"s3://{s3_source.bucket}/checked-{uuid.uuid4().hex[:12]}")
+    key = store.key_for(sha(SMALL))
+    with pytest.raises(Transient, match="BadDigest"):
+        store.put_verified(key, SMALL, sha(b"other bytes"))
+    assert not store.exists(sha(SMALL))
+    store.put_verified(key, SMALL, sha(SMALL))
+    assert store.exists(sha(SMALL))

@@ -16,7 +16,7 @@ from botocore.exceptions import (
 )
 
 from artfs.errors import ArtfsError, InvalidInput, NotFound, Transient
-from artfs.store.s3 import S3BlobStore, _error
+from artfs.store.s3 import PART_SIZE, S3BlobStore, _error, _part_size
 
 DIGEST = "ab" + "0" * 62
 
@@ -122,3 +122,12 @@ def test_a_store_without_credentials_says_how_to_give_them(monkeypatch: pytest.M
     store = S3BlobStore.from_url("s3://bucket/prefix")
     with pytest.raises(ArtfsError, match="AWS_PROFILE"):
         store.exists(DIGEST)
+
+
+def test_parts_grow_so_that_s3s_10000_parts_hold_half_a_terabyte() -> None:
+    sizes = [_part_size(number) for number in range(1, 10_001)]
+    assert sizes[0] == sizes[999] == PART_SIZE
+    assert sizes[1000] == 2 * PART_SIZE
+    assert sizes[3000] == sizes[-1] == 8 * PART_SIZE  # 64 MiB: the memory bound stays low
+    assert sum(sizes) > 500e9
+    assert sum(sizes[:400]) > 3 << 30  # a few GiB never leave the first, 8 MiB parts
