@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from artfs.errors import (
 from artfs.store.base import RANGE_PIECE, BlobInfo, BlobStore
 from artfs.store.local import LocalBlobStore
 from artfs.store.s3 import PART_SIZE, S3BlobStore
+from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.s3_source import S3Source
 
 SMALL = os.urandom(100_000)
@@ -277,3 +278,48 @@ def test_the_store_checks_the_bytes_it_receives_against_their_sha256(s3_source: 
     assert not store.exists(sha(SMALL))
     store.put_verified(key, SMALL, sha(SMALL))
     assert store.exists(sha(SMALL))
+
+
+@dataclass
+class FaultyS3:
+    store: S3BlobStore
+    proxy: FaultProxy
+    prefix: str
+
+
+@pytest.fixture
+def faulty_s3(s3_source: S3Source) -> Iterator[FaultyS3]:
+    """A store reaching the real SeaweedFS through a proxy that injects faults, with
+    one attempt per request (botocore's retries would only wait the faults out)."""
+    prefix = f"faults-{uuid.uuid4().hex[:12]}"
+    with FaultProxy(s3_source.endpoint) as proxy:
+        client = boto3.client(
+            "s3",
+            endpoint_url=proxy.url,
+            config=Config(signature_version="s3v4", retries={"total_max_attempts": 1}),
+        )
+        yield FaultyS3(S3BlobStore(client, s3_source.bucket, prefix), proxy, prefix)
+
+
+def test_a_part_that_fails_aborts_the_whole_upload(
+    faulty_s3: FaultyS3, s3_source: S3Source
+) -> None:
+    store = faulty_s3.store
+    faulty_s3.proxy.add(Fault.status(503, method="PUT", times=1))  # one UploadPart
+    writer = store.writer(sha(LARGE))
+    writer.write(LARGE)  # the parts go out in threads: their errors come at the commit
+    with pytest.raises(Transient, match="part"):
+        writer.commit()
+    assert not store.exists(sha(LARGE))
+    assert s3_source.pending_uploads(f"{faulty_s3.prefix}/") == []
+
+
+def test_a_read_cut_short_is_transient(faulty_s3: FaultyS3) -> None:
+    store, proxy = faulty_s3.store, faulty_s3.proxy
+    publish(store, LARGE)
+    proxy.add(Fault.cut(after=3 << 20, method="GET"))
+    with pytest.raises(Transient, match="broke off"):
+        b"".join(store.read_range(sha(LARGE), 0, len(LARGE)))
+    proxy.add(Fault.cut(after=1000, method="GET"))
+    with store.open_stored(sha(LARGE)) as stored, pytest.raises(Transient, match="broke off"):
+        stored.read()

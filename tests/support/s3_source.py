@@ -143,4 +143,9 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
             return True
 
         wait_until(bucket_made, "SeaweedFS answers S3", timeout=60, every=0.2)
+        # The bucket is the filer's; bytes need the volume server, which may not have
+        # reached the master yet (its first heartbeat can come seconds late): the
+        # first PUT would wait for it, so the start does instead.
+        client.put_object(Bucket=BUCKET, Key=".ready", Body=bytes(1024))  # empty: filer only
+        client.delete_object(Bucket=BUCKET, Key=".ready")
         yield S3Source(endpoint, client)
