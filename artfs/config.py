@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEFAULT_URL",
+    "DIRECT_READS_HEADER",
     "ClientConfig",
     "config_file",
     "offline_setting",
@@ -31,6 +32,9 @@ __all__ = [
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: On a blob the registry served itself: it gives presigned URLs, ask for them
+#: (artfs/client/presigned.py).
+DIRECT_READS_HEADER = "X-Artfs-Direct-Reads"
 
 
 def config_file() -> Path:

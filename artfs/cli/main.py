@@ -171,6 +171,20 @@ def cli(
     envvar="ARTFS_DB",
     help="Metadata database: postgresql://… or sqlite:///… [$ARTFS_DB; SQLite in --data].",
 )
+@click.option(
+    "--store",
+    "store_url",
+    envvar="ARTFS_STORE",
+    help="Blob store: s3://BUCKET/PREFIX, set up as the AWS tools are "
+    "[$ARTFS_STORE; a folder in --data].",
+)
+@click.option(
+    "--direct-reads",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Let clients read blobs straight from the object store (presigned URLs).",
+)
 def serve(
     data_dir: Path | None,
     host: str,
@@ -184,8 +198,10 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     db_url: str | None,
+    store_url: str | None,
+    direct_reads: str,
 ) -> None:
-    """Run the registry: embedded (SQLite + blob folder), or on PostgreSQL."""
+    """Run the registry: embedded (SQLite + blob folder), or on PostgreSQL and S3."""
     from artfs.server.app import serve as run
     from artfs.server.db.engine import database_url
     from artfs.server.settings import (
@@ -194,6 +210,7 @@ def serve(
         default_data_dir,
         parse_workers,
     )
+    from artfs.store.open import blob_store_url
 
     check_exposure(host, tls_cert, tls_key)
     bounds: dict[str, Any] = {
@@ -212,6 +229,8 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             database_url=None if db_url is None else database_url(db_url),
+            store_url=None if store_url is None else blob_store_url(store_url),
+            direct_reads=direct_reads == "on",
             # The settings' own defaults for the bounds not given.
             **{key: value for key, value in bounds.items() if value is not None},
         )

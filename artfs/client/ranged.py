@@ -11,11 +11,17 @@ buffers. Everything else (layouts, listings, auth errors in detail) stays on
 
 Errors are translated here: connection failures, timeouts and 5xx answers are
 ``Transient``; a JSON error body becomes the domain exception of its code.
+
+A registry on an object store gives presigned URLs (``PresignedUrls``): then
+the range is asked of the store itself, on a connection of its own, and a URL
+the store refuses sends that read back through the registry. The bytes are
+verified against the blob's chunk digests by the caller either way.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -23,9 +29,10 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from artfs.client.failures import error_from_answer, tls_failure, unreachable
+from artfs.client.presigned import Presigned, PresignedUrls
 from artfs.client.routes import Routes
 from artfs.client.streams import fill
-from artfs.config import ClientConfig
+from artfs.config import DIRECT_READS_HEADER, ClientConfig
 from artfs.errors import Transient
 
 __all__ = ["RangeBody", "RangeReader"]
@@ -54,50 +61,121 @@ class RangeReader:
         self._routes = Routes(config.project)
         self._headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         self._tls = ssl.create_default_context(cafile=config.ca_bundle) if self._https else None
+        #: The object store is checked against the system's certificates and the
+        #: registry's CA bundle, where a site keeps its private CA.
+        self._store_tls = ssl.create_default_context()
+        if config.ca_bundle:
+            self._store_tls.load_verify_locations(cafile=config.ca_bundle)
+        self.direct = PresignedUrls(self._ask_url)
         self._timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[http.client.HTTPConnection] = []
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+    def _connection(self, presigned: Presigned | None = None) -> http.client.HTTPConnection:
+        """This thread's connection to the registry, or to the store of ``presigned``."""
+        key = None if presigned is None else (presigned.https, presigned.host, presigned.port)
+        connections: dict[object, http.client.HTTPConnection] | None = getattr(
+            self._local, "connections", None
+        )
+        if connections is None:
+            connections = self._local.connections = {}
+        connection = connections.get(key)
         if connection is None:
-            if self._tls is not None:
+            if presigned is None:
+                https, host, port, tls = self._https, self._host, self._port, self._tls
+            else:
+                https, host, port = presigned.https, presigned.host, presigned.port
+                tls = self._store_tls if https else None
+            if https:
                 connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self._timeout, context=self._tls
+                    host, port, timeout=self._timeout, context=tls
                 )
             else:
-                connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._timeout
-                )
-            self._local.connection = connection
+                connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
+            connections[key] = connection
             with self._lock:
                 self._all.append(connection)
         return connection
 
-    def _connected(self) -> http.client.HTTPConnection:
+    def _connected(self, presigned: Presigned | None = None) -> http.client.HTTPConnection:
         """This thread's connection, connected. A refused connection is the registry
         being unreachable, reported as every other client path reports it."""
-        connection = self._connection()
+        connection = self._connection(presigned)
         if connection.sock is None:
+            where = self._url if presigned is None else f"the object store at {presigned.host}"
             try:
                 connection.connect()
             except ssl.SSLError as exc:
-                self._drop()
-                raise tls_failure(self._url, exc) from exc
+                self._drop(presigned)
+                raise tls_failure(where, exc) from exc
             except OSError as exc:
-                self._drop()
-                raise unreachable(self._url) from exc
+                self._drop(presigned)
+                raise unreachable(where) from exc
         return connection
 
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
+    def _drop(self, presigned: Presigned | None = None) -> None:
+        key = None if presigned is None else (presigned.https, presigned.host, presigned.port)
+        connections = getattr(self._local, "connections", None) or {}
+        connection = connections.pop(key, None)
         if connection is not None:
             connection.close()
-            self._local.connection = None
             with self._lock:
                 if connection in self._all:
                     self._all.remove(connection)
+
+    def _get(
+        self, target: str, headers: dict[str, str], presigned: Presigned | None = None
+    ) -> http.client.HTTPResponse:
+        connection = self._connected(presigned)
+        try:
+            connection.request("GET", target, headers=headers)
+            return connection.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The server closed an idle kept-alive connection: one fresh try.
+            self._drop(presigned)
+            connection = self._connected(presigned)
+            connection.request("GET", target, headers=headers)
+            return connection.getresponse()
+
+    def _ask_url(self, digest: str) -> tuple[str | None, float]:
+        """The registry's presigned URL for ``digest``; none on any error (the read then
+        goes through the registry, which reports that error itself)."""
+        try:
+            response = self._get(f"{self._root}{self._routes.blob_url(digest)}", self._headers)
+            body = response.read()
+        except (OSError, http.client.HTTPException, Transient):
+            self._drop()
+            return None, 0.0
+        if response.status != 200:
+            return None, 0.0
+        try:
+            answer = json.loads(body)
+            url, seconds = answer["url"], float(answer["expires_in"])
+        except (ValueError, KeyError, TypeError):
+            return None, 0.0
+        return (url if isinstance(url, str) else None), seconds
+
+    def _from_store(
+        self, digest: str, start: int, end: int
+    ) -> tuple[http.client.HTTPResponse, Presigned] | None:
+        """The range's answer from the object store; ``None``: go through the registry."""
+        presigned = self.direct.get(digest)
+        if presigned is None:
+            return None
+        try:
+            response = self._get(presigned.target, {"Range": f"bytes={start}-{end - 1}"}, presigned)
+        except (OSError, http.client.HTTPException, Transient):
+            self._drop(presigned)
+            self.direct.failed(digest)
+            return None
+        if response.status != 206 and not (response.status == 200 and start == 0):
+            # Expired, refused, or a store that ignores ranges: this read goes the
+            # registry's way, and the URL is asked for anew next time.
+            response.read()
+            self.direct.failed(digest)
+            return None
+        return response, presigned
 
     @contextmanager
     def open(self, digest: str, start: int, end: int) -> Iterator[RangeBody]:
@@ -106,31 +184,28 @@ class RangeReader:
         The connection is kept for the next request only if the body was read
         to its end; otherwise it is closed (its unread bytes are of no use).
         """
-        headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
-        path = f"{self._root}{self._routes.blob(digest)}"
-        connection = self._connected()
+        presigned: Presigned | None = None
         try:
-            try:
-                connection.request("GET", path, headers=headers)
-                response = connection.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # The server closed an idle kept-alive connection: one fresh try.
-                self._drop()
-                connection = self._connected()
-                connection.request("GET", path, headers=headers)
-                response = connection.getresponse()
-            if response.status >= 400:
-                raise error_from_answer(response.status, response.read(), self._host)
-            if response.status != 206 and start != 0:
-                raise Transient(f"registry ignored the range request for blob {digest}")
+            direct = self._from_store(digest, start, end)
+            if direct is not None:
+                response, presigned = direct
+            else:
+                headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
+                response = self._get(f"{self._root}{self._routes.blob(digest)}", headers)
+                if response.status >= 400:
+                    raise error_from_answer(response.status, response.read(), self._host)
+                if response.status != 206 and start != 0:
+                    raise Transient(f"registry ignored the range request for blob {digest}")
+                if response.getheader(DIRECT_READS_HEADER) == "on":
+                    self.direct.offered = True
             yield RangeBody(response, digest)
             if response.read(1):
                 raise Transient(f"blob {digest} sent more than the range asked for")
         except (OSError, http.client.HTTPException) as exc:
-            self._drop()
+            self._drop(presigned)
             raise Transient(f"fetch of blob {digest} failed: {exc}") from exc
         except BaseException:
-            self._drop()
+            self._drop(presigned)
             raise
 
     def close(self) -> None:

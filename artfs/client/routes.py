@@ -136,6 +136,10 @@ class Routes:
         """One blob: GET (with or without a ``Range``) and PUT."""
         return f"{self.project}/blobs/{digest}"
 
+    def blob_url(self, digest: str) -> str:
+        """Where to read a blob straight from the object store (a presigned URL), if anywhere."""
+        return f"{self.project}/blobs/{digest}/url"
+
     def blob_chunks(self, digest: str) -> str:
         return f"{self.blob(digest)}/chunks"
 

@@ -21,6 +21,7 @@ import ssl
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import uvicorn
 from fastapi import FastAPI
@@ -51,6 +52,7 @@ from artfs.server.settings import ServerSettings
 from artfs.server.tokens import TokenStore
 from artfs.server.upload_slots import UploadSlots
 from artfs.store.local import LocalBlobStore
+from artfs.store.open import open_blob_store
 
 __all__ = [
     "SETTINGS_ENV",
@@ -76,7 +78,14 @@ def prepare(settings: ServerSettings) -> None:
         migrate(engine)
     finally:
         engine.dispose()
-    LocalBlobStore(settings.blob_dir).discard_interrupted_uploads()
+    store = open_blob_store(settings.store_url, settings.blob_dir)
+    if isinstance(store, LocalBlobStore):
+        store.discard_interrupted_uploads()
+    else:
+        store.check()  # a bucket that is not there fails the start, saying so
+        # Other replicas' uploads in flight are in the same listing: only those
+        # older than any upload may take are a crash's leftovers.
+        store.discard_interrupted_uploads(timedelta(seconds=settings.upload_timeout) * 2)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -84,8 +93,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     engine = create_registry_engine(settings.resolved_database_url)
     migrate(engine)  # a no-op after ``prepare``, and serialized between workers
     app = FastAPI(title="artfs registry", version=__version__)
-    registry = Registry(engine, LocalBlobStore(settings.blob_dir))
+    registry = Registry(engine, open_blob_store(settings.store_url, settings.blob_dir))
     app.state.registry = registry
+    app.state.settings = settings
     app.state.lineage = Lineage(registry)
     install_error_handlers(app)
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)

@@ -71,6 +71,14 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     #: SQLAlchemy URL; the embedded default is SQLite inside ``data_dir``.
     database_url: str | None = None
+    #: Where blobs live: ``s3://bucket/prefix`` (docs/deploy.md); the embedded
+    #: default is a folder inside ``data_dir``.
+    store_url: str | None = None
+    #: Hand clients presigned URLs of the object store, when it has them, so
+    #: blob bytes go straight from the store to them.
+    direct_reads: bool = True
+    #: Seconds a presigned URL handed out for a direct read stays valid.
+    direct_url_seconds: int = 3600
     #: Where to append one line per request (method, path, status); none when unset.
     access_log: Path | None = None
     #: Server processes on the one listening socket.

@@ -26,18 +26,20 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from artfs.config import DIRECT_READS_HEADER
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput, NotFound
-from artfs.server.blob_reads import absurd_range, blob_headers
+from artfs.server.blob_reads import absurd_range, blob_headers, single_range
 from artfs.server.openapi import DigestPath, answers, bytes_body
 from artfs.server.registry import Registry
 from artfs.server.routes.deps import Project
+from artfs.server.settings import ServerSettings
 from artfs.server.upload_slots import upload_slot
-from artfs.store.base import BlobInfo, BlobWriter
+from artfs.store.base import BlobInfo, BlobStore, BlobWriter
 
 router = APIRouter(prefix="/api/v1/projects/{project}/blobs")
 
@@ -211,12 +213,55 @@ def get_blob(request: Request, project: Project, digest: DigestPath) -> Response
     check_digest(digest)
     registry = _registry(request)
     _check_visible(registry, project, digest)
-    path = registry.store.local_path(digest)
-    if path is None:
-        raise NotFound(f"blob {digest} is not on local disk")
     if absurd_range(request.headers.get("range", "")):
         raise InvalidInput("malformed Range header: a position past any blob")
+    path = registry.store.local_path(digest)
+    if path is None:
+        return _from_store(request, registry.store, digest)
     return BlobResponse(path, digest, os.stat(path))
+
+
+def _from_store(request: Request, store: BlobStore, digest: str) -> Response:
+    """A blob of an object store, streamed through the registry (direct reads off, or a
+    client falling back): the whole blob, or one range; several ranges are refused."""
+    size = store.size(digest)
+    headers = {**blob_headers(digest), "Accept-Ranges": "bytes"}
+    settings: ServerSettings = request.app.state.settings
+    if settings.direct_reads:
+        headers[DIRECT_READS_HEADER] = "on"  # the client asks for URLs from now on
+    asked = request.headers.get("range")
+    start, end, status = 0, size, 200
+    if asked is not None:
+        wanted = single_range(asked, size)
+        if wanted is None:
+            return Response(
+                status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+            )
+        (start, end), status = wanted, 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD" or start == end:
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(
+        iterate_in_threadpool(store.read_range(digest, start, end)),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+@router.get("/{digest}/url", responses=answers(404))
+def get_blob_url(request: Request, project: Project, digest: DigestPath) -> dict[str, Any]:
+    """Where to read a blob straight from the object store: a presigned GET URL (send
+    ``Range`` as a header), valid ``expires_in`` seconds; ``url`` is null when the store
+    has none to give or direct reads are off, and the blob route serves it instead."""
+    check_digest(digest)
+    registry = _registry(request)
+    _check_visible(registry, project, digest)
+    settings: ServerSettings = request.app.state.settings
+    seconds = settings.direct_url_seconds
+    url = registry.store.presign_get(digest, seconds) if settings.direct_reads else None
+    return {"url": url, "expires_in": seconds if url is not None else 0}
 
 
 @router.get("/{digest}/chunks", responses=answers(404))

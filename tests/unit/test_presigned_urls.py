@@ -1,0 +1,62 @@
+"""``PresignedUrls``: asked for only once offered, kept until near expiry, dropped on failure,
+and a registry with none to give left alone for a while."""
+
+from __future__ import annotations
+
+from artfs.client.presigned import NO_URL_PAUSE, Presigned, PresignedUrls
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Registry:
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.asked: list[str] = []
+
+    def __call__(self, digest: str) -> tuple[str | None, float]:
+        self.asked.append(digest)
+        return self.url, 100.0
+
+
+URL = "https://store.example:9000/bucket/sha256/ab/abcd?X-Amz-Signature=s&X-Amz-Expires=100"
+
+
+def test_urls_are_kept_until_shortly_before_they_expire_and_forgotten_when_refused() -> None:
+    clock, registry = Clock(), Registry(URL)
+    urls = PresignedUrls(registry, clock)
+    assert urls.get("d1") is None
+    assert registry.asked == []
+    urls.offered = True
+    got = urls.get("d1")
+    assert got == Presigned(
+        True, "store.example", 9000, "/bucket/sha256/ab/abcd?" + URL.split("?")[1]
+    )
+    clock.now += 79
+    assert urls.get("d1") is got
+    assert registry.asked == ["d1"]
+    clock.now += 2  # past 80% of its 100 s
+    assert urls.get("d1") == got
+    assert registry.asked == ["d1", "d1"]
+    urls.failed("d1")
+    assert urls.fallbacks == 1
+    urls.get("d1")
+    assert registry.asked == ["d1", "d1", "d1"]
+
+
+def test_a_registry_with_no_url_to_give_is_not_asked_again_for_a_while() -> None:
+    clock, registry = Clock(), Registry(None)
+    urls = PresignedUrls(registry, clock)
+    urls.offered = True
+    assert urls.get("d1") is None
+    assert urls.get("d2") is None
+    assert registry.asked == ["d1"]
+    clock.now += NO_URL_PAUSE + 1
+    registry.url = URL
+    assert urls.get("d2") is not None
+    assert registry.asked == ["d1", "d2"]
