@@ -6,7 +6,12 @@ Everything here speaks domain types and raises domain errors; the HTTP layer in
 Concurrency: every method that changes state runs in one write transaction
 (``WRITE`` execution options; ``BEGIN IMMEDIATE`` on SQLite, a row lock on the
 artifact on PostgreSQL), so a commit reads and bumps ``next_number`` without a
-race, and an alias compare-and-swap sees the alias it replaces.
+race, and an alias compare-and-swap sees the alias it replaces. On PostgreSQL
+(READ COMMITTED) whatever decides a change is read after the lock is taken, so
+several server processes on one database agree through it alone; rows two of
+them may insert at once (an artifact, a holder of a blob) are inserted "unless
+present". Blobs have no row to lock while an upload names them or gc forgets
+them: those take the digest locks of ``artfs.server.db.engine``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Insert,
+    Select,
+    Table,
     Text,
     and_,
     cast,
@@ -42,7 +49,7 @@ from artfs import names
 from artfs.digests import check_digest, version_digest
 from artfs.errors import Conflict, InvalidInput, NotFound, TooLarge
 from artfs.server.batching import GroupCommit
-from artfs.server.db.engine import WRITE
+from artfs.server.db.engine import WRITE, claim_digests, lock_digests
 from artfs.server.db.schema import (
     aliases,
     artifact_tags,
@@ -513,31 +520,10 @@ class Registry:
             names.check_ttl_seconds(ttl_seconds)
         upload_id = uuid.uuid4().hex
         with self._write() as conn:
-            row = (
-                conn.execute(
-                    select(artifacts).where(
-                        artifacts.c.project == project, artifacts.c.name == name
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                artifact_id = conn.execute(
-                    insert(artifacts).values(
-                        project=project,
-                        name=name,
-                        type=type_ or "dataset",
-                        description="",
-                        metadata={},
-                        created_at=self._clock(),
-                        next_number=1,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-            else:
-                if type_ is not None and type_ != row["type"]:
-                    raise Conflict(f"artifact {name} has type {row['type']!r}, not {type_!r}")
-                artifact_id = row["id"]
+            row = self._artifact_made_if_absent(conn, project, name, type_ or "dataset")
+            if type_ is not None and type_ != row["type"]:
+                raise Conflict(f"artifact {name} has type {row['type']!r}, not {type_!r}")
+            artifact_id = row["id"]
             if semver is not None:
                 self._check_label_claimable(conn, artifact_id, name, semver)
             version_id = conn.execute(
@@ -560,6 +546,33 @@ class Registry:
             missing = self._add_entries(conn, project, version_id, entries)
         self._uploadable.remember(project, missing)  # committed: the PUTs that follow may come
         return {"upload_id": upload_id, "missing": missing}
+
+    def _artifact_made_if_absent(
+        self, conn: Connection, project: str, name: str, type_: str
+    ) -> RowMapping:
+        """The artifact ``name``, made now if it does not exist.
+
+        Two first uploads of one artifact through two server processes both find
+        no row: the insert skips a row another transaction made (waiting for it
+        to commit, on PostgreSQL), and the read after it finds that one.
+        """
+        query = select(artifacts).where(artifacts.c.project == project, artifacts.c.name == name)
+        row = conn.execute(query).mappings().first()
+        if row is not None:
+            return row
+        values = {
+            "project": project,
+            "name": name,
+            "type": type_,
+            "description": "",
+            "metadata": {},
+            "created_at": self._clock(),
+            "next_number": 1,
+        }
+        made = _insert_unless_present(conn.dialect.name, artifacts, ["project", "name"])
+        # Other databases: the write transaction already kept every other writer out.
+        conn.execute(insert(artifacts) if made is None else made, [values])
+        return conn.execute(query).mappings().one()
 
     def add_files(
         self, project: str, upload_id: str, entries: Sequence[FileEntry]
@@ -586,6 +599,10 @@ class Registry:
             raise Conflict(f"logical path {sorted(existing)[0]!r} is already in this upload")
         _check_no_clash_with_upload(conn, version_id, paths)
         _check_file_metadata_total(conn, version_id, entries)
+        wanted = {entry.digest for entry in entries if entry.uri is None and entry.digest}
+        # Held from here to commit: a gc may not forget a blob this upload is told
+        # it need not send; one that forgot it before is seen below, and it is sent.
+        lock_digests(conn, wanted)
         conn.execute(
             insert(files),
             [
@@ -600,7 +617,6 @@ class Registry:
                 for entry in entries
             ],
         )
-        wanted = {entry.digest for entry in entries if entry.uri is None and entry.digest}
         return sorted(wanted - self._held_blobs(conn, project, wanted))
 
     def _present_blobs(self, conn: Connection, digests: Iterable[str]) -> set[str]:
@@ -641,8 +657,11 @@ class Registry:
             if expected is not None:
                 names.parse_version_ref(expected)
         with self._write() as conn:
-            artifact, pending = self._pending(conn, project, upload_id)
+            artifact, _ = self._pending(conn, project, upload_id)
             artifact = self.artifact_row(conn, project, artifact["name"], lock=True)
+            # Read again under the lock: the same upload's commit, retried through
+            # another server process, may have committed it while we waited.
+            _, pending = self._pending(conn, project, upload_id)
             if pending["state"] == COMMITTED:
                 # A retried commit whose first answer was lost: same answer again.
                 return {**self._version_json(conn, artifact, pending), "noop": False}
@@ -1120,7 +1139,10 @@ class Registry:
         }
         holders = {(project, info.digest) for info, project in held}
         with self._write() as conn:
-            upsert = _insert_unless_present(conn.dialect.name)
+            # Not while a gc forgets these blobs: our rows come after its deletions,
+            # never before them (where they would be deleted, the client told 201).
+            lock_digests(conn, rows)
+            upsert = _insert_unless_present(conn.dialect.name, blobs, ["digest"])
             if upsert is not None:
                 conn.execute(upsert, list(rows.values()))
             else:
@@ -1133,8 +1155,11 @@ class Registry:
                 named = [digest for holder, digest in holders if holder == project]
                 holders -= {(project, digest) for digest in self._held_blobs(conn, project, named)}
             if holders:
+                # The same blob sent through two server processes at once: one row.
+                hold = _insert_unless_present(conn.dialect.name, held_blobs, ["project", "digest"])
                 conn.execute(
-                    insert(held_blobs), [{"project": p, "digest": d} for p, d in sorted(holders)]
+                    insert(held_blobs) if hold is None else hold,
+                    [{"project": p, "digest": d} for p, d in sorted(holders)],
                 )
 
     # -- garbage collection -------------------------------------------------
@@ -1144,20 +1169,39 @@ class Registry:
 
         A blob is kept while any PENDING or COMMITTED version references it, so
         an upload in progress never loses a blob it was told the server has.
+        Safe while other server processes commit and collect on the same
+        database: each step re-reads what it decides on under a lock (the
+        artifact's row, or the digest of ``claim_digests``), in transactions of
+        its own, so gc never holds one lock while it waits for another.
         """
         report = GcReport(dry_run=dry_run)
-        now = self._clock()
+        abandoned = self._expire_and_abandon(report, self._clock(), dry_run)
+        garbage = self._forget_garbage(dry_run)
+        report.blobs_deleted = len(garbage)
+        report.bytes_freed = sum(garbage.values())
+        if not dry_run:
+            if abandoned:
+                self._visible.forget_all()
+            self._uploadable.forget_all()  # expired versions are DELETED now
+            # Only after the rows are gone: a crash in between leaves a stray file,
+            # never a row pointing at a missing file.
+            for digest in garbage:
+                self._delete_stored(digest)
+        return report
+
+    def _expire_and_abandon(self, report: GcReport, now: datetime, dry_run: bool) -> int:
+        """Mark versions past their ttl DELETED and drop uploads nobody committed; how
+        many uploads were dropped."""
         with self._write() as conn:
-            expired = (
-                conn.execute(
-                    select(versions, artifacts.c.name.label("artifact_name"))
-                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(versions.c.state == COMMITTED, versions.c.expires_at <= now)
+            expired = conn.execute(
+                select(versions.c.id).where(
+                    versions.c.state == COMMITTED, versions.c.expires_at <= now
                 )
-                .mappings()
-                .all()
-            )
-            for row in expired:
+            ).scalars()
+            for version_id in expired.all():
+                row = self._locked_version(conn, version_id, lock=not dry_run)
+                if row is None or row["state"] != COMMITTED or not self._expired(row):
+                    continue  # changed since, by a request or another gc
                 report.versions_expired.append(f"{row['artifact_name']}:v{row['number']}")
                 if not dry_run:
                     self.collections.drop_links(conn, [row["id"]])
@@ -1168,51 +1212,102 @@ class Registry:
                         .values(state=DELETED, deleted_at=now)
                     )
                     self._repoint_latest(conn, row["artifact_id"])
-            abandoned = (
-                conn.execute(
-                    select(versions.c.id).where(
-                        versions.c.state == PENDING, versions.c.created_at < now - PENDING_EXPIRY
-                    )
+            abandoned = conn.execute(
+                select(versions.c.id).where(
+                    versions.c.state == PENDING, versions.c.created_at < now - PENDING_EXPIRY
                 )
-                .scalars()
-                .all()
-            )
-            report.uploads_abandoned = len(abandoned)
-            if not dry_run:
-                for version_id in abandoned:
+            ).scalars()
+            for version_id in abandoned.all():
+                row = self._locked_version(conn, version_id, lock=not dry_run)
+                if row is None or row["state"] != PENDING:
+                    continue  # committed at the last moment, or dropped already
+                report.uploads_abandoned += 1
+                if not dry_run:
                     self._drop_pending(conn, version_id)
-            live = (
-                select(files.c.digest)
-                .join(versions, versions.c.id == files.c.version_id)
-                .where(
-                    files.c.digest == blobs.c.digest,
-                    or_(versions.c.state == COMMITTED, versions.c.state == PENDING),
-                )
+        return report.uploads_abandoned
+
+    def _locked_version(self, conn: Connection, version_id: int, lock: bool) -> RowMapping | None:
+        """The version as it is now, read after locking its artifact's row (``lock``), as
+        every commit and change of the artifact does; None if it is gone."""
+        artifact_id = conn.execute(
+            select(versions.c.artifact_id).where(versions.c.id == version_id)
+        ).scalar()
+        if artifact_id is None:
+            return None
+        if lock:
+            conn.execute(
+                select(artifacts.c.id).where(artifacts.c.id == artifact_id).with_for_update()
             )
-            garbage = conn.execute(select(blobs.c.digest, blobs.c.size).where(~live.exists())).all()
-            report.blobs_deleted = len(garbage)
-            report.bytes_freed = sum(size for _, size in garbage)
-            if not dry_run:
-                for digest, _ in garbage:
-                    conn.execute(delete(blobs).where(blobs.c.digest == digest))
-                    conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
-        if not dry_run:
-            if abandoned:
-                self._visible.forget_all()
-            self._uploadable.forget_all()  # expired versions are DELETED now
-            # Only after the rows are gone: a crash in between leaves a stray file,
-            # never a row pointing at a missing file.
-            for digest, _ in garbage:
+        return (
+            conn.execute(
+                select(versions, artifacts.c.name.label("artifact_name"))
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(versions.c.id == version_id)
+            )
+            .mappings()
+            .first()
+        )
+
+    def _forget_garbage(self, dry_run: bool) -> dict[str, int]:
+        """Drop the rows of blobs no PENDING or COMMITTED version references; their sizes
+        by digest (in a dry run, of those it would drop)."""
+        unreferenced = select(blobs.c.digest, blobs.c.size).where(
+            ~_referenced(blobs.c.digest).exists()
+        )
+        with self._write() as conn:
+            candidates: dict[str, int] = {
+                row.digest: row.size for row in conn.execute(unreferenced)
+            }
+            if dry_run:
+                return candidates
+            garbage: dict[str, int] = {}
+            batch = sorted(candidates)
+            for start in range(0, len(batch), 500):  # bound the IN list
+                claimed = claim_digests(conn, batch[start : start + 500])
+                # Asked again now that no upload can name them: one that named one
+                # before our claim has committed, and this statement sees it.
+                rechecked = unreferenced.where(blobs.c.digest.in_(sorted(claimed)))
+                garbage.update({row.digest: row.size for row in conn.execute(rechecked)})
+            for digest in garbage:
+                conn.execute(delete(blobs).where(blobs.c.digest == digest))
+                conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
+        return garbage
+
+    def _delete_stored(self, digest: str) -> None:
+        """Delete a forgotten blob's file, unless an upload has named it since.
+
+        Bytes are only sent for a digest that a committed PENDING version names
+        (``blobs_uploadable``), and naming one takes its lock (``_add_entries``):
+        under the claim, an upload that may be storing the same bytes again is
+        seen here and the file stays; one that names it later finds it gone
+        from the registry and sends it.
+        """
+        with self._write() as conn:
+            if not claim_digests(conn, [digest]):
+                return  # being named or recorded right now: alive again
+            named = select(blobs.c.digest).where(blobs.c.digest == digest).exists()
+            again = conn.execute(select(or_(named, _referenced(digest).exists()))).scalar()
+            if not again:
                 self.store.delete(digest)
-        return report
 
 
-def _insert_unless_present(dialect: str) -> Insert | None:
-    """An ``INSERT`` of blob rows that skips recorded digests, where the database has one."""
+def _referenced(digest: ColumnElement[str] | str) -> Select[tuple[str]]:
+    """The files of PENDING and COMMITTED versions that name ``digest``: while there is
+    one, gc keeps the blob."""
+    return (
+        select(files.c.digest)
+        .join(versions, versions.c.id == files.c.version_id)
+        .where(files.c.digest == digest, versions.c.state.in_((PENDING, COMMITTED)))
+    )
+
+
+def _insert_unless_present(dialect: str, table: Table, key: list[str]) -> Insert | None:
+    """An ``INSERT`` into ``table`` that skips rows whose ``key`` is there already, where
+    the database has one."""
     if dialect == "sqlite":
-        return sqlite_insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.digest])
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
     if dialect == "postgresql":
-        return postgresql_insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.digest])
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=key)
     return None
 
 

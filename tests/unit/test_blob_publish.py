@@ -154,10 +154,10 @@ def test_no_row_before_the_store_sync(registry: Registry) -> None:
 @pytest.mark.parametrize("name", ["sqlite", "postgresql"])
 def test_insert_unless_present_on_both_dialects(name: str) -> None:
     dialect = make_url(f"{name}://").get_dialect()()
-    statement = _insert_unless_present(dialect.name)
+    statement = _insert_unless_present(dialect.name, blobs, ["digest"])
     assert statement is not None
     assert "ON CONFLICT (digest) DO NOTHING" in str(statement.compile(dialect=dialect))
-    assert _insert_unless_present("mysql") is None
+    assert _insert_unless_present("mysql", blobs, ["digest"]) is None
 
 
 def entry(data: bytes) -> FileEntry:

@@ -5,25 +5,54 @@ to one artifact cannot both read the same next version number; on PostgreSQL
 the same code takes a row lock with ``SELECT … FOR UPDATE`` instead (SQLite's
 compiler drops that clause). Reads use plain deferred transactions and, with
 WAL, never wait for a writer.
+
+What has no row to lock — a blob digest that an upload is about to name, or that
+gc is about to forget — is locked by name (``lock_digests``, ``claim_digests``):
+PostgreSQL's transaction-scoped advisory locks, which every server process on the
+database sees; on SQLite the write transaction already excludes every other
+writer, so they take nothing more. Several ``artfs serve`` processes on one
+PostgreSQL agree through these and the row locks alone, never through memory or
+files of one process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.types import BigInteger
 
 from artfs.errors import InvalidInput
 
-__all__ = ["WRITE", "create_registry_engine", "database_url", "migrate"]
+__all__ = [
+    "WRITE",
+    "claim_digests",
+    "create_registry_engine",
+    "database_url",
+    "lock_digests",
+    "migrate",
+]
 
 #: Execution options for a write transaction: ``engine.connect().execution_options(**WRITE)``.
 WRITE = {"artfs_write": True}
+
+#: The advisory lock key that serializes migrations between server processes;
+#: digests' keys (``_digest_key``) are 60-bit, so they never take this one.
+MIGRATION_LOCK = -0x61727466_73000001
+
+_LOCK_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(:keys) AS k ORDER BY k"
+).bindparams(bindparam("keys", type_=ARRAY(BigInteger)))
+_TRY_LOCK = text("SELECT k FROM unnest(:keys) AS k WHERE pg_try_advisory_xact_lock(k)").bindparams(
+    bindparam("keys", type_=ARRAY(BigInteger))
+)
 
 
 def database_url(text: str) -> str:
@@ -79,11 +108,47 @@ def create_registry_engine(url: str) -> Engine:
     return engine
 
 
+def _digest_key(digest: str) -> int:
+    # 60 bits of a SHA-256: a shared key between two digests only costs a wait.
+    return int(digest[:15], 16)
+
+
+def lock_digests(conn: Connection, digests: Iterable[str]) -> None:
+    """Until ``conn``'s transaction ends, no gc may forget or delete these blobs.
+
+    Shared locks, taken in key order: uploads naming the same blob never wait for
+    each other, only for a gc that has claimed it (``claim_digests``).
+    """
+    keys = sorted({_digest_key(digest) for digest in digests})
+    if keys and conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_SHARED, {"keys": keys})
+
+
+def claim_digests(conn: Connection, digests: Iterable[str]) -> set[str]:
+    """Which of ``digests`` this transaction may now forget or delete: those no
+    transaction holds ``lock_digests`` on, locked against them until it ends.
+
+    Never waits, so gc cannot deadlock with an upload: a blob being named right
+    now is simply left for the next gc.
+    """
+    wanted = set(digests)
+    if conn.dialect.name != "postgresql" or not wanted:
+        return wanted
+    by_key: dict[int, list[str]] = {}
+    for digest in wanted:
+        by_key.setdefault(_digest_key(digest), []).append(digest)
+    claimed = conn.execute(_TRY_LOCK, {"keys": sorted(by_key)}).scalars()
+    return {digest for key in claimed for digest in by_key[key]}
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe to run at every start."""
+    """Bring the schema to the newest migration; safe to run at every start, from
+    several server processes at once (on PostgreSQL they take turns, by a lock)."""
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     with engine.connect().execution_options(**WRITE) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
