@@ -2,14 +2,16 @@
 stateless replicas as a load balancer sees it, for the tests that make clients alternate.
 
 What the replicas share is the metadata database (the module-scoped ``engine`` of
-tests/support/postgres.py) and the blob store; ``SharedStore`` says how each replica
-reaches the store, so moving these tests onto another store is a change to
-``shared_store`` alone. Today that is one local blob folder: both replicas get the same
-``--data``, which is where ``artfs serve`` keeps its blobs.
+tests/support/postgres.py) and the blob store, a bucket of a real S3-compatible server
+(the session's SeaweedFS of tests/conftest.py) under a prefix of the module's own;
+nothing else: each replica has a data folder of its own. ``SharedStore`` says how a
+replica reaches the store, so moving these tests onto another store is a change to
+``shared_store`` alone.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,23 +21,28 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.registry import RegistryProcess
+from tests.support.s3_source import S3Source
 
 __all__ = ["Replicas", "SharedStore", "own_replicas", "replicas", "shared_store"]
 
 
 @dataclass(frozen=True)
 class SharedStore:
-    """How every replica reaches one blob store: its ``--data`` and its further flags."""
+    """How every replica reaches one blob store: the ``artfs serve`` flags that name it."""
 
-    data_dir: Path
-    serve_args: tuple[str, ...] = ()
+    serve_args: tuple[str, ...]
 
 
 @pytest.fixture(scope="module")
-def shared_store(tmp_path_factory: pytest.TempPathFactory) -> SharedStore:
-    """One local blob folder, shared by being every replica's data folder; it lives as
-    long as the module's database, whose rows name its blobs."""
-    return SharedStore(tmp_path_factory.mktemp("shared-store") / "data")
+def shared_store(s3_server: S3Source) -> Iterator[SharedStore]:
+    """A prefix of the S3 server's bucket, as long as the module's database (whose rows
+    name its blobs); the servers find the endpoint and keys as the AWS tools do."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in s3_server.env.items():
+            env.setenv(key, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        prefix = f"replicas-{uuid.uuid4().hex[:8]}"
+        yield SharedStore(("--store", f"s3://{s3_server.bucket}/{prefix}"))
 
 
 @dataclass
@@ -56,12 +63,10 @@ def _database_url(engine: Engine) -> str:
 
 
 def start_replicas(database_url: str, store: SharedStore, logs: Path) -> Replicas:
-    """Start both replicas one after the other, before anything is uploaded: a local
-    store's ``artfs serve`` discards the upload files it finds at start, other
-    replicas' included."""
+    """Start both replicas, each with a data folder of its own under ``logs``."""
     servers = tuple(
         RegistryProcess(
-            store.data_dir,
+            logs / f"replica-{i}",
             log_path=logs / f"replica-{i}.log",
             serve_args=store.serve_args,
             database_url=database_url,
