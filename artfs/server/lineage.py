@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from artfs import names
 from artfs.errors import InvalidInput, NotFound
+from artfs.server.db.engine import insert_unless_present
 from artfs.server.db.schema import artifacts, run_inputs, run_outputs, runs, versions
 
 if TYPE_CHECKING:
@@ -317,21 +318,16 @@ class Lineage:
         with self._write() as conn:
             artifact, version = self._registry.find_version(conn, project, name, ref)
             run = upsert_run(conn, project, run_id, fields, self._clock())
-            known = conn.execute(
-                select(run_inputs.c.first_at).where(
-                    run_inputs.c.run_id == run["id"], run_inputs.c.version_id == version["id"]
-                )
-            ).first()
-            if known is None:
-                conn.execute(
-                    insert(run_inputs).values(
-                        run_id=run["id"], version_id=version["id"], first_at=self._clock()
-                    )
-                )
+            # One run's processes may read a version through two server processes
+            # at once: the second insert finds the first's row and adds nothing.
+            made = insert_unless_present(conn.dialect.name, run_inputs, ["run_id", "version_id"])
+            row = {"run_id": run["id"], "version_id": version["id"], "first_at": self._clock()}
+            assert made is not None, "artfs runs on SQLite or PostgreSQL (database_url)"
+            recorded = conn.execute(made.returning(run_inputs.c.run_id), row).first() is not None
             return {
                 "run": run_json(run),
                 "version": _ref(artifact["name"], version["number"]),
-                "recorded": known is None,
+                "recorded": recorded,
             }
 
     # -- reading the graph ------------------------------------------------------

@@ -26,9 +26,7 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
-    Insert,
     Select,
-    Table,
     Text,
     and_,
     cast,
@@ -39,8 +37,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -49,7 +45,7 @@ from artfs import names
 from artfs.digests import check_digest, version_digest
 from artfs.errors import Conflict, InvalidInput, NotFound, TooLarge
 from artfs.server.batching import GroupCommit
-from artfs.server.db.engine import WRITE, claim_digests, lock_digests
+from artfs.server.db.engine import WRITE, claim_digests, insert_unless_present, lock_digests
 from artfs.server.db.schema import (
     aliases,
     artifact_tags,
@@ -569,7 +565,7 @@ class Registry:
             "created_at": self._clock(),
             "next_number": 1,
         }
-        made = _insert_unless_present(conn.dialect.name, artifacts, ["project", "name"])
+        made = insert_unless_present(conn.dialect.name, artifacts, ["project", "name"])
         # Other databases: the write transaction already kept every other writer out.
         conn.execute(insert(artifacts) if made is None else made, [values])
         return conn.execute(query).mappings().one()
@@ -1142,7 +1138,7 @@ class Registry:
             # Not while a gc forgets these blobs: our rows come after its deletions,
             # never before them (where they would be deleted, the client told 201).
             lock_digests(conn, rows)
-            upsert = _insert_unless_present(conn.dialect.name, blobs, ["digest"])
+            upsert = insert_unless_present(conn.dialect.name, blobs, ["digest"])
             if upsert is not None:
                 conn.execute(upsert, list(rows.values()))
             else:
@@ -1156,7 +1152,7 @@ class Registry:
                 holders -= {(project, digest) for digest in self._held_blobs(conn, project, named)}
             if holders:
                 # The same blob sent through two server processes at once: one row.
-                hold = _insert_unless_present(conn.dialect.name, held_blobs, ["project", "digest"])
+                hold = insert_unless_present(conn.dialect.name, held_blobs, ["project", "digest"])
                 conn.execute(
                     insert(held_blobs) if hold is None else hold,
                     [{"project": p, "digest": d} for p, d in sorted(holders)],
@@ -1299,16 +1295,6 @@ def _referenced(digest: ColumnElement[str] | str) -> Select[tuple[str]]:
         .join(versions, versions.c.id == files.c.version_id)
         .where(files.c.digest == digest, versions.c.state.in_((PENDING, COMMITTED)))
     )
-
-
-def _insert_unless_present(dialect: str, table: Table, key: list[str]) -> Insert | None:
-    """An ``INSERT`` into ``table`` that skips rows whose ``key`` is there already, where
-    the database has one."""
-    if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
-    if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing(index_elements=key)
-    return None
 
 
 def _file_json(row: RowMapping) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 
 import artfs
 from artfs.client.http import RegistryClient
-from artfs.client.models import FileRecord, NewVersion
+from artfs.client.models import FileRecord, NewVersion, RunStart
 from artfs.config import resolve_config
 from artfs.server.db.engine import create_registry_engine, migrate
 from tests.integration.trees import read_tree
@@ -212,6 +212,37 @@ def test_alias_compare_and_swap_racing_across_replicas_has_one_winner(
         for server in replicas.servers:
             with closing(raw_client(server)) as client:
                 assert client.get_version(name, "production").version == expect
+
+
+def test_one_run_reading_a_version_through_both_replicas_at_once_is_one_input(
+    replicas: Replicas, engine: Engine, name: str
+) -> None:
+    log(replicas.pick(0).url, name, files_of(50))
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    with closing(raw_client(replicas.pick(0))) as client:
+        client.start_run(run_id, RunStart())
+    with engine.connect() as conn, conn.begin():
+        # The same input, being recorded by a transaction not committed yet: both
+        # replicas find no row, and their inserts queue behind this one.
+        conn.execute(
+            text(
+                "INSERT INTO run_inputs (run_id, version_id, first_at) "
+                "SELECT r.id, v.id, now() FROM runs r, versions v "
+                "JOIN artifacts a ON a.id = v.artifact_id "
+                "WHERE r.run_id = :run AND a.name = :name AND v.number = 1"
+            ),
+            {"run": run_id, "name": name},
+        )
+
+        def read(i: int) -> bool:
+            with closing(raw_client(replicas.pick(i))) as client:
+                return client.record_use(run_id, RunStart(), name, "v1")
+
+        with ThreadPoolExecutor(2) as pool:
+            reads = [pool.submit(read, i) for i in range(2)]
+            wait_until(lambda: lock_waiters(engine) >= 2, "both inputs waiting")
+            conn.commit()
+            assert [future.result(timeout=30) for future in reads] == [False, False]
 
 
 # -- a replica killed ---------------------------------------------------------

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 
 from artfs.digests import CHUNK_SIZE
 from artfs.errors import DigestMismatch
-from artfs.server.db.engine import create_registry_engine, migrate
+from artfs.server.db.engine import create_registry_engine, insert_unless_present, migrate
 from artfs.server.db.schema import blobs
-from artfs.server.registry import FileEntry, Registry, _insert_unless_present
+from artfs.server.registry import FileEntry, Registry
 from artfs.store.base import BlobInfo
 from artfs.store.local import LocalBlobStore
 
@@ -154,10 +154,10 @@ def test_no_row_before_the_store_sync(registry: Registry) -> None:
 @pytest.mark.parametrize("name", ["sqlite", "postgresql"])
 def test_insert_unless_present_on_both_dialects(name: str) -> None:
     dialect = make_url(f"{name}://").get_dialect()()
-    statement = _insert_unless_present(dialect.name, blobs, ["digest"])
+    statement = insert_unless_present(dialect.name, blobs, ["digest"])
     assert statement is not None
     assert "ON CONFLICT (digest) DO NOTHING" in str(statement.compile(dialect=dialect))
-    assert _insert_unless_present("mysql", blobs, ["digest"]) is None
+    assert insert_unless_present("mysql", blobs, ["digest"]) is None
 
 
 def entry(data: bytes) -> FileEntry:

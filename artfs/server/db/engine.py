@@ -23,8 +23,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, event, text
+from sqlalchemy import Engine, Insert, Table, bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.types import BigInteger
@@ -36,6 +38,7 @@ __all__ = [
     "claim_digests",
     "create_registry_engine",
     "database_url",
+    "insert_unless_present",
     "lock_digests",
     "migrate",
 ]
@@ -106,6 +109,16 @@ def create_registry_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def insert_unless_present(dialect: str, table: Table, key: list[str]) -> Insert | None:
+    """An ``INSERT`` into ``table`` that skips rows whose ``key`` is there already, where
+    the database has one: what two server processes may both insert at once."""
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=key)
+    return None
 
 
 def _digest_key(digest: str) -> int:
