@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.azure_source import AzureSource, azurite
+from tests.support.backends import Backend, chosen_backend
 from tests.support.gcs_source import GcsSource, fake_gcs_server
 from tests.support.http_source import HttpSource, serving
+from tests.support.postgres import postgres_server
 from tests.support.registry import TEST_TOKEN, RegistryProcess
 from tests.support.s3_source import S3Source, seaweedfs
 
@@ -30,9 +32,23 @@ def _isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.fixture(scope="session")
-def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The engines this run's registries use (``ARTFS_TEST_BACKEND``, tests/support/backends.py)."""
+    name = chosen_backend()
+    if name == "embedded":
+        yield Backend(name)
+        return
+    s3: S3Source = request.getfixturevalue("s3_server")
+    with postgres_server() as postgres:
+        yield Backend(name, postgres, s3)
+
+
+@pytest.fixture(scope="session")
+def shared_registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[RegistryProcess]:
     """One server for the tests that only add artifacts of their own unique names."""
-    server = RegistryProcess(tmp_path_factory.mktemp("shared-registry") / "data")
+    server = backend.registry(tmp_path_factory.mktemp("shared-registry") / "data")
     server.start()
     try:
         yield server
@@ -41,9 +57,9 @@ def shared_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+def registry(tmp_path: Path, backend: Backend) -> Iterator[RegistryProcess]:
     """A server of this test's own, for tests that restart, kill or gc it."""
-    server = RegistryProcess(tmp_path / "registry-data")
+    server = backend.registry(tmp_path / "registry-data")
     server.start()
     try:
         yield server

@@ -441,10 +441,9 @@ def test_bytes_that_fail_verification_are_eio_never_wrong_bytes(
     (tmp_path / "src" / "data.bin").write_bytes(payload)
     push(registry.url, name, tmp_path / "src")
     digest = hashlib.sha256(payload).hexdigest()
-    stored = registry.data_dir / "blobs" / "sha256" / digest[:2] / digest
-    rotten = bytearray(stored.read_bytes())
+    rotten = bytearray(payload)
     rotten[2 * MiB + 7] ^= 0x01
-    stored.write_bytes(bytes(rotten))
+    registry.replace_stored(digest, bytes(rotten))
     with mounted(tmp_path / "mnt", registry.url, tmp_path / "cache") as mount:
         path = mount.path / name / "v1" / "data.bin"
         with open(path, "rb") as f:

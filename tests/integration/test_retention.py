@@ -53,6 +53,6 @@ def test_expired_versions_are_deleted_by_gc_and_latest_moves_back(
         assert "expired 1 version;" in real.stdout
         assert client.get_artifact(name).version == "v1"
     # The same gc run reclaimed the expired version's blob; the kept one stays.
-    stored = {p.name for p in (registry.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
+    stored = registry.stored_digests()
     assert hashlib.sha256(b"keep me").hexdigest() in stored
     assert hashlib.sha256(b"short-lived bytes").hexdigest() not in stored

@@ -12,18 +12,21 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.registry import FileEntry, Registry
 from tests.support.registry import free_port
 
-__all__ = ["commit_reference_version", "engine"]
+__all__ = ["PostgresServer", "commit_reference_version", "engine", "postgres_server"]
 
 
 def _bindir() -> Path:
@@ -32,9 +35,31 @@ def _bindir() -> Path:
     return Path(found[-1]).parent
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    """A fresh PostgreSQL server of the module's own, migrated to the newest schema."""
+@dataclass(frozen=True)
+class PostgresServer:
+    """A running PostgreSQL of the tests', on a Unix socket in ``root``."""
+
+    root: Path
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@/{database}?host={self.root}&port={self.port}"
+
+    def new_database(self) -> str:
+        """The URL of a database made empty for one registry: servers share the server."""
+        name = f"r{uuid.uuid4().hex[:16]}"
+        admin = create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        finally:
+            admin.dispose()
+        return self.url(name)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL server, stopped (and its files removed) when the block ends."""
     # Not under pytest's tmp_path: its parents are closed to the postgres user.
     root = Path(tempfile.mkdtemp(prefix="artfs-pg-"))
     bindir, data, port = _bindir(), root / "data", free_port()
@@ -48,20 +73,29 @@ def engine() -> Iterator[Engine]:
         capture_output=True,
     )
     pg_ctl: list[str | Path] = [*as_owner, bindir / "pg_ctl", "-D", data]
-    options = f"-k {root} -p {port} -c listen_addresses=''"
-    subprocess.run(
-        [*pg_ctl, "-l", root / "log", "-o", options, "-w", "start"], check=True, capture_output=True
-    )
-    engine = create_registry_engine(
-        f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
-    )
+    options = f"-k {root} -p {port} -c listen_addresses='' -c max_connections=300"
     try:
-        migrate(engine)
-        yield engine
+        subprocess.run(
+            [*pg_ctl, "-l", root / "log", "-o", options, "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
+        yield PostgresServer(root, port)
     finally:
-        engine.dispose()
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    """A fresh PostgreSQL server of the module's own, migrated to the newest schema."""
+    with postgres_server() as server:
+        engine = create_registry_engine(server.url())
+        try:
+            migrate(engine)
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def commit_reference_version(

@@ -8,10 +8,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import boto3
 import requests
+
+from artfs.errors import NotFound
+from artfs.store.local import LocalBlobStore
+from artfs.store.s3 import S3BlobStore
 
 __all__ = ["TEST_TOKEN", "RegistryProcess", "auth_headers", "free_port"]
 
@@ -41,11 +46,14 @@ class RegistryProcess:
         serve_args: Sequence[str] = (),
         tls: tuple[Path, Path] | None = None,
         database_url: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """``tls``: (certificate, key) to serve HTTPS with; the client trusts the certificate.
         ``database_url``: the metadata database (``--db``) instead of SQLite in ``data_dir``."""
         self.data_dir = data_dir
         self.database_url = database_url
+        #: More environment for the server (the AWS settings of its object store).
+        self.env = dict(env or {})
         self.workers = workers
         #: More ``artfs serve`` flags (its bounds, say).
         self.serve_args = list(serve_args)
@@ -83,6 +91,50 @@ class RegistryProcess:
         finally:
             engine.dispose()
 
+    def blob_store(self) -> LocalBlobStore | S3BlobStore:
+        """The store this server keeps blobs in, opened as the server opens it."""
+        if "--store" not in self.serve_args:
+            return LocalBlobStore(self.data_dir / "blobs")
+        url = self.serve_args[self.serve_args.index("--store") + 1]
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.env["AWS_DEFAULT_REGION"],
+        )
+        return S3BlobStore.from_url(url, client=client)
+
+    def stored(self, digest: str) -> bytes | None:
+        """A blob's bytes as stored, unverified; ``None`` when the store has none."""
+        try:
+            with self.blob_store().open_stored(digest) as stream:
+                return stream.read()
+        except NotFound:
+            return None
+
+    def stored_digests(self) -> set[str]:
+        return set(self.blob_store().iter_digests())
+
+    def replace_stored(self, digest: str, data: bytes) -> None:
+        """Put other bytes under a stored blob's name, as a failing disk or a user would."""
+        store = self.blob_store()
+        if isinstance(store, LocalBlobStore):
+            path = store.local_path(digest)
+            assert path is not None
+            path.write_bytes(data)
+        else:
+            store.client.put_object(Bucket=store.bucket, Key=store.key_for(digest), Body=data)
+
+    def uploads_in_flight(self) -> int:
+        """Uploads the store holds unpublished: temporary files, or multipart uploads."""
+        store = self.blob_store()
+        if isinstance(store, LocalBlobStore):
+            return sum(1 for _ in (store.root / "tmp").iterdir())
+        prefix = store.key_for("0" * 64).rpartition("sha256/")[0]
+        listed = store.client.list_multipart_uploads(Bucket=store.bucket, Prefix=prefix)
+        return len(listed.get("Uploads", []))
+
     def start(self, timeout: float = 30.0) -> None:
         self.seed_token()  # before the server answers anyone
         with open(self.log_path, "ab") as log:
@@ -104,6 +156,7 @@ class RegistryProcess:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
