@@ -6,26 +6,33 @@ and the registry only answers metadata (docs/design.md, "Direct reads").
 URLs are asked for only once the registry said it gives them (the
 ``artfs.config.DIRECT_READS_HEADER`` of a blob it served itself), so a registry on a folder
 costs no request more. A URL is kept until shortly before it expires; one the
-store refuses is forgotten, and that read goes through the registry instead.
-A registry that then has no URL to give is not asked again for a while.
+store refuses is forgotten, and that read goes through the registry instead;
+a store that keeps failing, or a registry with no URL to give, is left alone
+for a while.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cachetools import TLRUCache
 
-__all__ = ["NO_URL_PAUSE", "Presigned", "PresignedUrls"]
+__all__ = ["FAILURES_TO_PAUSE", "FAILURE_WINDOW", "NO_URL_PAUSE", "Presigned", "PresignedUrls"]
 
 #: Seconds a registry that gave no URL is left alone before it is asked again.
 NO_URL_PAUSE = 300.0
 #: Share of a URL's life after which it is asked for again rather than used.
 USE_FOR = 0.8
+#: Failed URLs within ``FAILURE_WINDOW`` seconds that make the client stop trying
+#: the store for ``NO_URL_PAUSE``: a store this machine cannot reach would
+#: otherwise cost every read a failed attempt first.
+FAILURES_TO_PAUSE = 3
+FAILURE_WINDOW = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class PresignedUrls:
         #: Whether the registry said it gives URLs (``DIRECT_READS_HEADER``).
         self.offered = False
         self.fallbacks = 0  # reads that went through the registry after a URL failed
+        self._failed_at: deque[float] = deque(maxlen=FAILURES_TO_PAUSE)
 
     def get(self, digest: str) -> Presigned | None:
         """The URL to read ``digest`` from; ``None``: read it through the registry."""
@@ -83,6 +91,13 @@ class PresignedUrls:
 
     def failed(self, digest: str) -> None:
         """The store refused or could not be reached with ``digest``'s URL: forget it."""
+        now = self._clock()
         with self._lock:
             self._urls.pop(digest, None)
             self.fallbacks += 1
+            self._failed_at.append(now)
+            if len(self._failed_at) == FAILURES_TO_PAUSE and now - self._failed_at[0] < (
+                FAILURE_WINDOW
+            ):
+                self._paused_until = now + NO_URL_PAUSE
+                self._failed_at.clear()

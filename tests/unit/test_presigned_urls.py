@@ -3,7 +3,13 @@ and a registry with none to give left alone for a while."""
 
 from __future__ import annotations
 
-from artfs.client.presigned import NO_URL_PAUSE, Presigned, PresignedUrls
+from artfs.client.presigned import (
+    FAILURE_WINDOW,
+    FAILURES_TO_PAUSE,
+    NO_URL_PAUSE,
+    Presigned,
+    PresignedUrls,
+)
 
 
 class Clock:
@@ -60,3 +66,23 @@ def test_a_registry_with_no_url_to_give_is_not_asked_again_for_a_while() -> None
     registry.url = URL
     assert urls.get("d2") is not None
     assert registry.asked == ["d1", "d2"]
+
+
+def test_a_store_that_keeps_failing_is_left_alone_for_a_while() -> None:
+    clock, registry = Clock(), Registry(URL)
+    urls = PresignedUrls(registry, clock)
+    urls.offered = True
+    for _ in range(FAILURES_TO_PAUSE):
+        assert urls.get("d1") is not None
+        urls.failed("d1")
+        clock.now += 1
+    assert urls.get("d1") is None  # every read goes through the registry now
+    asked = len(registry.asked)
+    clock.now += NO_URL_PAUSE
+    assert urls.get("d1") is not None
+    assert len(registry.asked) == asked + 1
+    # Failures far apart are bad luck, not a store out of reach.
+    for _ in range(FAILURES_TO_PAUSE):
+        urls.failed("d1")
+        clock.now += FAILURE_WINDOW
+    assert urls.get("d1") is not None
