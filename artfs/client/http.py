@@ -46,7 +46,7 @@ from artfs.client.models import (
 from artfs.client.ranged import RangeBody, RangeReader
 from artfs.client.routes import Routes
 from artfs.client.streams import split_into
-from artfs.config import ClientConfig
+from artfs.config import DIRECT_READS_HEADER, ClientConfig
 from artfs.errors import ArtfsError, Transient, error_for_code
 
 __all__ = ["RegistryClient"]
@@ -94,6 +94,9 @@ class RegistryClient:
         self.session.mount("https://", adapter)
         if config.token:
             self.session.headers["Authorization"] = f"Bearer {config.token}"
+        #: Direct reads from the object store: a session of their own, as the
+        #: registry's bearer token is for the registry, never for the store.
+        self.store_session = requests.Session()
         #: Ranged blob reads go over ``http.client`` instead (see ``ranged``); the
         #: mount bounds each by its read timeout (``range_timeout``).
         self.ranges = RangeReader(config, timeout=range_timeout or timeout)
@@ -102,6 +105,7 @@ class RegistryClient:
 
     def close(self) -> None:
         self.session.close()
+        self.store_session.close()
         self.ranges.close()
 
     @property
@@ -135,6 +139,8 @@ class RegistryClient:
             raise Transient(f"request to the registry at {self.config.url} failed: {exc}") from exc
         if response.status_code >= 400:
             raise _error_from(response)
+        if response.headers.get(DIRECT_READS_HEADER) == "on":
+            self.ranges.direct.offered = True
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
@@ -406,12 +412,37 @@ class RegistryClient:
     def open_blob(
         self, digest: str, start: int = 0, block_size: int = 1 << 20
     ) -> Iterator[Iterator[bytes]]:
-        """A blob's bytes from ``start`` to its end, streamed in blocks of ``block_size``."""
+        """A blob's bytes from ``start`` to its end, streamed in blocks of ``block_size``:
+        from the object store when the registry gives URLs (``RangeReader.direct``), else
+        through the registry."""
         headers = {"Range": f"bytes={start}-"} if start else {}
+        direct = self._from_store(digest, headers)
+        if direct is not None:
+            with direct:
+                yield _cut_off_as_transient(direct.iter_content(block_size))
+            return
         with self._request(
             "GET", self._url(self.routes.blob(digest)), headers=headers, stream=True
         ) as response:
             yield _cut_off_as_transient(response.iter_content(block_size))
+
+    def _from_store(self, digest: str, headers: dict[str, str]) -> requests.Response | None:
+        """The blob's answer from the object store; ``None``: go through the registry."""
+        presigned = self.ranges.direct.get(digest)
+        if presigned is None:
+            return None
+        try:
+            response = self.store_session.get(
+                presigned.url, headers=headers, stream=True, timeout=self.timeout
+            )
+        except requests.RequestException:
+            self.ranges.direct.failed(digest)
+            return None
+        if response.status_code != (206 if headers else 200):
+            response.close()
+            self.ranges.direct.failed(digest)
+            return None
+        return response
 
     def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[RangeBody]:
         """Bytes ``[start, end)`` of a blob over ``http.client``, read into given buffers."""

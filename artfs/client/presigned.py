@@ -44,6 +44,11 @@ class Presigned:
     port: int | None
     target: str  # path and query, as signed
 
+    @property
+    def url(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        return f"{'https' if self.https else 'http'}://{self.host}{port}{self.target}"
+
     @classmethod
     def parse(cls, url: str) -> Presigned:
         parts = urlsplit(url)

@@ -31,6 +31,7 @@ from artfs.errors import Conflict
 from artfs.server.auth import Authenticator, AuthMiddleware
 from artfs.server.blob_reads import BlobReadMiddleware
 from artfs.server.db.engine import create_registry_engine, migrate
+from artfs.server.direct_reads import DirectReadsHeader
 from artfs.server.errors import install_error_handlers
 from artfs.server.lineage import Lineage
 from artfs.server.openapi import install_document
@@ -66,6 +67,8 @@ __all__ = [
 
 #: The environment variable that hands a worker process its ``ServerSettings``.
 SETTINGS_ENV = "ARTFS_SERVE_SETTINGS"
+#: A digest to ask the store whether it presigns at all (it makes a URL without asking).
+_PROBE_DIGEST = "0" * 64
 #: How long ``serve`` waits for its workers to answer before it stops waiting to say so.
 READY_WAIT = 120.0
 
@@ -101,6 +104,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.upload_slots = UploadSlots(settings.uploads_per_token)
     install_document(app)
     app.add_middleware(BlobReadMiddleware, registry=registry)
+    if settings.direct_reads and registry.store.presign_get(_PROBE_DIGEST, 1) is not None:
+        app.add_middleware(DirectReadsHeader)
     app.add_middleware(RequestBoundsMiddleware, bounds=body_bounds(settings))
     # Added last, so outermost: every request meets the token check first.
     app.state.authenticator = Authenticator(TokenStore(engine))

@@ -149,3 +149,24 @@ def test_a_url_the_store_refuses_sends_the_read_through_the_registry(
         assert reader.direct.fallbacks == 1
     finally:
         reader.close()
+
+
+def test_a_pull_takes_every_blob_straight_from_the_store(
+    s3_registry: RegistryProcess, tmp_path: Path
+) -> None:
+    source = tmp_path / "shards"
+    source.mkdir()
+    shards = {f"shard-{i}.bin": os.urandom(1 << 20) for i in range(4)}
+    for file, data in shards.items():
+        (source / file).write_bytes(data)
+    ok(s3_registry.url, "log", source, "--name", "shards", "--type", "dataset")
+    before = len(_blob_gets(s3_registry))
+    ok(s3_registry.url, "pull", "shards:v1", tmp_path / "pulled")
+    for file, data in shards.items():
+        assert (tmp_path / "pulled" / file).read_bytes() == data
+    asked = _blob_gets(s3_registry)[before:]
+    through = [line for line in asked if not line.endswith(("/url", "/chunks"))]
+    # The version's manifest already said the registry gives URLs: every blob came
+    # straight from the store, and the registry only answered where to find it.
+    assert len([line for line in asked if line.endswith("/url")]) == len(shards), asked
+    assert through == [], asked

@@ -30,7 +30,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from artfs.config import DIRECT_READS_HEADER
 from artfs.digests import check_digest
 from artfs.errors import InvalidInput, NotFound
 from artfs.server.blob_reads import absurd_range, blob_headers, single_range
@@ -226,9 +225,6 @@ def _from_store(request: Request, store: BlobStore, digest: str) -> Response:
     client falling back): the whole blob, or one range; several ranges are refused."""
     size = store.size(digest)
     headers = {**blob_headers(digest), "Accept-Ranges": "bytes"}
-    settings: ServerSettings = request.app.state.settings
-    if settings.direct_reads:
-        headers[DIRECT_READS_HEADER] = "on"  # the client asks for URLs from now on
     asked = request.headers.get("range")
     start, end, status = 0, size, 200
     if asked is not None:
