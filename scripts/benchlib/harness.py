@@ -383,7 +383,7 @@ def family_cpu(pid: int) -> float:
 
 def child_pids(pid: int) -> list[int]:
     """The children of every thread of ``pid`` (a worker pool may be started by any)."""
-    found = []
+    found: list[int] = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
         with contextlib.suppress(FileNotFoundError):
             found.extend(int(child) for child in children.read_text().split())
