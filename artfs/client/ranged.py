@@ -61,11 +61,8 @@ class RangeReader:
         self._routes = Routes(config.project)
         self._headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
         self._tls = ssl.create_default_context(cafile=config.ca_bundle) if self._https else None
-        #: The object store is checked against the system's certificates and the
-        #: registry's CA bundle, where a site keeps its private CA.
-        self._store_tls = ssl.create_default_context()
-        if config.ca_bundle:
-            self._store_tls.load_verify_locations(cafile=config.ca_bundle)
+        self._ca_bundle = config.ca_bundle
+        self._store_tls: ssl.SSLContext | None = None  # made on first use: loading CAs costs
         self.direct = PresignedUrls(self._ask_url)
         self._timeout = timeout
         self._local = threading.local()
@@ -86,7 +83,7 @@ class RangeReader:
                 https, host, port, tls = self._https, self._host, self._port, self._tls
             else:
                 https, host, port = presigned.https, presigned.host, presigned.port
-                tls = self._store_tls if https else None
+                tls = self._store_context() if https else None
             if https:
                 connection = http.client.HTTPSConnection(
                     host, port, timeout=self._timeout, context=tls
@@ -97,6 +94,16 @@ class RangeReader:
             with self._lock:
                 self._all.append(connection)
         return connection
+
+    def _store_context(self) -> ssl.SSLContext:
+        """TLS for the object store: the system's certificates and the registry's CA
+        bundle, where a site keeps its private CA."""
+        if self._store_tls is None:
+            context = ssl.create_default_context()
+            if self._ca_bundle:
+                context.load_verify_locations(cafile=self._ca_bundle)
+            self._store_tls = context
+        return self._store_tls
 
     def _connected(self, presigned: Presigned | None = None) -> http.client.HTTPConnection:
         """This thread's connection, connected. A refused connection is the registry
@@ -169,9 +176,9 @@ class RangeReader:
             self._drop(presigned)
             self.direct.failed(digest)
             return None
-        if response.status != 206 and not (response.status == 200 and start == 0):
-            # Expired, refused, or a store that ignores ranges: this read goes the
-            # registry's way, and the URL is asked for anew next time.
+        if response.status != 206:
+            # Expired, refused, or a store that ignores ranges (a 200 would bring more
+            # than the range): this read goes the registry's way, the URL is forgotten.
             response.read()
             self.direct.failed(digest)
             return None
