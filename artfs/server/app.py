@@ -74,18 +74,20 @@ READY_WAIT = 120.0
 
 
 def prepare(settings: ServerSettings) -> None:
-    """Before any worker starts: the data folder, the newest schema, no half uploads."""
+    """Before any worker starts: the store reachable, the data folder, the newest schema,
+    no half uploads."""
+    store = open_blob_store(settings.store_url, settings.blob_dir)
+    if not isinstance(store, LocalBlobStore):
+        store.check()  # a bucket that is not there fails the start, saying so, first
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_registry_engine(settings.resolved_database_url)
     try:
         migrate(engine)
     finally:
         engine.dispose()
-    store = open_blob_store(settings.store_url, settings.blob_dir)
     if isinstance(store, LocalBlobStore):
         store.discard_interrupted_uploads()
     else:
-        store.check()  # a bucket that is not there fails the start, saying so
         # Other replicas' uploads in flight are in the same listing: only those
         # older than any upload may take are a crash's leftovers.
         store.discard_interrupted_uploads(timedelta(seconds=settings.upload_timeout) * 2)

@@ -16,7 +16,7 @@ import requests
 from artfs.client.presigned import Presigned
 from artfs.client.ranged import RangeReader
 from artfs.config import resolve_config
-from tests.integration.test_cli import ok
+from tests.integration.test_cli import fails, ok
 from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess, auth_headers
 from tests.support.s3_source import S3Source
@@ -170,3 +170,16 @@ def test_a_pull_takes_every_blob_straight_from_the_store(
     # straight from the store, and the registry only answered where to find it.
     assert len([line for line in asked if line.endswith("/url")]) == len(shards), asked
     assert through == [], asked
+
+
+def test_a_store_artfs_cannot_use_is_refused_before_anything_starts(
+    s3_source: S3Source, tmp_path: Path
+) -> None:
+    data = tmp_path / "d"
+    for bad in ("ftp://bucket/prefix", "s3://", "/var/lib/blobs"):
+        line = fails("http://127.0.0.1:1", "serve", "--data", data, "--store", bad)
+        assert "--store takes s3://BUCKET/PREFIX" in line
+    assert not data.exists()
+    line = fails("http://127.0.0.1:1", "serve", "--data", data, "--store", "s3://no-such-bucket")
+    assert "no-such-bucket" in line
+    assert not data.exists()  # nothing made for a registry that could not start
