@@ -15,6 +15,16 @@ error that says why instead of wrong bytes, and the next upload that names the
 digest is told the registry lacks it, so a re-push of the same bytes heals it.
 Only the bytes of the versions listed in the report can bring a blob back.
 
+A repair holds the blob's digest claim (``await_claim``), as gc does to forget a
+blob, and looks at the bytes again under it before it touches them: another
+server may have stored good bytes of the same digest since the first look (an
+upload records its blob under ``lock_digests``, which the claim waits for and
+then holds off), or gc may have taken the blob; only what is still bad then is
+quarantined and forgotten, and no upload's row lands between the two. (Bytes
+that an upload publishes after the second look and before the quarantine are
+still moved aside, since publishing takes no lock: its row, recorded once the
+claim is let go, then names a blob that the next run reports as quarantined.)
+
 ``verify`` is a generator of ``Progress`` while it works and ``VerifyReport``
 last: the HTTP route streams them as JSON lines, which keeps the answer alive
 during a long run, and Starlette runs each step in a worker thread.
@@ -24,14 +34,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, delete, select
+from sqlalchemy.engine import Connection
 
 from artfs.errors import Corrupt, NotFound
-from artfs.server.db.engine import WRITE
+from artfs.server.db.engine import WRITE, await_claim
 from artfs.server.db.schema import artifacts, blobs, files, held_blobs, versions
 from artfs.server.registry import COMMITTED, Registry
 
@@ -43,6 +54,8 @@ PAGE = 500
 PIECE = 1 << 20
 #: At least this often a run says how far it got (and so keeps its answer alive).
 PROGRESS_EVERY = 1.0
+#: How long a repair waits for the uploads (or a gc) that hold a bad blob's lock.
+CLAIM_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -164,11 +177,14 @@ def _uses(registry: Registry, scope: VerifyScope, digest: str) -> tuple[BlobUse,
     return tuple(BlobUse(project, name, f"v{number}", path) for project, name, number, path in rows)
 
 
-def _forget_row(registry: Registry, digest: str) -> None:
+def _forget_row(conn: Connection, digest: str) -> None:
     """Drop the blob's rows, so that uploads are told the registry lacks the digest."""
-    with registry.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-        conn.execute(delete(blobs).where(blobs.c.digest == digest))
-        conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
+    conn.execute(delete(blobs).where(blobs.c.digest == digest))
+    conn.execute(delete(held_blobs).where(held_blobs.c.digest == digest))
+
+
+#: What a look at a blob found wrong: the problem, why, and whether it is quarantined.
+_Found = tuple[str, str, bool]
 
 
 class _Run:
@@ -190,23 +206,42 @@ class _Run:
         return Progress(self.blobs_checked, self.bytes_hashed)
 
     def check(self, digest: str) -> Iterator[Progress]:
-        """Hash one blob (saying how far it got meanwhile); note it if it is bad."""
-        store = self.registry.store
+        """Hash one blob (saying how far it got meanwhile); repair and note it if it is bad."""
         self.blobs_checked += 1
+        found = yield from self._look(digest)
+        if found is None:
+            return
+        if self.dry_run:
+            self._note(digest, *found)
+            return
+        with self.registry.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            if not await_claim(conn, digest, CLAIM_WAIT):
+                problem, detail, quarantined = found
+                busy = f"; not repaired: its lock stayed taken for {CLAIM_WAIT:g} s, verify again"
+                self._note(digest, problem, detail + busy, quarantined)
+                return
+            # Under the claim no upload records the blob and no gc forgets or deletes
+            # it: look again, since good bytes may have been uploaded since.
+            found = yield from self._look(digest)
+            if found is None:
+                return
+            problem, detail, quarantined = found
+            if problem == "corrupt":
+                # Bytes first, then the row: a crash in between leaves a row without a
+                # file, which the next run reports (and forgets) as quarantined.
+                quarantined = self.registry.store.quarantine(digest)
+            _forget_row(conn, digest)
+        self._note(digest, problem, detail, quarantined)
+
+    def _look(self, digest: str) -> Generator[Progress, None, _Found | None]:
+        """What is wrong with the stored blob, if anything (hashing it says how far it got)."""
+        store = self.registry.store
         try:
             stored = store.open_stored(digest)
         except (NotFound, Corrupt):
-            quarantined = store.quarantined(digest)
-            problem = "quarantined" if quarantined else "missing"
-            detail = (
-                "quarantined by an earlier verify; not uploaded since"
-                if quarantined
-                else "no file in the blob store"
-            )
-            if not self.dry_run:
-                _forget_row(self.registry, digest)
-            self._note(digest, problem, detail, quarantined)
-            return
+            if store.quarantined(digest):
+                return "quarantined", "quarantined by an earlier verify; not uploaded since", True
+            return "missing", "no file in the blob store", False
         hasher = hashlib.sha256()
         view = memoryview(self._buffer)
         with stored:
@@ -217,14 +252,8 @@ class _Run:
                     yield progress
         found = hasher.hexdigest()
         if found == digest:
-            return
-        moved = False
-        if not self.dry_run:
-            # Bytes first, then the row: a crash in between leaves a row without a
-            # file, which the next run reports (and forgets) as quarantined.
-            moved = store.quarantine(digest)
-            _forget_row(self.registry, digest)
-        self._note(digest, "corrupt", f"the stored bytes hash to {found}", moved)
+            return None
+        return "corrupt", f"the stored bytes hash to {found}", False
 
     def _note(self, digest: str, problem: str, detail: str, quarantined: bool) -> None:
         uses = _uses(self.registry, self.scope, digest)

@@ -7,7 +7,8 @@ compiler drops that clause). Reads use plain deferred transactions and, with
 WAL, never wait for a writer.
 
 What has no row to lock — a blob digest that an upload is about to name, or that
-gc is about to forget — is locked by name (``lock_digests``, ``claim_digests``):
+gc or verify is about to forget — is locked by name (``lock_digests``,
+``claim_digests``, ``await_claim``):
 PostgreSQL's transaction-scoped advisory locks, which every server process on the
 database sees; on SQLite the write transaction already excludes every other
 writer, so they take nothing more. Several ``artfs serve`` processes on one
@@ -28,13 +29,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.types import BigInteger
 
 from artfs.errors import InvalidInput
 
 __all__ = [
     "WRITE",
+    "await_claim",
     "claim_digests",
     "create_registry_engine",
     "database_url",
@@ -53,6 +55,10 @@ MIGRATION_LOCK = -0x61727466_73000001
 _LOCK_SHARED = text(
     "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(:keys) AS k ORDER BY k"
 ).bindparams(bindparam("keys", type_=ARRAY(BigInteger)))
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
+#: PostgreSQL's ``lock_not_available``: a lock not granted within ``lock_timeout``.
+_LOCK_NOT_AVAILABLE = "55P03"
 _TRY_LOCK = text("SELECT k FROM unnest(:keys) AS k WHERE pg_try_advisory_xact_lock(k)").bindparams(
     bindparam("keys", type_=ARRAY(BigInteger))
 )
@@ -152,6 +158,31 @@ def claim_digests(conn: Connection, digests: Iterable[str]) -> set[str]:
         by_key.setdefault(_digest_key(digest), []).append(digest)
     claimed = conn.execute(_TRY_LOCK, {"keys": sorted(by_key)}).scalars()
     return {digest for key in claimed for digest in by_key[key]}
+
+
+def await_claim(conn: Connection, digest: str, timeout: float) -> bool:
+    """``claim_digests`` for one digest, waiting up to ``timeout`` seconds for the
+    transactions that hold ``lock_digests`` on it (or a gc's claim) to end; ``False``
+    if they have not by then, and the claim is not taken.
+
+    For ``artfs verify``, which must not skip a bad blob only because an upload names
+    it right now. It waits in PostgreSQL's queue, so the uploads that come after it
+    wait for it in turn instead of starving it; it holds no other digest's lock, so
+    it cannot deadlock with them.
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    before = conn.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+    try:
+        with conn.begin_nested():
+            conn.execute(_SET_LOCK_TIMEOUT, {"value": f"{max(1, round(timeout * 1000))}ms"})
+            conn.execute(_LOCK, {"key": _digest_key(digest)})
+            conn.execute(_SET_LOCK_TIMEOUT, {"value": before})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            return False  # the savepoint's rollback put the timeout back
+        raise
+    return True
 
 
 def migrate(engine: Engine) -> None:
