@@ -1095,9 +1095,30 @@ class Registry:
             row = conn.execute(select(blobs).where(blobs.c.digest == digest)).mappings().first()
         if row is None:
             raise NotFound(f"blob {digest} does not exist")
-        return BlobInfo(
-            row["digest"], row["size"], row["chunk_size"], row["chunk_digests"], row["chunk_hash"]
-        )
+        return _blob_info(row)
+
+    def hold_stored(self, project: str, digests: Iterable[str]) -> dict[str, BlobInfo]:
+        """Make ``project`` hold those of ``digests`` the registry has, for an upload that
+        sent their bytes and need not write them; what it has of them, by digest.
+
+        Under the digests' locks (``lock_digests``), like ``record_blobs``: a gc, on
+        any server, that forgets one of them has either done so before (it is not in
+        the answer, and the caller writes the bytes it has) or waits until this has
+        committed. A digest seen stored a moment ago may so be missing here; the
+        caller must not take an earlier look for this answer.
+        """
+        wanted = sorted(set(digests))
+        found: dict[str, BlobInfo] = {}
+        with self._write() as conn:
+            lock_digests(conn, wanted)
+            for start in range(0, len(wanted), 500):  # bound the IN list
+                rows = conn.execute(
+                    select(blobs).where(blobs.c.digest.in_(wanted[start : start + 500]))
+                ).mappings()
+                found.update((row["digest"], _blob_info(row)) for row in rows)
+            self._hold(conn, {(project, digest) for digest in found})
+        self._visible.remember(project, found)
+        return found
 
     def record_blob(self, info: BlobInfo, project: str) -> None:
         """Record a blob the store has published (``commit(durable=False)`` is enough).
@@ -1147,16 +1168,21 @@ class Registry:
                     del rows[digest]
                 if rows:
                     conn.execute(insert(blobs), list(rows.values()))
-            for project in {project for project, _ in holders}:
-                named = [digest for holder, digest in holders if holder == project]
-                holders -= {(project, digest) for digest in self._held_blobs(conn, project, named)}
-            if holders:
-                # The same blob sent through two server processes at once: one row.
-                hold = insert_unless_present(conn.dialect.name, held_blobs, ["project", "digest"])
-                conn.execute(
-                    insert(held_blobs) if hold is None else hold,
-                    [{"project": p, "digest": d} for p, d in sorted(holders)],
-                )
+            self._hold(conn, holders)
+
+    def _hold(self, conn: Connection, holders: set[tuple[str, str]]) -> None:
+        """Record that each ``(project, digest)`` holds the blob, where it does not yet."""
+        holders = set(holders)
+        for project in {project for project, _ in holders}:
+            named = [digest for holder, digest in holders if holder == project]
+            holders -= {(project, digest) for digest in self._held_blobs(conn, project, named)}
+        if holders:
+            # The same blob sent through two server processes at once: one row.
+            hold = insert_unless_present(conn.dialect.name, held_blobs, ["project", "digest"])
+            conn.execute(
+                insert(held_blobs) if hold is None else hold,
+                [{"project": p, "digest": d} for p, d in sorted(holders)],
+            )
 
     # -- garbage collection -------------------------------------------------
 
@@ -1294,6 +1320,12 @@ def _referenced(digest: ColumnElement[str] | str) -> Select[tuple[str]]:
         select(files.c.digest)
         .join(versions, versions.c.id == files.c.version_id)
         .where(files.c.digest == digest, versions.c.state.in_((PENDING, COMMITTED)))
+    )
+
+
+def _blob_info(row: RowMapping) -> BlobInfo:
+    return BlobInfo(
+        row["digest"], row["size"], row["chunk_size"], row["chunk_digests"], row["chunk_hash"]
     )
 
 

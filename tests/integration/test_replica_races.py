@@ -1,9 +1,12 @@
 """Races between replicas (tests/support/replicas.py) over one blob: ``verify`` on one
-replica while the other stores the blob's bytes again.
+replica while the other stores the blob's bytes again, and a batch upload on one replica
+while gc on the other forgets a blob the batch found stored.
 
 Each race is made certain at the point that matters: the test takes the lock one side
-waits for (an upload's digest lock), in PostgreSQL, and waits (by polling ``pg_locks``)
-until the replica's transaction is queued behind it.
+waits for (an upload's digest lock, a blob's row), in PostgreSQL, and waits (by polling
+``pg_locks``) until the replica's transaction is queued behind it; where a replica must
+stop between two steps that take no lock, its requests to the object store are held at
+a proxy (``FaultProxy.stop("hang")``) as a slow store would hold them.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
-from artfs.client.models import VerifyReport
+from artfs.client.models import NewVersion, VerifyReport
 from artfs.server.db.engine import await_claim, lock_digests
 from artfs.store.s3 import S3BlobStore
 from tests.integration.test_replicas import (
+    BLOB_ROW,
     every_version_reads_back,
     files_of,
+    gc,
     lock_waiters,
     log,
     raw_client,
+    records_of,
+    row_locked,
 )
+from tests.support.fault_proxy import FaultProxy
 from tests.support.polling import wait_until
 from tests.support.postgres import engine
 from tests.support.registry import RegistryProcess
@@ -39,7 +48,8 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def the_store(shared_store: SharedStore, s3_server: S3Source) -> S3BlobStore:
+@pytest.fixture
+def store(shared_store: SharedStore, s3_server: S3Source) -> S3BlobStore:
     """The replicas' blob store, as the test reaches it (to damage and read its objects)."""
     return S3BlobStore.from_url(shared_store.serve_args[-1], client=s3_server.client)
 
@@ -77,6 +87,11 @@ def upload_blob(server: RegistryProcess, digest: str, data: bytes) -> None:
         client.upload_blob(digest, data, len(data))
 
 
+def upload_batch(server: RegistryProcess, blobs: list[tuple[str, bytes]]) -> None:
+    with closing(raw_client(server)) as client:
+        client.upload_blob_batch(blobs)
+
+
 # -- verify on one replica, the same bytes stored again on the other ----------
 
 
@@ -94,19 +109,13 @@ def test_a_claim_not_granted_in_time_is_refused_and_its_transaction_goes_on(
 
 
 def test_verify_leaves_a_corrupt_blob_that_another_replica_stores_again_good(
-    replicas: Replicas,
-    engine: Engine,
-    shared_store: SharedStore,
-    s3_server: S3Source,
-    name: str,
-    tmp_path: Path,
+    replicas: Replicas, engine: Engine, store: S3BlobStore, name: str, tmp_path: Path
 ) -> None:
     a, b = replicas.servers
     files = files_of(40)
     log(b.url, name, files)
     weights = files["weights.bin"]
     digest = sha256(weights)
-    store = the_store(shared_store, s3_server)
     damaged = bytes([weights[0] ^ 1]) + weights[1:]
     store.client.put_object(Bucket=store.bucket, Key=store.key_for(digest), Body=damaged)
     with ThreadPoolExecutor(2) as pool:
@@ -132,3 +141,64 @@ def test_verify_leaves_a_corrupt_blob_that_another_replica_stores_again_good(
     assert blob_rows(engine, digest) == 1
     assert stored_bytes(store, digest) == weights
     every_version_reads_back(a.url, name, {"v1": files}, tmp_path)
+
+
+# -- a batch upload on one replica, gc on the other -----------------------------
+
+
+def test_a_batch_upload_of_a_blob_gc_forgets_meanwhile_stores_its_bytes(
+    replicas: Replicas,
+    engine: Engine,
+    shared_store: SharedStore,
+    s3_server: S3Source,
+    store: S3BlobStore,
+    name: str,
+    tmp_path: Path,
+) -> None:
+    a = replicas.servers[0]
+    url = engine.url.render_as_string(hide_password=False)
+    with FaultProxy(s3_server.endpoint) as proxy:
+        # B reaches the store through a proxy that can hold its requests.
+        b = RegistryProcess(
+            tmp_path / "b",
+            log_path=tmp_path / "b.log",
+            serve_args=shared_store.serve_args,
+            database_url=url,
+            env={"AWS_ENDPOINT_URL": proxy.url},
+        )
+        b.start()
+        try:
+            files = files_of(50)
+            weights = files["weights.bin"]
+            digest = sha256(weights)
+            log(b.url, name, files)  # B now knows the blob as uploadable, for a while
+            with closing(raw_client(a)) as client:
+                client.delete_version(name, "v1")  # garbage now, still stored
+            extra = {"extra.bin": b"new bytes of an upload in progress\n"}
+            with closing(raw_client(b)) as client:
+                client.start_upload(name, NewVersion(type="model"), records_of(extra))
+            new = extra["extra.bin"]
+            with ThreadPoolExecutor(2) as pool:
+                with row_locked(engine, BLOB_ROW, digest):
+                    # gc on A has claimed the blob and waits to forget it...
+                    collecting = pool.submit(gc, a)
+                    wait_until(lambda: lock_waiters(engine) >= 1, "gc waiting for the row")
+                    # ...as B takes a batch that sends it again, sees it stored, and goes on
+                    # to write the new blob: B's store requests are held there.
+                    proxy.stop("hang")
+                    batching = pool.submit(upload_batch, b, [(sha256(new), new), (digest, weights)])
+                    wait_until(
+                        lambda: proxy.faults["hang"] >= 1 or lock_waiters(engine) >= 2,
+                        "B writing the new blob, or waiting for gc",
+                    )
+                # gc forgets the blob, and deletes its bytes, before B goes on.
+                assert collecting.result(timeout=60) >= 1
+                proxy.resume()
+                batching.result(timeout=60)
+            assert blob_rows(engine, digest) == 1
+            assert stored_bytes(store, digest) == weights
+            # The project holds the blob now: a version naming it sends no bytes, and reads.
+            again = log(a.url, name, files).version
+            every_version_reads_back(a.url, name, {again: files}, tmp_path)
+        finally:
+            b.stop()

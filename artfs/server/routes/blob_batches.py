@@ -94,13 +94,14 @@ def _store_batch(registry: Registry, project: str, body: bytes) -> list[str]:
         if hashlib.sha256(data).hexdigest() != digest:
             raise DigestMismatch(f"the bytes sent for blob {digest} hash to something else")
     # Stored already (for this project or another): content-addressed, nothing to
-    # write, but the project has now sent the bytes, so it holds them.
+    # write, but the project has now sent the bytes, so it holds them. Held under
+    # the blobs' locks: one that a gc (on any server) forgot since this first look
+    # is not held, and its bytes, which we have, are written as if never stored.
     stored = registry.stored_blobs(digests)
-    infos = [
-        registry.blob_info(digest) if digest in stored else write_whole(registry, digest, data)
-        for digest, data in blobs
-    ]
-    registry.record_blobs(infos, project)
+    held = registry.hold_stored(project, stored) if stored else {}
+    written = [write_whole(registry, digest, data) for digest, data in blobs if digest not in held]
+    if written:
+        registry.record_blobs(written, project)
     return digests
 
 
