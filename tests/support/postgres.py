@@ -2,7 +2,8 @@
 commit a version there without blobs.
 
 The server runs in a temporary folder, on a Unix socket only, started and stopped by
-the ``engine`` fixture of each module that uses it (scripts/setup installs PostgreSQL).
+the ``engine`` fixture of each module that uses it (scripts/setup installs PostgreSQL);
+one whose test process was killed is stopped by the next (tests/support/orphans.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import glob
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine
 
 from artfs.server.db.engine import create_registry_engine, migrate
 from artfs.server.registry import FileEntry, Registry
+from tests.support.orphans import owned, sweep
 from tests.support.registry import free_port
 
 __all__ = ["PostgresServer", "commit_reference_version", "engine", "postgres_server"]
@@ -57,33 +58,48 @@ class PostgresServer:
         return self.url(name)
 
 
+def _as_owner() -> list[str | Path]:
+    # PostgreSQL refuses to run as root: its own system user runs it.
+    return ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+
+
+def _pg_ctl(root: Path) -> list[str | Path]:
+    return [*_as_owner(), _bindir() / "pg_ctl", "-D", root / "data"]
+
+
+def _stop(root: Path) -> None:
+    """Stop the server of ``root`` at once, if one runs there (its files go next)."""
+    subprocess.run([*_pg_ctl(root), "-m", "immediate", "stop"], check=False, capture_output=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    """A fresh PostgreSQL server, stopped (and its files removed) when the block ends."""
+    """A fresh PostgreSQL server, stopped (and its files removed) when the block ends.
+
+    Its folder is under tests/support/orphans.py's root, owned by this process: a test
+    process killed before it stopped the server leaves it to the next one to stop.
+    """
+    sweep("pg", _stop)
     # Not under pytest's tmp_path: its parents are closed to the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="artfs-pg-"))
-    bindir, data, port = _bindir(), root / "data", free_port()
-    # PostgreSQL refuses to run as root: its own system user runs it.
-    as_owner: list[str | Path] = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-    if as_owner:
-        shutil.chown(root, "postgres")
-    subprocess.run(
-        [*as_owner, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    pg_ctl: list[str | Path] = [*as_owner, bindir / "pg_ctl", "-D", data]
-    options = f"-k {root} -p {port} -c listen_addresses='' -c max_connections=300"
-    try:
+    with owned("pg") as root:
+        bindir, port = _bindir(), free_port()
+        if _as_owner():
+            shutil.chown(root, "postgres")
         subprocess.run(
-            [*pg_ctl, "-l", root / "log", "-o", options, "-w", "start"],
+            [*_as_owner(), bindir / "initdb", "-D", root / "data", "-A", "trust", "-U", "postgres"],
             check=True,
             capture_output=True,
         )
-        yield PostgresServer(root, port)
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        options = f"-k {root} -p {port} -c listen_addresses='' -c max_connections=300"
+        try:
+            subprocess.run(
+                [*_pg_ctl(root), "-l", root / "log", "-o", options, "-w", "start"],
+                check=True,
+                capture_output=True,
+            )
+            yield PostgresServer(root, port)
+        finally:
+            _stop(root)
 
 
 @pytest.fixture(scope="module")
