@@ -7,8 +7,8 @@ Run it as ``scripts/bench [--rows table,ml,transfer | 1,2,A …] [--runs 3] [--s
 [--backend embedded|postgres-s3]``.
 ``--rows`` takes groups (``table`` = rows 1-14 and 21, ``ml`` = 15-20, ``issue19`` = the
 rows of issue 19's targets: 1, 7, 11, 15-21, ``transfer`` = A-D, ``push`` = A,C, ``pull`` =
-B,D, ``s3`` = S1-S3) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S3``); the default
-is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S3 on
+B,D, ``s3`` = S1-S8) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S8``); the default
+is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S8 on
 ``postgres-s3``, whose rows run on no other backend and the others' not on it. ``--quick``
 shrinks every size (64 MiB, 500 files, 5,000 files, 200 loader files, 0.25 GiB, 3 s of
 load, one run) to check the bench end to end in a few minutes.
@@ -174,7 +174,7 @@ does not install is not run; the table says ``skipped: needs torch`` in its plac
    columns' chunks (``total_compressed_size`` in the file's footer); the values read are
    checked against the local copy's, and the seconds of both sides printed under the table.
 
-POSTGRESQL + S3 (S1-S3, group ``s3``, ``--backend postgres-s3``)
+POSTGRESQL + S3 (S1-S8, group ``s3``, ``--backend postgres-s3``)
 
 The bench starts a PostgreSQL (Debian's packages: ``initdb``, ``pg_ctl`` as the postgres
 user, Unix socket only) and a SeaweedFS (``weed server -s3`` of the venv's
@@ -196,6 +196,33 @@ S3 the registry's CPU (``/proc`` utime + stime of its process tree: the master a
    workers) per GiB during S1's read, vs the same during S2's. Printed under the table:
    each side's registry CPU, mount-daemon CPU and the blob requests the registry answered
    (lines with ``/blobs/`` in its access log).
+
+S4-S8 (``benchlib/s3scale.py``) use the bench's registry (direct reads on) and, when
+selected, more processes on the same engines: S6 an EMBEDDED registry (SQLite + blob folder,
+``--workers auto``) as its reference, S7-S8 two single-process registries (``--workers 1``)
+on the bench's database and bucket, "replicas".
+
+S4 push of one ``--size-mib`` file (fresh tag per run): ``artfs push NAME FILE`` vs
+   ``curl -T`` of another file of the same size straight to SeaweedFS, signed by curl
+   (``--aws-sigv4 aws:amz:us-east-1:s3``, payload unsigned). Both files were just written
+   (page cache warm). MB/s; the curl object's size is checked by listing the bucket.
+S5 push of ``--small-files`` fresh 4 KiB files: ``artfs push NAME DIR`` vs ONE curl process
+   putting as many other fresh files to SeaweedFS (``--parallel --parallel-max 8 -K
+   config``, signed as in S4). The count and bytes under curl's prefix are checked.
+   Printed under the table: both sides' client CPU and the registry's.
+S6 ``find VERSION -type f | wc -l`` over a ``--many-files`` version (made through the HTTP
+   API as row 9's: 100 small blobs under 97 directories) on a fresh mount of the bench's
+   registry, dropped, vs the same version made on the embedded registry, on a fresh mount
+   of it, dropped. Seconds; the count is checked. The time it took to make the version on
+   each (HTTP API: manifest batches of 10,000 and the commit) is printed under the table.
+S7 ``GET …/artifacts/bench-meta/versions/vN/manifest`` (a 100-file version: 100 M files
+   over 1 M versions) for ``--server-seconds`` by TWO ``wrk -t 1 -c 32`` at once, one at
+   each replica, vs both at the same replica (the same client either way). Requests/s
+   summed; no errors allowed. Printed under the table per side: p50/p99 (the slower wrk's)
+   and CPU-s per 1,000 requests of the registries, PostgreSQL (the postmaster's family,
+   reaped backends included) and wrk: the figures the capacity plan in docs/deploy.md
+   scales.
+S8 the same for the alias lookup ``GET …/artifacts/bench-meta/versions/production``.
 
 PUSH AND PULL (A-D, after the table)
 
@@ -266,7 +293,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchlib import engines, ml, s3rows, transfer
+from benchlib import engines, ml, s3rows, s3scale, transfer
 from benchlib.harness import (
     ARTFS,
     CURL,
@@ -293,7 +320,7 @@ from benchlib.table import (
 
 TRANSFER_ROWS = ["A", "B", "C", "D"]
 ML_ROWS = ml.ALL
-S3_ROWS = s3rows.ALL
+S3_ROWS = [*s3rows.ALL, *s3scale.ALL]
 ROW_ORDER = [*(str(n) for n in range(1, 22)), *TRANSFER_ROWS, *S3_ROWS]
 BACKENDS = ("embedded", "postgres-s3")
 GROUPS = {
@@ -328,7 +355,7 @@ def parse_rows(text: str) -> list[str]:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S3"
+                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S8"
             )
     return [key for key in ROW_ORDER if key in chosen]
 
@@ -348,7 +375,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=parse_rows,
         metavar="LIST",
         help="comma-separated groups table (1-14, 21), ml (15-20), issue19 (1, 7, 11, 15-21), "
-        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S3) and/or row ids 1-21, A-D, S1-S3 "
+        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S8) and/or row ids 1-21, A-D, S1-S8 "
         "(default: all the backend's rows)",
     )
     parser.add_argument(
@@ -356,7 +383,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=BACKENDS,
         default="embedded",
         help="embedded: SQLite + a blob folder, rows 1-21, A-D; postgres-s3: a PostgreSQL and "
-        "a SeaweedFS the bench starts, rows S1-S3 (default: embedded)",
+        "a SeaweedFS the bench starts, rows S1-S8 (default: embedded)",
     )
     parser.add_argument("--runs", type=int, help="runs; medians are reported (default 3)")
     parser.add_argument(
@@ -395,7 +422,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     # The rows of one backend read what only its registry has (nginx serves the blob
-    # folder's files; S1-S3 need the object store): a run is on one backend.
+    # folder's files; S1-S8 need the object store): a run is on one backend.
     own = S3_ROWS if args.backend == "postgres-s3" else ROW_ORDER[: -len(S3_ROWS)]
     if args.rows is None:
         args.rows = own
@@ -445,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command
         for command, rows in (("nginx", NEEDS_NGINX), ("rclone", NEEDS_RCLONE), ("wrk", NEEDS_WRK))
         if rows & table_selected
-    ]
+    ] + (["wrk"] if selected & {"S7", "S8"} else [])
     ensure_installed(needed)
     size = args.size_mib << 20
     sizes = Sizes(
@@ -492,7 +519,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # PostgreSQL and SeaweedFS (--backend postgres-s3), stopped after the registries.
     started_engines = contextlib.ExitStack()
     s3_rows = s3rows.s3_rows(size)
+    scale_sizes = s3scale.ScaleSizes(size, args.small_files, args.many_files, args.server_seconds)
+    s3_rows |= s3scale.scale_rows(scale_sizes)
     s3_bench: s3rows.S3Bench | None = None
+    scale_bench: s3scale.ScaleBench | None = None
+    # S6's reference (SQLite + folder) and S7-S8's two single-process replicas.
+    embedded: RegistryProcess | None = None
+    replicas: list[RegistryProcess] = []
     leftovers: list[str] = []
     harness: Harness | None = None
     table: TableBench | None = None
@@ -520,6 +553,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             servers = [server, proxied]
+            if "S6" in selected:
+                embedded = RegistryProcess(work / "registry-embedded", workers="auto")
+                servers.append(embedded)
+            if selected & {"S7", "S8"}:
+                replicas = [
+                    RegistryProcess(
+                        work / f"replica-{i}",
+                        serve_args=["--store", store],
+                        database_url=database,
+                        env=s3.env,
+                    )
+                    for i in (1, 2)
+                ]
+                servers += replicas
         for each in servers:
             each.start()
         assert server.process is not None
@@ -528,11 +575,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.backend == "postgres-s3":
             direct, via_registry = (
                 s3rows.Registry(each.url, each.process.pid, each.access_log)
-                for each in servers
+                for each in (server, proxied)
                 if each.process is not None
             )
-            s3_bench = s3rows.S3Bench(harness, direct, via_registry, s3, store, size, s3_rows)
-            s3_bench.prepare()
+            if selected & set(s3rows.ALL):
+                s3_bench = s3rows.S3Bench(harness, direct, via_registry, s3, store, size, s3_rows)
+                s3_bench.prepare()
+            scale_bench = s3scale.ScaleBench(
+                harness,
+                Harness(work, embedded.url, embedded.process.pid)
+                if embedded is not None and embedded.process is not None
+                else harness,
+                [(each.url, each.process.pid) for each in replicas if each.process is not None],
+                s3scale.Engines(engines.postgres_pid(work / "postgres"), s3),
+                scale_sizes,
+                s3_rows,
+                selected,
+            )
+            scale_bench.prepare()
         if table_selected:
             table = TableBench(
                 harness, work / "registry" / "blobs", server.access_log, sizes, rows, selected
@@ -553,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ml_bench.run(run)
             if s3_bench is not None:
                 s3_bench.run(run)
+            if scale_bench is not None:
+                scale_bench.run(run)
             if selected & {"A", "B"}:
                 moves.big(
                     run,
@@ -608,6 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in [
             *notes(shown, context, harness),
             *s3rows.notes({k: row for k, row in s3_rows.items() if k in selected}),
+            *s3scale.notes({k: row for k, row in s3_rows.items() if k in selected}),
         ]:
             print(f"- {line}")
     if moved:

@@ -40,6 +40,8 @@ class S3Server:
     bucket: str
     access_key: str
     secret_key: str
+    #: ``weed server``'s pid: its CPU is the object store's.
+    pid: int
 
     @property
     def env(self) -> dict[str, str]:
@@ -86,6 +88,11 @@ def postgres(root: Path) -> Iterator[str]:
         yield f"postgresql://postgres@/postgres?host={root}&port={port}"
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+
+
+def postgres_pid(root: Path) -> int:
+    """The postmaster's pid of ``postgres(root)`` (the first line of its pid file)."""
+    return int((root / "data" / "postmaster.pid").read_text().split()[0])
 
 
 def _weed() -> str:
@@ -194,7 +201,7 @@ def seaweedfs(root: Path) -> Iterator[S3Server]:
                 raise RuntimeError(f"SeaweedFS did not answer S3: {log.read_text()[-2000:]}")
             time.sleep(0.2)
         wait_for_volume(client, BUCKET)
-        yield S3Server(endpoint, client, BUCKET, ACCESS_KEY, SECRET_KEY)
+        yield S3Server(endpoint, client, BUCKET, ACCESS_KEY, SECRET_KEY, process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -36,6 +36,8 @@ GENERATE_BLOCK = 16 << 20
 PATTERN_SIZE = 16 << 20
 #: Manifest entries per request, as the SDK batches them.
 MANIFEST_BATCH = 10_000
+#: Distinct blobs behind a many-file version (as in the registry API test): rows 8-9, S6.
+MANY_DISTINCT = 100
 XDG_KINDS = ("CONFIG", "CACHE", "DATA", "STATE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Any step touching a mount gives up after this long instead of hanging the bench.
@@ -229,6 +231,33 @@ class Harness:
             answer.raise_for_status()
             if missing := answer.json()["missing"]:
                 raise RuntimeError(f"{len(missing)} blobs missing on the server")
+
+    def many_files_version(self, name: str, total: int) -> tuple[str, str, str]:
+        """A ``total``-file version over 100 small blobs, through the HTTP API."""
+        contents = [f"artfs bench {name} blob {i}\n".encode() for i in range(MANY_DISTINCT)]
+        digests = [hashlib.sha256(data).hexdigest() for data in contents]
+        entries: list[dict[str, Any]] = [
+            {
+                "path": f"d{i % 97:02d}/f{i:06d}.bin",
+                "size": len(contents[i % MANY_DISTINCT]),
+                "digest": digests[i % MANY_DISTINCT],
+            }
+            for i in range(total)
+        ]
+        upload_id = self.pending_upload(name, entries)
+        for data, digest in zip(contents, digests, strict=True):
+            answer = self.http.put(
+                self.blob_url(digest),
+                data=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            answer.raise_for_status()
+        version = self.commit_upload(upload_id)
+        if version["file_count"] != total:
+            raise RuntimeError(f"{name} committed {version['file_count']} files, not {total}")
+        middle = sorted(entries, key=lambda entry: entry["path"])[total // 2]
+        first_byte = contents[digests.index(middle["digest"])][:1].hex()
+        return str(version["version"]), str(middle["path"]), first_byte
 
     def blob_url(self, digest: str) -> str:
         return f"{self.api}/blobs/{digest}"

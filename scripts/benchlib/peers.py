@@ -189,8 +189,21 @@ class RcloneMount:
             wait_gone(process.pid, 1.0)
 
 
-#: wrk script: GETs of 1 MiB at random aligned offsets within the blob, a summary as JSON.
-WRK_SCRIPT = """\
+#: wrk's summary as one JSON line, the end of every script below.
+WRK_DONE = """\
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "bytes": %d, "socket_errors": %d, '
+    .. '"status_errors": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+#: wrk script: GETs of 1 MiB at random aligned offsets within the blob.
+WRK_RANGES = """\
 local size = {piece}
 local pieces = {pieces}
 local counter = 1
@@ -208,15 +221,6 @@ function request()
   for name, value in pairs(wrk.headers) do headers[name] = value end
   headers["Range"] = "bytes=" .. first .. "-" .. (first + size - 1)
   return wrk.format("GET", nil, headers)
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{{"requests": %d, "duration_us": %d, "bytes": %d, "socket_errors": %d, '
-    .. '"status_errors": %d, "p50_us": %d, "p99_us": %d}}\\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99)))
 end
 """
 
@@ -252,31 +256,81 @@ def ranged_load(
 ) -> LoadResult:
     """``wrk`` with ``connections`` keep-alive connections of random ``piece``-sized Range GETs."""
     script = script_dir / f"ranges-{seed}.lua"
-    script.write_text(WRK_SCRIPT.format(piece=piece, pieces=blob_size // piece, seed=seed))
-    cpu_before, server_before = children_cpu(), server_cpu()
-    done = subprocess.run(
-        [
-            "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-            "--timeout", "30s", "-s", str(script), url,
-            # The registry's token; nginx ignores it.
-            "-H", f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=False,
+    script.write_text(WRK_RANGES.format(piece=piece, pieces=blob_size // piece, seed=seed))
+    return wrk_load(
+        [url], script, connections=connections, threads=threads, seconds=seconds,
+        server_cpu=server_cpu,
     )  # fmt: skip
+
+
+def get_load(
+    urls: list[str],
+    script_dir: Path,
+    *,
+    connections: int,
+    threads: int,
+    seconds: int,
+    server_cpu: Callable[[], float],
+) -> LoadResult:
+    """Plain GETs of each URL, one ``wrk`` per URL at once (``connections`` each)."""
+    script = script_dir / "gets.lua"
+    script.write_text("")
+    return wrk_load(
+        urls, script, connections=connections, threads=threads, seconds=seconds,
+        server_cpu=server_cpu,
+    )  # fmt: skip
+
+
+def wrk_load(
+    urls: list[str],
+    script: Path,
+    *,
+    connections: int,
+    threads: int,
+    seconds: int,
+    server_cpu: Callable[[], float],
+) -> LoadResult:
+    """One ``wrk`` per URL, all at once, each with ``script`` (its requests; may be empty)
+    and ``connections`` keep-alive connections; their figures summed."""
+    with_summary = script.with_suffix(".done.lua")
+    with_summary.write_text(script.read_text() + WRK_DONE)
+    cpu_before, server_before = children_cpu(), server_cpu()
+    running = [
+        subprocess.Popen(
+            [
+                "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                "--timeout", "30s", "-s", str(with_summary), url,
+                # The registry's token; nginx ignores it.
+                "-H", f"Authorization: Bearer {os.environ['ARTFS_TOKEN']}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for url in urls
+    ]  # fmt: skip
+    outputs = []
+    try:
+        for process in running:
+            out, err = process.communicate(timeout=seconds + 120)
+            if process.returncode != 0:
+                raise RuntimeError(f"wrk exited {process.returncode}: {err[-2000:]}")
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     wrk_cpu, server_used = children_cpu() - cpu_before, server_cpu() - server_before
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk exited {done.returncode}: {done.stderr[-2000:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
     return LoadResult(
-        requests=summary["requests"],
-        seconds=summary["duration_us"] / 1e6,
-        bytes=summary["bytes"],
-        errors=summary["socket_errors"] + summary["status_errors"],
-        p50_ms=summary["p50_us"] / 1e3,
-        p99_ms=summary["p99_us"] / 1e3,
+        requests=sum(summary["requests"] for summary in outputs),
+        # They ran at once: the longest is the wall time of all.
+        seconds=max(summary["duration_us"] for summary in outputs) / 1e6,
+        bytes=sum(summary["bytes"] for summary in outputs),
+        errors=sum(summary["socket_errors"] + summary["status_errors"] for summary in outputs),
+        # The slowest of the wrks' percentiles: an upper bound of the joint one.
+        p50_ms=max(summary["p50_us"] for summary in outputs) / 1e3,
+        p99_ms=max(summary["p99_us"] for summary in outputs) / 1e3,
         wrk_cpu=wrk_cpu,
         server_cpu=server_used,
     )

@@ -142,8 +142,7 @@ def notes(rows: dict[str, TableRow]) -> list[str]:
 
     found = []
     for key, how in (("S1", "direct reads"), ("S2", "via the registry")):
-        d = rows[key].details
-        if d:
+        if d := rows[key].details if key in rows else {}:
             found.append(
                 f"{key} ({how}): registry CPU {median(d['registry_cpu']):.2f} CPU-s, mount "
                 f"daemon CPU {median(d['daemon_cpu']):.2f} CPU-s, blob requests the registry "

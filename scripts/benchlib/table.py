@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from artfs.cli.output import human_size
 from benchlib import fetch_ceiling
@@ -41,8 +40,6 @@ from benchlib.report import TableRow
 #: Row 11: random reads of this size, this many.
 RANDOM_READ = 4096
 RANDOM_READS = 64
-#: Rows 8-9: distinct blobs behind the many-file version (as in the registry API test).
-MANY_DISTINCT = 100
 #: Row 7: parallel readers.
 READERS = 4
 #: Row 13: the mount's cache bound while streaming, and the RSS sampling period.
@@ -250,7 +247,7 @@ class TableBench:
                 data.small = Version("bench-small", version)
         if "many" in needed:
             with phase("bench-many"):
-                version, data.many_path, data.many_first_byte = self.many_files_version(
+                version, data.many_path, data.many_first_byte = self.h.many_files_version(
                     "bench-many", s.many_files
                 )
                 data.many = Version("bench-many", version)
@@ -271,33 +268,6 @@ class TableBench:
             os.link(self.blob_file(digest), data.peer_root / "small" / file_name(i))
         self.data = data
         return data
-
-    def many_files_version(self, name: str, total: int) -> tuple[str, str, str]:
-        """A ``total``-file version over 100 small blobs, through the HTTP API."""
-        contents = [f"artfs bench {name} blob {i}\n".encode() for i in range(MANY_DISTINCT)]
-        digests = [hashlib.sha256(data).hexdigest() for data in contents]
-        entries: list[dict[str, Any]] = [
-            {
-                "path": f"d{i % 97:02d}/f{i:06d}.bin",
-                "size": len(contents[i % MANY_DISTINCT]),
-                "digest": digests[i % MANY_DISTINCT],
-            }
-            for i in range(total)
-        ]
-        upload_id = self.h.pending_upload(name, entries)
-        for data, digest in zip(contents, digests, strict=True):
-            answer = self.h.http.put(
-                self.h.blob_url(digest),
-                data=data,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            answer.raise_for_status()
-        version = self.h.commit_upload(upload_id)
-        if version["file_count"] != total:
-            raise RuntimeError(f"{name} committed {version['file_count']} files, not {total}")
-        middle = sorted(entries, key=lambda entry: entry["path"])[total // 2]
-        first_byte = contents[digests.index(middle["digest"])][:1].hex()
-        return str(version["version"]), str(middle["path"]), first_byte
 
     def stream_version(self, name: str, size: int) -> Version:
         """A ``size``-byte version (one file, every MiB distinct), never written locally: the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,16 +91,17 @@ class Transfer:
     def blob_url(self, digest: str) -> str:
         return self.h.blob_url(digest)
 
-    def curl_many(self, config_lines: list[str], config: Path) -> Sample:
+    def curl_many(self, config_lines: list[str], config: Path, auth: Sequence[str] = ()) -> Sample:
+        """The transfers of ``config_lines``, ``PARALLEL`` at once; ``auth``: curl's options
+        that sign them (default: the registry's token)."""
         config.write_text("\n".join(config_lines) + "\n")
         return self.timed(
             [
                 CURL,
                 "-sS",
                 "--fail",
-                # On the command line, it goes with every transfer of the config.
-                "-H",
-                authorization(),
+                # On the command line, they go with every transfer of the config.
+                *(auth or ["-H", authorization()]),
                 "--parallel",
                 "--parallel-max",
                 str(PARALLEL),

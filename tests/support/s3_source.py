@@ -58,4 +58,4 @@ def seaweedfs(data: Path) -> Iterator[S3Source]:
 
         wait_until(bucket_made, "SeaweedFS answers S3", timeout=60, every=0.2)
         wait_for_volume(client, BUCKET)
-        yield S3Source(endpoint, client, BUCKET, ACCESS_KEY, SECRET_KEY)
+        yield S3Source(endpoint, client, BUCKET, ACCESS_KEY, SECRET_KEY, process.pid)
