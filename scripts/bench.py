@@ -7,8 +7,8 @@ Run it as ``scripts/bench [--rows table,ml,transfer | 1,2,A …] [--runs 3] [--s
 [--backend embedded|postgres-s3]``.
 ``--rows`` takes groups (``table`` = rows 1-14 and 21, ``ml`` = 15-20, ``issue19`` = the
 rows of issue 19's targets: 1, 7, 11, 15-21, ``transfer`` = A-D, ``push`` = A,C, ``pull`` =
-B,D, ``s3`` = S1-S8) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S8``); the default
-is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S8 on
+B,D, ``s3`` = S1-S9) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S9``); the default
+is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S9 on
 ``postgres-s3``, whose rows run on no other backend and the others' not on it. ``--quick``
 shrinks every size (64 MiB, 500 files, 5,000 files, 200 loader files, 0.25 GiB, 3 s of
 load, one run) to check the bench end to end in a few minutes.
@@ -174,7 +174,7 @@ does not install is not run; the table says ``skipped: needs torch`` in its plac
    columns' chunks (``total_compressed_size`` in the file's footer); the values read are
    checked against the local copy's, and the seconds of both sides printed under the table.
 
-POSTGRESQL + S3 (S1-S8, group ``s3``, ``--backend postgres-s3``)
+POSTGRESQL + S3 (S1-S9, group ``s3``, ``--backend postgres-s3``)
 
 The bench starts a PostgreSQL (Debian's packages: ``initdb``, ``pg_ctl`` as the postgres
 user, Unix socket only) and a SeaweedFS (``weed server -s3`` of the venv's
@@ -215,6 +215,9 @@ S6 ``find VERSION -type f | wc -l`` over a ``--many-files`` version (made throug
    registry, dropped, vs the same version made on the embedded registry, on a fresh mount
    of it, dropped. Seconds; the count is checked. The time it took to make the version on
    each (HTTP API: manifest batches of 10,000 and the commit) is printed under the table.
+   After every run the rows and bytes (``pg_total_relation_size``: indexes and TOAST
+   included) of PostgreSQL's files, versions, blobs and held_blobs tables are read; the
+   last run's are printed under the table: bytes per row for the capacity plan.
 S7 ``GET …/artifacts/bench-meta/versions/vN/manifest`` (a 100-file version: 100 M files
    over 1 M versions) for ``--server-seconds`` by TWO ``wrk -t 1 -c 32`` at once, one at
    each replica, vs both at the same replica (the same client either way). Requests/s
@@ -223,6 +226,8 @@ S7 ``GET …/artifacts/bench-meta/versions/vN/manifest`` (a 100-file version: 10
    reaped backends included) and wrk: the figures the capacity plan in docs/deploy.md
    scales.
 S8 the same for the alias lookup ``GET …/artifacts/bench-meta/versions/production``.
+S9 the same for a presigned URL of one of that version's blobs (``GET …/blobs/{sha256}/url``):
+   what a mount asks once per blob it reads, and again as the URL nears its end.
 
 PUSH AND PULL (A-D, after the table)
 
@@ -355,7 +360,7 @@ def parse_rows(text: str) -> list[str]:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S8"
+                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S9"
             )
     return [key for key in ROW_ORDER if key in chosen]
 
@@ -375,7 +380,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=parse_rows,
         metavar="LIST",
         help="comma-separated groups table (1-14, 21), ml (15-20), issue19 (1, 7, 11, 15-21), "
-        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S8) and/or row ids 1-21, A-D, S1-S8 "
+        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S9) and/or row ids 1-21, A-D, S1-S9 "
         "(default: all the backend's rows)",
     )
     parser.add_argument(
@@ -383,7 +388,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=BACKENDS,
         default="embedded",
         help="embedded: SQLite + a blob folder, rows 1-21, A-D; postgres-s3: a PostgreSQL and "
-        "a SeaweedFS the bench starts, rows S1-S8 (default: embedded)",
+        "a SeaweedFS the bench starts, rows S1-S9 (default: embedded)",
     )
     parser.add_argument("--runs", type=int, help="runs; medians are reported (default 3)")
     parser.add_argument(
@@ -422,7 +427,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     # The rows of one backend read what only its registry has (nginx serves the blob
-    # folder's files; S1-S8 need the object store): a run is on one backend.
+    # folder's files; S1-S9 need the object store): a run is on one backend.
     own = S3_ROWS if args.backend == "postgres-s3" else ROW_ORDER[: -len(S3_ROWS)]
     if args.rows is None:
         args.rows = own
@@ -472,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command
         for command, rows in (("nginx", NEEDS_NGINX), ("rclone", NEEDS_RCLONE), ("wrk", NEEDS_WRK))
         if rows & table_selected
-    ] + (["wrk"] if selected & {"S7", "S8"} else [])
+    ] + (["wrk"] if selected & s3scale.METADATA_ROWS else [])
     ensure_installed(needed)
     size = args.size_mib << 20
     sizes = Sizes(
@@ -556,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "S6" in selected:
                 embedded = RegistryProcess(work / "registry-embedded", workers="auto")
                 servers.append(embedded)
-            if selected & {"S7", "S8"}:
+            if selected & s3scale.METADATA_ROWS:
                 replicas = [
                     RegistryProcess(
                         work / f"replica-{i}",
@@ -587,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if embedded is not None and embedded.process is not None
                 else harness,
                 [(each.url, each.process.pid) for each in replicas if each.process is not None],
-                s3scale.Engines(engines.postgres_pid(work / "postgres"), s3),
+                s3scale.Engines(engines.postgres_pid(work / "postgres"), database, s3),
                 scale_sizes,
                 s3_rows,
                 selected,
@@ -671,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             *notes(shown, context, harness),
             *s3rows.notes({k: row for k, row in s3_rows.items() if k in selected}),
             *s3scale.notes({k: row for k, row in s3_rows.items() if k in selected}),
+            *s3scale.database_notes(scale_bench.database if scale_bench else {}),
         ]:
             print(f"- {line}")
     if moved:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from benchlib.engines import S3Server
 from benchlib.harness import (
     CURL,
@@ -37,7 +39,10 @@ from benchlib.peers import LoadResult, get_load
 from benchlib.report import TableRow
 from benchlib.transfer import Transfer
 
-ALL = ["S4", "S5", "S6", "S7", "S8"]
+ALL = ["S4", "S5", "S6", "S7", "S8", "S9"]
+METADATA_ROWS = {"S7", "S8", "S9"}
+#: PostgreSQL tables whose rows S6 and the capacity plan count (docs/deploy.md).
+GROWING_TABLES = ("files", "versions", "blobs", "held_blobs")
 #: Files of the version S7 asks the manifest of: 100 M files over 1 M versions is 100 each.
 META_FILES = 100
 META_ALIAS = "production"
@@ -50,6 +55,7 @@ class Engines:
     """What S7-S8 charge CPU to besides the registries: the database and the object store."""
 
     postgres_pid: int
+    database_url: str
     s3: S3Server
 
 
@@ -69,6 +75,9 @@ class ScaleBench:
     #: Set by ``prepare``.
     many: dict[str, str] = field(default_factory=dict)
     meta_version: str = ""
+    meta_digest: str = ""
+    #: ``database_size`` after the latest run.
+    database: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def prepare(self) -> None:
         if "S6" in self.selected:
@@ -78,13 +87,30 @@ class ScaleBench:
                 version, _, _ = harness.many_files_version("bench-many", self.sizes.many_files)
                 self.rows["S6"].details[f"make_seconds_{side}"] = time.perf_counter() - started
                 self.many[side] = version
-        if self.selected & {"S7", "S8"}:
+        if self.selected & METADATA_ROWS:
             self.meta_version, _, _ = self.h.many_files_version("bench-meta", META_FILES)
             answer = self.h.http.put(
                 f"{self.h.api}/artifacts/bench-meta/aliases/{META_ALIAS}",
                 json={"version": self.meta_version},
             )
             answer.raise_for_status()
+            manifest = self.h.http.get(
+                f"{self.h.api}/artifacts/bench-meta/versions/{self.meta_version}/manifest"
+            )
+            manifest.raise_for_status()
+            self.meta_digest = manifest.json()["digests"][0]
+
+    def database_size(self) -> dict[str, tuple[int, int]]:
+        """Rows and bytes (with indexes and TOAST) of PostgreSQL's tables that grow with
+        files, blobs and versions: the capacity plan's bytes per row."""
+        sizes = {}
+        with psycopg.connect(self.engines.database_url) as conn:
+            for table in GROWING_TABLES:
+                # Names from the constant above, not from input.
+                rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                size = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()
+                sizes[table] = (rows[0] if rows else 0, size[0] if size else 0)
+        return sizes
 
     def run(self, run: int) -> None:
         if "S4" in self.selected:
@@ -94,11 +120,14 @@ class ScaleBench:
         if "S6" in self.selected:
             self.find_many(run)
         for key, path in (
-            ("S7", f"bench-meta/versions/{self.meta_version}/manifest"),
-            ("S8", f"bench-meta/versions/{META_ALIAS}"),
+            ("S7", f"artifacts/bench-meta/versions/{self.meta_version}/manifest"),
+            ("S8", f"artifacts/bench-meta/versions/{META_ALIAS}"),
+            ("S9", f"blobs/{self.meta_digest}/url"),
         ):
             if key in self.selected:
                 self.metadata_load(run, self.rows[key], path)
+        # After every run (the last one's is printed): rows grow with each push.
+        self.database = self.database_size()
 
     # -- S4-S5: pushes ---------------------------------------------------------
 
@@ -197,7 +226,7 @@ class ScaleBench:
     # -- S7-S8: metadata requests/s, two replicas vs one -----------------------
 
     def metadata_load(self, run: int, row: TableRow, path: str) -> None:
-        urls = [f"{url}/api/v1/projects/default/artifacts/{path}" for url, _ in self.replicas]
+        urls = [f"{url}/api/v1/projects/default/{path}" for url, _ in self.replicas]
         pids = [pid for _, pid in self.replicas]
         postgres = self.engines.postgres_pid
 
@@ -261,8 +290,18 @@ def scale_rows(sizes: ScaleSizes) -> dict[str, TableRow]:
             TableRow("S6", f"`find -type f` over a {many}, fresh mount", "the same on an embedded registry (SQLite + folder)", "s", "ratio <=", 1.2, "≤ 1.2× time"),  # noqa: E501
             TableRow("S7", f"manifest GETs ({META_FILES} files), 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
             TableRow("S8", f"alias lookups, 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
+            TableRow("S9", f"presigned URL requests, 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
         ]
     }  # fmt: skip
+
+
+def database_notes(sizes: dict[str, tuple[int, int]]) -> list[str]:
+    """Under the table: PostgreSQL's rows and bytes per row of the growing tables."""
+    return [
+        f"PostgreSQL after the last run: {table} {count:,} rows, {size / 1e6:.1f} MB "
+        f"({size / max(count, 1):.0f} bytes per row, indexes included)"
+        for table, (count, size) in sizes.items()
+    ]
 
 
 def notes(rows: dict[str, TableRow]) -> list[str]:
@@ -285,7 +324,7 @@ def notes(rows: dict[str, TableRow]) -> list[str]:
             f"S6: making the version through the HTTP API took {d['make_seconds_postgres-s3']:.1f}"
             f" s on PostgreSQL + S3, {d['make_seconds_embedded']:.1f} s embedded"
         )
-    for key in ("S7", "S8"):
+    for key in ("S7", "S8", "S9"):
         d = rows[key].details if key in rows else {}
         for side in ("one", "two"):
             if loads := d.get(f"{side}_replicas"):
