@@ -11,6 +11,7 @@ from worker threads.
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -42,6 +43,13 @@ from artfs.client.models import (
     VerifyReport,
     VersionRecord,
     VersionRuns,
+)
+from artfs.client.presigned import (
+    ERROR_BODY_MOST,
+    STORE_TRIES,
+    store_backoff,
+    store_busy,
+    store_still_busy,
 )
 from artfs.client.ranged import RangeBody, RangeReader
 from artfs.client.routes import Routes
@@ -427,22 +435,31 @@ class RegistryClient:
             yield _cut_off_as_transient(response.iter_content(block_size))
 
     def _from_store(self, digest: str, headers: dict[str, str]) -> requests.Response | None:
-        """The blob's answer from the object store; ``None``: go through the registry."""
+        """The blob's answer from the object store; ``None``: go through the registry.
+        A store that throttles or fails (429, 5xx) is asked again, as ``RangeReader``
+        asks it, and then the download fails as ``Transient``, never through the registry."""
         presigned = self.ranges.direct.get(digest)
         if presigned is None:
             return None
-        try:
-            response = self.store_session.get(
-                presigned.url, headers=headers, stream=True, timeout=self.timeout
-            )
-        except requests.RequestException:
-            self.ranges.direct.failed(digest)
-            return None
-        if response.status_code != (206 if headers else 200):
+        for attempt in range(1, STORE_TRIES + 1):
+            try:
+                response = self.store_session.get(
+                    presigned.url, headers=headers, stream=True, timeout=self.timeout
+                )
+            except requests.RequestException:
+                self.ranges.direct.failed(digest)
+                return None
+            if response.status_code == (206 if headers else 200):
+                return response
+            body = response.raw.read(ERROR_BODY_MOST, decode_content=True)
             response.close()
-            self.ranges.direct.failed(digest)
-            return None
-        return response
+            if not store_busy(response.status_code):
+                self.ranges.direct.failed(digest)
+                return None
+            if attempt < STORE_TRIES:
+                self.ranges.direct.retried()
+                time.sleep(store_backoff(attempt, response.headers.get("Retry-After")))
+        raise store_still_busy(presigned.host, response.status_code, digest, body)
 
     def open_range(self, digest: str, start: int, end: int) -> AbstractContextManager[RangeBody]:
         """Bytes ``[start, end)`` of a blob over ``http.client``, read into given buffers."""

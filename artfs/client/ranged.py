@@ -14,8 +14,12 @@ Errors are translated here: connection failures, timeouts and 5xx answers are
 
 A registry on an object store gives presigned URLs (``PresignedUrls``): then
 the range is asked of the store itself, on a connection of its own, and a URL
-the store refuses sends that read back through the registry. The bytes are
-verified against the blob's chunk digests by the caller either way.
+the store refuses (4xx, no connection, a 200 for a range) sends that read back
+through the registry. A store that throttles or fails (429, 5xx) is asked
+again after a jittered wait, a few times, and then the read is ``Transient``:
+the registry reads the same store, so going through it would only add load.
+The bytes are verified against the blob's chunk digests by the caller either
+way.
 """
 
 from __future__ import annotations
@@ -24,12 +28,21 @@ import http.client
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from artfs.client.failures import error_from_answer, tls_failure, unreachable
-from artfs.client.presigned import Presigned, PresignedUrls
+from artfs.client.presigned import (
+    ERROR_BODY_MOST,
+    STORE_TRIES,
+    Presigned,
+    PresignedUrls,
+    store_backoff,
+    store_busy,
+    store_still_busy,
+)
 from artfs.client.routes import Routes
 from artfs.client.streams import fill
 from artfs.config import DIRECT_READS_HEADER, ClientConfig
@@ -166,23 +179,37 @@ class RangeReader:
     def _from_store(
         self, digest: str, start: int, end: int
     ) -> tuple[http.client.HTTPResponse, Presigned] | None:
-        """The range's answer from the object store; ``None``: go through the registry."""
+        """The range's answer from the object store; ``None``: go through the registry.
+
+        A store that throttles or fails (429, 5xx) is asked again after a jittered
+        wait, ``STORE_TRIES`` times in all, and then the read fails as ``Transient``:
+        the registry would only read the same store on this client's behalf.
+        """
         presigned = self.direct.get(digest)
         if presigned is None:
             return None
-        try:
-            response = self._get(presigned.target, {"Range": f"bytes={start}-{end - 1}"}, presigned)
-        except (OSError, http.client.HTTPException, Transient):
-            self._drop(presigned)
-            self.direct.failed(digest)
-            return None
-        if response.status != 206:
-            # Expired, refused, or a store that ignores ranges (a 200 would bring more
-            # than the range): this read goes the registry's way, the URL is forgotten.
-            response.read()
-            self.direct.failed(digest)
-            return None
-        return response, presigned
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        for attempt in range(1, STORE_TRIES + 1):
+            try:
+                response = self._get(presigned.target, headers, presigned)
+            except (OSError, http.client.HTTPException, Transient):
+                self._drop(presigned)
+                self.direct.failed(digest)
+                return None
+            if response.status == 206:
+                return response, presigned
+            body = response.read(ERROR_BODY_MOST)
+            if not response.isclosed():
+                self._drop(presigned)  # an error body too long to read to its end
+            if not store_busy(response.status):
+                # Expired, refused, or a store that ignores ranges (a 200 would bring more
+                # than the range): this read goes the registry's way, the URL is forgotten.
+                self.direct.failed(digest)
+                return None
+            if attempt < STORE_TRIES:
+                self.direct.retried()
+                time.sleep(store_backoff(attempt, response.getheader("Retry-After")))
+        raise store_still_busy(presigned.host, response.status, digest, body)
 
     @contextmanager
     def open(self, digest: str, start: int, end: int) -> Iterator[RangeBody]:

@@ -3,12 +3,20 @@ and a registry with none to give left alone for a while."""
 
 from __future__ import annotations
 
+import time
+from email.utils import formatdate
+
 from artfs.client.presigned import (
     FAILURE_WINDOW,
     FAILURES_TO_PAUSE,
+    FIRST_BACKOFF,
     NO_URL_PAUSE,
+    RETRY_AFTER_CAP,
+    STORE_TRIES,
     Presigned,
     PresignedUrls,
+    store_backoff,
+    store_busy,
 )
 
 
@@ -86,3 +94,18 @@ def test_a_store_that_keeps_failing_is_left_alone_for_a_while() -> None:
         urls.failed("d1")
         clock.now += FAILURE_WINDOW
     assert urls.get("d1") is not None
+
+
+def test_only_a_throttling_or_failing_store_is_waited_for_and_not_for_long() -> None:
+    assert all(store_busy(status) for status in (429, 500, 502, 503, 504))
+    assert not any(store_busy(status) for status in (200, 400, 403, 404, 416))
+    for retry in range(1, STORE_TRIES):
+        wait = store_backoff(retry)
+        base = FIRST_BACKOFF * 2 ** (retry - 1)
+        assert base / 2 <= wait <= base * 3 / 2
+    assert store_backoff(1, "0.5") >= 0.5
+    assert store_backoff(1, "3600") == RETRY_AFTER_CAP  # a store's ask, capped
+    assert 0.3 < store_backoff(1, formatdate(time.time() + 1.5, usegmt=True)) <= 1.5
+    assert store_backoff(1, "soon") <= FIRST_BACKOFF * 3 / 2
+    # Every wait at its longest stays far below the mount's 30 s read timeout.
+    assert (STORE_TRIES - 1) * RETRY_AFTER_CAP < 10
