@@ -17,6 +17,7 @@ from artfs.client.presigned import Presigned
 from artfs.client.ranged import RangeReader
 from artfs.config import resolve_config
 from tests.integration.test_cli import fails, ok
+from tests.integration.test_verify import push, report
 from tests.support.mount import mounted
 from tests.support.registry import RegistryProcess, auth_headers
 from tests.support.s3_source import S3Source
@@ -34,7 +35,9 @@ def _store_url(s3: S3Source) -> str:
 
 @pytest.fixture
 def s3_registry(s3_source: S3Source, tmp_path: Path) -> Iterator[RegistryProcess]:
-    server = RegistryProcess(tmp_path / "registry", serve_args=["--store", _store_url(s3_source)])
+    server = RegistryProcess(
+        tmp_path / "registry", serve_args=["--store", _store_url(s3_source)], env=s3_source.env
+    )
     server.start()
     try:
         yield server
@@ -183,3 +186,22 @@ def test_a_store_artfs_cannot_use_is_refused_before_anything_starts(
     line = fails("http://127.0.0.1:1", "serve", "--data", data, "--store", "s3://no-such-bucket")
     assert "no-such-bucket" in line
     assert not data.exists()  # nothing made for a registry that could not start
+
+
+def test_a_blob_quarantined_on_the_store_is_named_corrupt_not_missing(
+    s3_registry: RegistryProcess, tmp_path: Path
+) -> None:
+    data = os.urandom(3 << 20)  # several chunks: a reader asks for its chunk list
+    digest = hashlib.sha256(data).hexdigest()
+    push(s3_registry, "model", tmp_path / "v1", {"weights.bin": data})
+    s3_registry.replace_stored(digest, bytes(len(data)))  # a store that lost the bytes
+    code, found = report(s3_registry, "--all")
+    assert code == 1
+    assert [(bad["digest"], bad["quarantined"]) for bad in found["bad"]] == [(digest, True)]
+    # Every route a reader takes says why, the chunk list included: never "no such blob".
+    blob = f"{s3_registry.url}/api/v1/projects/default/blobs/{digest}"
+    for url in (blob, f"{blob}/chunks"):
+        answer = requests.get(url, headers=auth_headers(), timeout=TIMEOUT)
+        assert answer.status_code == 500, (url, answer.text)
+        assert answer.json()["error"]["code"] == "corrupt"
+        assert "quarantined" in answer.json()["error"]["message"]

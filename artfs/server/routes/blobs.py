@@ -269,7 +269,7 @@ def get_chunks(request: Request, project: Project, digest: DigestPath) -> dict[s
     try:
         info = registry.blob_info(digest)
     except NotFound:
-        registry.store.local_path(digest)  # Corrupt, saying why, if it was quarantined
+        registry.store.size(digest)  # Corrupt, saying why, if it was quarantined (any store)
         raise
     return {
         "digest": info.digest,
