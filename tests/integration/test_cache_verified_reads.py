@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from artfs.cache.ondisk import ChunkPlace
 from tests.integration.trees import push_tree
 from tests.support.mount import Mount, mounted, read_chunk
+from tests.support.polling import wait_until
 from tests.support.registry import RegistryProcess
 
 MiB = 1 << 20
@@ -35,12 +37,24 @@ def _flip(place: ChunkPlace, at: int) -> None:
 
 
 def _drop_page_cache(path: Path) -> None:
-    """Make the next read of ``path`` reach the daemon (the kernel's copy is dropped)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    """Make the next read of ``path`` reach the daemon: the kernel's copy is dropped, and
+    asked again until ``fincore`` finds no page of it left (a page under I/O, as on a
+    busy machine, is skipped by one ``DONTNEED``; served from it, a read never reaches
+    the damaged chunk this test is about)."""
+
+    def dropped() -> bool:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        resident = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(resident.stdout) == 0
+
+    wait_until(dropped, f"no page of {path} in the page cache")
 
 
 def _cached_and_damaged(registry: RegistryProcess, tmp_path: Path, name: str, mount: Mount) -> None:
