@@ -267,33 +267,53 @@ class Registry:
 
     # -- JSON views ---------------------------------------------------------
 
-    def _artifact_json(self, conn: Connection, artifact: RowMapping) -> dict[str, Any]:
-        alias_rows = conn.execute(
-            select(aliases.c.name, versions.c.number)
+    def _artifacts_json(self, conn: Connection, page: Sequence[RowMapping]) -> list[dict[str, Any]]:
+        """Each artifact's JSON view, with its aliases, version count and tags: three
+        queries for the whole page, not three per artifact (a page holds up to MAX_PAGE)."""
+        ids = [artifact["id"] for artifact in page]
+        alias_maps: dict[int, dict[str, str]] = {}
+        counts: dict[int, tuple[int, int | None]] = {}
+        tags: dict[int, list[str]] = {}
+        for artifact_id, name, number in conn.execute(
+            select(aliases.c.artifact_id, aliases.c.name, versions.c.number)
             .join(versions, versions.c.id == aliases.c.version_id)
-            .where(aliases.c.artifact_id == artifact["id"], aliases.c.name != LATEST, self.live())
+            .where(aliases.c.artifact_id.in_(ids), aliases.c.name != LATEST, self.live())
             .order_by(aliases.c.name)
-        ).all()
-        count, newest = conn.execute(
-            select(func.count(), func.max(versions.c.number)).where(
-                versions.c.artifact_id == artifact["id"], self.live()
+        ):
+            alias_maps.setdefault(artifact_id, {})[name] = f"v{number}"
+        for artifact_id, count, newest in conn.execute(
+            select(versions.c.artifact_id, func.count(), func.max(versions.c.number))
+            .where(versions.c.artifact_id.in_(ids), self.live())
+            .group_by(versions.c.artifact_id)
+        ):
+            counts[artifact_id] = (count, newest)
+        for artifact_id, tag in conn.execute(
+            select(artifact_tags.c.artifact_id, artifact_tags.c.tag)
+            .where(artifact_tags.c.artifact_id.in_(ids))
+            .order_by(artifact_tags.c.tag)
+        ):
+            tags.setdefault(artifact_id, []).append(tag)
+        views = []
+        for artifact in page:
+            count, newest = counts.get(artifact["id"], (0, None))
+            alias_map = alias_maps.get(artifact["id"], {})
+            if newest is not None:
+                alias_map = dict(sorted({**alias_map, LATEST: f"v{newest}"}.items()))
+            views.append(
+                {
+                    "project": artifact["project"],
+                    "name": artifact["name"],
+                    "type": artifact["type"],
+                    "description": artifact["description"],
+                    "metadata": artifact["metadata"],
+                    "created_at": _iso(artifact["created_at"]),
+                    "aliases": alias_map,
+                    "latest": alias_map.get(LATEST),
+                    "version_count": count,
+                    "tags": tags.get(artifact["id"], []),
+                }
             )
-        ).one()
-        alias_map = {name: f"v{number}" for name, number in alias_rows}
-        if newest is not None:
-            alias_map = dict(sorted({**alias_map, LATEST: f"v{newest}"}.items()))
-        return {
-            "project": artifact["project"],
-            "name": artifact["name"],
-            "type": artifact["type"],
-            "description": artifact["description"],
-            "metadata": artifact["metadata"],
-            "created_at": _iso(artifact["created_at"]),
-            "aliases": alias_map,
-            "latest": alias_map.get(LATEST),
-            "version_count": count,
-            "tags": self.artifact_tags_of(conn, artifact["id"]),
-        }
+        return views
 
     def artifact_tags_of(self, conn: Connection, artifact_id: int) -> list[str]:
         return list(
@@ -370,13 +390,13 @@ class Registry:
             rows = conn.execute(query.order_by(artifacts.c.name).limit(limit + 1)).mappings().all()
             page = rows[:limit]
             return {
-                "artifacts": [self._artifact_json(conn, row) for row in page],
+                "artifacts": self._artifacts_json(conn, page),
                 "next_cursor": page[-1]["name"] if len(rows) > limit else None,
             }
 
     def get_artifact(self, project: str, name: str) -> dict[str, Any]:
         with self._read() as conn:
-            return self._artifact_json(conn, self.artifact_row(conn, project, name))
+            return self._artifacts_json(conn, [self.artifact_row(conn, project, name)])[0]
 
     def create_artifact(
         self,

@@ -1382,3 +1382,41 @@ def test_blob_batch_only_serves_blobs_of_its_project(seeded: tuple[str, str, str
     url, _project, name = seeded
     other = unique_project()
     assert_error(blob_batch(url, other, [sha(f"{name} a".encode())]), 404, "not_found")
+
+
+def test_a_listing_page_gives_each_artifact_its_own_aliases_tags_and_counts(
+    shared_registry: RegistryProcess,
+) -> None:
+    """The page is built with one query per kind for all its artifacts: nothing of one
+    may land on another, and each entry equals the artifact's own view."""
+    url, project = shared_registry.url, unique_project()
+    for i, (count, alias, tags) in enumerate(
+        [(2, "prod", ["nlp"]), (0, None, []), (1, "staging", ["cv", "big"]), (3, None, [])]
+    ):
+        name = f"model-{i}"
+        ok(
+            call("POST", f"{api(url, project)}/artifacts", json={"name": name, "type": "model"}),
+            201,
+        )
+        for n in range(count):
+            upload_version(url, project, name, {"w.bin": f"{name} {n}".encode()})
+        if alias is not None:
+            body = {"version": "v1"}
+            ok(call("PUT", f"{art_url(url, project, name)}/aliases/{alias}", json=body))
+        if tags:
+            ok(call("PUT", f"{art_url(url, project, name)}/tags", json={"tags": tags}))
+    listed = ok(call("GET", f"{api(url, project)}/artifacts", params={"limit": 3}))
+    rest = ok(
+        call("GET", f"{api(url, project)}/artifacts", params={"cursor": listed["next_cursor"]})
+    )
+    page = listed["artifacts"] + rest["artifacts"]
+    assert [a["name"] for a in page] == [f"model-{i}" for i in range(4)]
+    for artifact in page:
+        assert artifact == get_artifact(url, project, artifact["name"])
+    summary = [(a["version_count"], a["latest"], a["aliases"], a["tags"]) for a in page]
+    assert summary == [
+        (2, "v2", {"latest": "v2", "prod": "v1"}, ["nlp"]),
+        (0, None, {}, []),
+        (1, "v1", {"latest": "v1", "staging": "v1"}, ["big", "cv"]),
+        (3, "v3", {"latest": "v3"}, []),
+    ]
