@@ -7,8 +7,8 @@ Run it as ``scripts/bench [--rows table,ml,transfer | 1,2,A …] [--runs 3] [--s
 [--backend embedded|postgres-s3]``.
 ``--rows`` takes groups (``table`` = rows 1-14 and 21, ``ml`` = 15-20, ``issue19`` = the
 rows of issue 19's targets: 1, 7, 11, 15-21, ``transfer`` = A-D, ``push`` = A,C, ``pull`` =
-B,D, ``s3`` = S1-S9) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S9``); the default
-is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S9 on
+B,D, ``s3`` = S1-S10) and/or row ids (``1``-``21``, ``A``-``D``, ``S1``-``S10``); the default
+is every row of the backend: 1-21 and A-D on ``embedded`` (the default), S1-S10 on
 ``postgres-s3``, whose rows run on no other backend and the others' not on it. ``--quick``
 shrinks every size (64 MiB, 500 files, 5,000 files, 200 loader files, 0.25 GiB, 3 s of
 load, one run) to check the bench end to end in a few minutes.
@@ -174,7 +174,7 @@ does not install is not run; the table says ``skipped: needs torch`` in its plac
    columns' chunks (``total_compressed_size`` in the file's footer); the values read are
    checked against the local copy's, and the seconds of both sides printed under the table.
 
-POSTGRESQL + S3 (S1-S9, group ``s3``, ``--backend postgres-s3``)
+POSTGRESQL + S3 (S1-S10, group ``s3``, ``--backend postgres-s3``)
 
 The bench starts a PostgreSQL (Debian's packages: ``initdb``, ``pg_ctl`` as the postgres
 user, Unix socket only) and a SeaweedFS (``weed server -s3`` of the venv's
@@ -228,6 +228,10 @@ S7 ``GET …/artifacts/bench-meta/versions/vN/manifest`` (a 100-file version: 10
 S8 the same for the alias lookup ``GET …/artifacts/bench-meta/versions/production``.
 S9 the same for a presigned URL of one of that version's blobs (``GET …/blobs/{sha256}/url``):
    what a mount asks once per blob it reads, and again as the URL nears its end.
+S10 the same for one page of a project's artifact list (``GET
+   /api/v1/projects/bench-list/artifacts?limit=1000``, 1,000 artifacts made through the API
+   before the first run): what a mount asks whenever its artifact listing is older than
+   ``--listing-timeout`` and a path is looked up.
 
 PUSH AND PULL (A-D, after the table)
 
@@ -360,7 +364,7 @@ def parse_rows(text: str) -> list[str]:
             chosen.add(token.upper())
         else:
             raise argparse.ArgumentTypeError(
-                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S9"
+                f"{token!r} is not a group ({', '.join(GROUPS)}) or a row id 1-21, A-D, S1-S10"
             )
     return [key for key in ROW_ORDER if key in chosen]
 
@@ -380,7 +384,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=parse_rows,
         metavar="LIST",
         help="comma-separated groups table (1-14, 21), ml (15-20), issue19 (1, 7, 11, 15-21), "
-        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S9) and/or row ids 1-21, A-D, S1-S9 "
+        "transfer (A-D), push (A,C), pull (B,D), s3 (S1-S10) and/or row ids 1-21, A-D, S1-S10 "
         "(default: all the backend's rows)",
     )
     parser.add_argument(
@@ -388,7 +392,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=BACKENDS,
         default="embedded",
         help="embedded: SQLite + a blob folder, rows 1-21, A-D; postgres-s3: a PostgreSQL and "
-        "a SeaweedFS the bench starts, rows S1-S9 (default: embedded)",
+        "a SeaweedFS the bench starts, rows S1-S10 (default: embedded)",
     )
     parser.add_argument("--runs", type=int, help="runs; medians are reported (default 3)")
     parser.add_argument(
@@ -427,7 +431,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     # The rows of one backend read what only its registry has (nginx serves the blob
-    # folder's files; S1-S9 need the object store): a run is on one backend.
+    # folder's files; S1-S10 need the object store): a run is on one backend.
     own = S3_ROWS if args.backend == "postgres-s3" else ROW_ORDER[: -len(S3_ROWS)]
     if args.rows is None:
         args.rows = own

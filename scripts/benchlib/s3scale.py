@@ -39,13 +39,16 @@ from benchlib.peers import LoadResult, get_load
 from benchlib.report import TableRow
 from benchlib.transfer import Transfer
 
-ALL = ["S4", "S5", "S6", "S7", "S8", "S9"]
-METADATA_ROWS = {"S7", "S8", "S9"}
+ALL = ["S4", "S5", "S6", "S7", "S8", "S9", "S10"]
+METADATA_ROWS = {"S7", "S8", "S9", "S10"}
 #: PostgreSQL tables whose rows S6 and the capacity plan count (docs/deploy.md).
 GROWING_TABLES = ("files", "versions", "blobs", "held_blobs")
 #: Files of the version S7 asks the manifest of: 100 M files over 1 M versions is 100 each.
 META_FILES = 100
 META_ALIAS = "production"
+#: S10: a project of this many artifacts, listed as one page (the API's default page).
+LISTED_ARTIFACTS = 1000
+LISTED_PROJECT = "bench-list"
 #: S7-S8: one wrk per target URL, each with this many connections on one thread.
 CONNECTIONS_EACH = 32
 
@@ -99,6 +102,11 @@ class ScaleBench:
             )
             manifest.raise_for_status()
             self.meta_digest = manifest.json()["digests"][0]
+        if "S10" in self.selected:
+            made = f"{self.h.url}/api/v1/projects/{LISTED_PROJECT}/artifacts"
+            for i in range(LISTED_ARTIFACTS):
+                answer = self.h.http.post(made, json={"name": f"model-{i:05d}", "type": "model"})
+                answer.raise_for_status()
 
     def database_size(self) -> dict[str, tuple[int, int]]:
         """Rows and bytes (with indexes and TOAST) of PostgreSQL's tables that grow with
@@ -120,9 +128,10 @@ class ScaleBench:
         if "S6" in self.selected:
             self.find_many(run)
         for key, path in (
-            ("S7", f"artifacts/bench-meta/versions/{self.meta_version}/manifest"),
-            ("S8", f"artifacts/bench-meta/versions/{META_ALIAS}"),
-            ("S9", f"blobs/{self.meta_digest}/url"),
+            ("S7", f"default/artifacts/bench-meta/versions/{self.meta_version}/manifest"),
+            ("S8", f"default/artifacts/bench-meta/versions/{META_ALIAS}"),
+            ("S9", f"default/blobs/{self.meta_digest}/url"),
+            ("S10", f"{LISTED_PROJECT}/artifacts?limit={LISTED_ARTIFACTS}"),
         ):
             if key in self.selected:
                 self.metadata_load(run, self.rows[key], path)
@@ -226,7 +235,7 @@ class ScaleBench:
     # -- S7-S8: metadata requests/s, two replicas vs one -----------------------
 
     def metadata_load(self, run: int, row: TableRow, path: str) -> None:
-        urls = [f"{url}/api/v1/projects/default/{path}" for url, _ in self.replicas]
+        urls = [f"{url}/api/v1/projects/{path}" for url, _ in self.replicas]
         pids = [pid for _, pid in self.replicas]
         postgres = self.engines.postgres_pid
 
@@ -291,6 +300,7 @@ def scale_rows(sizes: ScaleSizes) -> dict[str, TableRow]:
             TableRow("S7", f"manifest GETs ({META_FILES} files), 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
             TableRow("S8", f"alias lookups, 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
             TableRow("S9", f"presigned URL requests, 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
+            TableRow("S10", f"artifact list pages of {LISTED_ARTIFACTS:,} artifacts, 2 single-process replicas, {wrk}", "1 replica, the same load", "req/s", "ratio >=", 1.5, "≥ 1.5×"),  # noqa: E501
         ]
     }  # fmt: skip
 
@@ -324,7 +334,7 @@ def notes(rows: dict[str, TableRow]) -> list[str]:
             f"S6: making the version through the HTTP API took {d['make_seconds_postgres-s3']:.1f}"
             f" s on PostgreSQL + S3, {d['make_seconds_embedded']:.1f} s embedded"
         )
-    for key in ("S7", "S8", "S9"):
+    for key in ("S7", "S8", "S9", "S10"):
         d = rows[key].details if key in rows else {}
         for side in ("one", "two"):
             if loads := d.get(f"{side}_replicas"):
