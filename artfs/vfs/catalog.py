@@ -45,6 +45,7 @@ __all__ = [
     "CollectionInfo",
     "MemberInfo",
     "VersionInfo",
+    "artifact_key",
     "members_key",
     "versions_key",
 ]
@@ -296,10 +297,44 @@ class Catalog:
         return await self._listing(ARTIFACTS, load)
 
     async def artifact(self, name: str) -> ArtifactInfo:
-        found = (await self.artifacts()).get(name)
-        if found is None:
-            raise NotFound(f"no artifact {name}")
-        return found
+        """One artifact, with its aliases: from the artifact list (asked the first time,
+        so that the mount has one to show while the registry is away) while that is
+        fresh, else asked by name. A path lookup then costs the registry one
+        artifact's row, not a page of up to 1,000 artifacts with all their aliases
+        (docs/deploy.md, "Capacity plan")."""
+        listed = self._known.get(ARTIFACTS)
+        if listed is None or self._clock() - listed.at < self._ttl:
+            found: ArtifactInfo | None = (await self.artifacts()).get(name)
+            if found is None:
+                raise NotFound(f"no artifact {name}")
+            return found
+
+        def load() -> ArtifactInfo:
+            return _artifact_info(self.registry.get_artifact(name))
+
+        try:
+            return await self._listing(artifact_key(name), load)
+        except Transient:
+            # Never asked by name, and the registry cannot answer: the last list it gave.
+            if listed is not None and name in listed.value:
+                known: ArtifactInfo = listed.value[name]
+                return known
+            raise
+
+    def artifact_stale_since(self, name: str) -> datetime | None:
+        """When the registry last confirmed what the mount shows of artifact ``name``
+        (its aliases, from the list or asked by name, and its versions), if that is
+        older than its ttl now; else None."""
+        now = self._clock()
+        old = []
+        keys = (ARTIFACTS, artifact_key(name))
+        about = [known for key in keys if (known := self._known.get(key)) is not None]
+        if about and all(now - known.at >= self._ttl for known in about):
+            old.append(max(known.seen for known in about))
+        versions = self._known.get(versions_key(name))
+        if versions is not None and now - versions.at >= self._ttl:
+            old.append(versions.seen)
+        return min(old) if old else None
 
     async def versions(self, name: str) -> dict[int, VersionInfo]:
         def load() -> dict[int, VersionInfo]:
@@ -370,7 +405,7 @@ class Catalog:
         The listings stay as the answer for as long as the registry cannot give new ones.
         """
         for key, known in self._known.items():
-            if key == ARTIFACTS or name is None or key == versions_key(name):
+            if key == ARTIFACTS or name is None or key in (versions_key(name), artifact_key(name)):
                 known.at = -math.inf
                 known.asked = -math.inf
 
@@ -384,6 +419,11 @@ COLLECTIONS: tuple[str, ...] = ("collections",)
 def members_key(path: str) -> tuple[str, ...]:
     """The key of a collection's member list in ``Catalog``'s listings."""
     return ("members", path)
+
+
+def artifact_key(name: str) -> tuple[str, ...]:
+    """The key of one artifact asked by name in ``Catalog``'s listings."""
+    return ("artifact", name)
 
 
 def versions_key(name: str) -> tuple[str, ...]:

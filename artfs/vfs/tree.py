@@ -69,7 +69,7 @@ from artfs.fetch.sources import ReferenceSource
 from artfs.names import is_semver
 from artfs.references import ReferenceRead
 from artfs.upload.publish import LocalEntry, Published, VersionRequest, publish
-from artfs.vfs.catalog import ARTIFACTS, Catalog, VersionInfo, versions_key
+from artfs.vfs.catalog import Catalog, VersionInfo
 from artfs.vfs.collections_tree import COLLECTIONS_DIR, CollectionsTree
 from artfs.vfs.kernel import KernelCache
 from artfs.vfs.manifest import ManifestFile
@@ -391,7 +391,7 @@ class Tree:
     def _stale(self, artifact: str) -> dict[str, bytes]:
         """``user.artfs.stale``, when the registry was last heard about ``artifact``, while
         it cannot be asked and what the mount shows of it (aliases, versions) may be old."""
-        since = self.catalog.stale_since(ARTIFACTS, versions_key(artifact))
+        since = self.catalog.artifact_stale_since(artifact)
         return {} if since is None else {"user.artfs.stale": since.isoformat().encode()}
 
     # -- reading files ----------------------------------------------------------

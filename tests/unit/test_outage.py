@@ -40,8 +40,8 @@ def test_listings_are_the_last_known_while_the_registry_is_unreachable(tmp_path:
         prod = await walk(tree, "model", "prod")
         assert "user.artfs.stale" not in await tree.xattrs(prod.inode)
 
-        fake.fail("list_artifacts", Transient("the registry is away"))
-        fake.fail("list_versions", Transient("the registry is away"))
+        for call in ("list_artifacts", "get_artifact", "list_versions"):
+            fake.fail(call, Transient("the registry is away"))
         clock.pass_listing_ttl()
         assert await names_in(tree, tree.get(ROOT_INODE)) == ["model"]
         assert await names_in(tree, artifact) == shown
@@ -94,7 +94,8 @@ def test_a_hanging_registry_costs_a_listing_one_short_wait(tmp_path: Path) -> No
 def test_a_version_never_listed_is_not_invented(tmp_path: Path) -> None:
     fake = FakeRegistry()
     fake.add_version("model", {"w.bin": b"one"})
-    fake.fail("list_artifacts", Transient("the registry is away"))
+    for call in ("list_artifacts", "get_artifact"):
+        fake.fail(call, Transient("the registry is away"))
 
     async def body(tree: Tree) -> None:
         with pytest.raises(Transient):

@@ -148,7 +148,8 @@ def test_a_moved_alias_shows_after_the_listing_ttl_and_open_files_keep_their_ver
         tree.release(handle.fh)
 
     with_tree(fake, tmp_path, body, clock=clock)
-    assert fake.calls["list_artifacts"] == 2
+    # The list once, for the first lookup; then, once it was old, that one artifact.
+    assert (fake.calls["list_artifacts"], fake.calls["get_artifact"]) == (1, 1)
 
 
 def test_xattrs_of_versions_artifacts_and_files_follow_tags_and_aliases(tmp_path: Path) -> None:
@@ -198,3 +199,42 @@ def test_a_failed_listing_is_an_error_once_and_not_remembered(tmp_path: Path) ->
 
     with_tree(fake, tmp_path, body)
     assert fake.calls["manifest"] == 2
+
+
+def test_a_path_asks_one_artifact_by_name_once_the_artifact_list_is_old(tmp_path: Path) -> None:
+    fake = FakeRegistry()
+    for i in range(50):
+        fake.add_version(f"model-{i:02d}", {"f": b"x"}, aliases=["prod"])
+    clock = ListingClock()
+
+    async def body(tree: Tree) -> None:
+        assert len(await tree.children(ROOT_INODE)) == 50  # `ls` of the root: the list
+        for name in ("model-07", "model-08"):
+            assert (await walk(tree, name, "prod")).number == 1  # from that list
+        assert (fake.calls["list_artifacts"], fake.calls["get_artifact"]) == (1, 0)
+
+        await trio.to_thread.run_sync(fake.add_version, "model-07", {"f": b"y"})
+        await trio.to_thread.run_sync(fake.set_alias, "model-07", "prod", "v2")
+        clock.pass_listing_ttl()
+        assert (await walk(tree, "model-07", "prod")).number == 2
+        # The list is old: that one artifact was asked, not the 50.
+        assert (fake.calls["list_artifacts"], fake.calls["get_artifact"]) == (1, 1)
+        await walk(tree, "model-07", "prod")
+        assert fake.calls["get_artifact"] == 1  # and kept for the ttl
+
+        # Gone from the registry: gone from the mount once its answer is old.
+        await trio.to_thread.run_sync(fake.delete_artifact, "model-07", True)
+        clock.pass_listing_ttl()
+        with pytest.raises(NotFound):
+            await walk(tree, "model-07")
+
+        # The registry away: an artifact never asked by name is the last list's.
+        clock.pass_listing_ttl()
+        for call in ("list_artifacts", "get_artifact", "list_versions"):
+            fake.fail(call, Transient("the registry is away"))
+        assert (await walk(tree, "model-08", "prod")).number == 1
+        assert "user.artfs.stale" in await tree.xattrs((await walk(tree, "model-08")).inode)
+        with pytest.raises(Transient):
+            await walk(tree, "no-such-model")
+
+    with_tree(fake, tmp_path, body, clock=clock)
