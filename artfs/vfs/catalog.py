@@ -312,14 +312,13 @@ class Catalog:
         def load() -> ArtifactInfo:
             return _artifact_info(self.registry.get_artifact(name))
 
-        try:
-            return await self._listing(artifact_key(name), load)
-        except Transient:
-            # Never asked by name, and the registry cannot answer: the last list it gave.
-            if listed is not None and name in listed.value:
-                known: ArtifactInfo = listed.value[name]
-                return known
-            raise
+        key = artifact_key(name)
+        if key not in self._known and name in listed.value:
+            # What the old list says is this artifact's last known answer: its refresh
+            # then waits at most ``refresh_wait`` for a registry that hangs, and falls
+            # back to it, as any old listing does.
+            self._known[key] = _Known(listed.value[name], listed.at, listed.seen, listed.asked)
+        return cast(ArtifactInfo, await self._listing(key, load))
 
     def artifact_stale_since(self, name: str) -> datetime | None:
         """When the registry last confirmed what the mount shows of artifact ``name``

@@ -91,6 +91,28 @@ def test_a_hanging_registry_costs_a_listing_one_short_wait(tmp_path: Path) -> No
     with_tree(fake, tmp_path, body, clock=clock, refresh_wait=0.2)
 
 
+def test_a_hanging_registry_costs_a_path_through_an_old_artifact_one_short_wait(
+    tmp_path: Path,
+) -> None:
+    fake = FakeRegistry()
+    fake.add_version("model", {"w.bin": b"one"}, aliases=["prod"])
+    clock = ListingClock()
+
+    async def body(tree: Tree) -> None:
+        assert (await walk(tree, "model", "prod")).number == 1
+        hang = fake.delay("get_artifact", 60)
+        clock.pass_listing_ttl()
+        try:
+            with trio.fail_after(10):  # far more than refresh_wait; the hang is 60 s
+                # The old list's answer, not the hanging lookup by name.
+                assert (await walk(tree, "model", "prod")).number == 1
+            assert fake.calls["get_artifact"] == 1
+        finally:
+            hang.release()
+
+    with_tree(fake, tmp_path, body, clock=clock, refresh_wait=0.2)
+
+
 def test_a_version_never_listed_is_not_invented(tmp_path: Path) -> None:
     fake = FakeRegistry()
     fake.add_version("model", {"w.bin": b"one"})
