@@ -313,12 +313,13 @@ class Catalog:
             return _artifact_info(self.registry.get_artifact(name))
 
         key = artifact_key(name)
-        if key not in self._known and name in listed.value:
-            # What the old list says is this artifact's last known answer: its refresh
-            # then waits at most ``refresh_wait`` for a registry that hangs, and falls
-            # back to it, as any old listing does.
+        known = self._known.get(key)
+        if name in listed.value and (known is None or listed.at > known.at):
+            # What the old list says, if newer, is this artifact's last known answer:
+            # its refresh then waits at most ``refresh_wait`` for a registry that
+            # hangs, and falls back to it, as any old listing does.
             self._known[key] = _Known(listed.value[name], listed.at, listed.seen, listed.asked)
-        return cast(ArtifactInfo, await self._listing(key, load))
+        return await self._listing(key, load)
 
     def artifact_stale_since(self, name: str) -> datetime | None:
         """When the registry last confirmed what the mount shows of artifact ``name``
